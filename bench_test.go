@@ -1,0 +1,85 @@
+package fanout_test
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/awsfanout/fanout"
+)
+
+const benchKeys, benchLimit = 100_000, 64
+
+func noop(context.Context, string) (int, error) { return 1, nil }
+
+// BenchmarkRun measures the engine's own cost per item against the plain
+// errgroup.SetLimit code that it replaces, on the same no-op work.
+func BenchmarkRun(b *testing.B) {
+	keys := keysN(benchKeys)
+	b.Run("fanout", func(b *testing.B) {
+		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit })
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.Run(context.Background(), keys, noop); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perItem(b)
+	})
+	b.Run("errgroup", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			out := make([]int, len(keys))
+			g, ctx := errgroup.WithContext(context.Background())
+			g.SetLimit(benchLimit)
+			for i, k := range keys {
+				g.Go(func() error {
+					v, err := noop(ctx, k)
+					out[i] = v
+					return err
+				})
+			}
+			if err := g.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perItem(b)
+	})
+}
+
+func perItem(b *testing.B) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchKeys), "ns/item")
+}
+
+// BenchmarkStream streams a million keys and reports how far the heap grew
+// above what the keys themselves take: it should not grow with their number.
+func BenchmarkStream(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			keys := keysN(n)
+			f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit })
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			base, peak := ms.HeapAlloc, ms.HeapAlloc
+			b.ReportAllocs()
+			for b.Loop() {
+				i := 0
+				for r := range f.Stream(context.Background(), keys, noop) {
+					if r.Err != nil {
+						b.Fatal(r.Err)
+					}
+					if i++; i%(n/10) == 0 {
+						runtime.ReadMemStats(&ms)
+						peak = max(peak, ms.HeapAlloc)
+					}
+				}
+			}
+			b.ReportMetric(float64(peak-base)/(1<<20), "peak-heap-growth-MB")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/item")
+		})
+	}
+}

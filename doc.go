@@ -1,0 +1,62 @@
+// Package fanout runs many AWS calls concurrently without melting anything:
+// per region, per account, per item.
+//
+// A [Fanout] calls one operation per key (a region, an account, an object
+// key) through a weighted limit and returns typed results in input order,
+// with an error for each item that failed:
+//
+//	f := fanout.New[int](func(o *fanout.Options) { o.Limit = 16 })
+//	results, err := f.Run(ctx, regions, func(ctx context.Context, region string) (int, error) {
+//		return countInstances(ctx, region)
+//	})
+//
+// # Guarantees
+//
+// The bound: at no moment does the total weight of running operations
+// exceed the Limit (Options.Weight gives each item a weight; by default
+// every item weighs 1). Concurrent calls on one Fanout share its Limit, and
+// Fanouts that share a [Budget] share that too, so a process keeps one
+// bound however many fan-outs it runs. Limits nest without multiplying: a
+// call's own Limit caps it inside its Fanout's, never beside it.
+//
+// Results: [Fanout.Run] returns exactly one [Result] per key, in input
+// order, each with a Value or an Err, never both. Its error is the items'
+// errors joined with errors.Join, nil if and only if every item succeeded.
+// Every item error is an [*ItemError] naming the key, so errors.As and
+// errors.Is reach the cause (a smithy.APIError, context.DeadlineExceeded)
+// both through one item's error and through the joined one. Duplicate keys
+// are allowed; Result.Index tells them apart. [Fanout.Stream] yields the
+// same results in completion order, holding no more of them than can run
+// at once.
+//
+// Failures stay with their item: one failing region does not stop an
+// inventory of thirty, unless Options.FailFast asks for it. Items that never
+// ran, because ctx was cancelled or FailFast stopped the call, fail with
+// [ErrSkipped] and the reason.
+//
+// Panics: errgroup lets a panic in one goroutine crash the process, and conc
+// re-panics in the caller. Here a panic inside an operation becomes that
+// item's error, a [*PanicError] with the panic value and the stack, and the
+// other items go on: a fan-out over thirty regions should not lose
+// twenty-nine answers to a bug that one region's data triggers. The same
+// holds for a panic inside Options.Weight. A panic inside Options.OnDone is
+// not recovered. An operation must not call runtime.Goexit (t.FailNow does).
+//
+// Bad input fails at once and names itself, never hangs: an item whose
+// weight is below 1 or above the Limit fails with an error naming the key,
+// the weight and the limit (semaphore.Weighted.Acquire would block on it
+// until ctx ended); a negative Limit or ItemTimeout, a nil ctx or a nil op
+// make the call fail before anything runs.
+//
+// Zero values: zero [Options] mean [DefaultLimit], weight 1, no deadline per
+// item, no fail-fast; the zero Fanout is ready to use with them.
+//
+// Concurrency: a Fanout and a Budget are safe for concurrent use. Options
+// passed to a call apply to a copy, so concurrent calls never see each
+// other's settings. OnDone is never called concurrently with itself.
+//
+// Operations receive a context that is cancelled when the call's ctx is,
+// when FailFast stops the call, when a Stream's consumer stops, and, with
+// Options.ItemTimeout, when the item's own deadline passes. They should
+// return promptly when it is; the AWS SDK's operations do.
+package fanout

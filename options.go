@@ -1,0 +1,102 @@
+package fanout
+
+import (
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// DefaultLimit is the total weight in flight when Options.Limit is 0.
+//
+// It is below EC2's smallest API burst (50 calls per account and region), so a
+// fan-out over one region at the default limit does not start out throttled.
+const DefaultLimit = 32
+
+// Options configures a Fanout. The zero value is ready to use: DefaultLimit,
+// every item weighs 1, no deadline per item, and a failure does not stop the
+// other items.
+//
+// Options given to New apply to every call; options given to Run or Stream
+// apply to that call only and work on a copy, so concurrent calls never see
+// each other's settings.
+type Options struct {
+	// Limit bounds the total weight of operations running at once. 0 means
+	// DefaultLimit; a negative Limit makes Run fail.
+	//
+	// Set in New, it is the Fanout's budget, shared by all of its concurrent
+	// calls. Set per call, it caps that call inside the Fanout's budget; it
+	// never raises it.
+	Limit int64
+
+	// Budget, when not nil, is a weighted limit shared with other Fanouts,
+	// whatever their result type: an item runs only when both its Fanout's
+	// Limit and the Budget have room for its weight. It can only be set in New.
+	Budget *Budget
+
+	// Weight returns the weight of one item; nil means every item weighs 1.
+	// An item whose weight is below 1 or above the Limit fails at once with
+	// an error that names the key, the weight and the limit; the others run.
+	Weight func(key string) int64
+
+	// FailFast makes the first failure cancel the contexts of the operations
+	// still running, with that failure as the cause, and start no new ones.
+	// The items that never ran fail with ErrSkipped.
+	FailFast bool
+
+	// ItemTimeout, when positive, is the deadline of each operation, counted
+	// from its start. 0 means none; a negative value makes Run fail.
+	ItemTimeout time.Duration
+
+	// OnDone, when not nil, is called once for each finished item, in the
+	// order items finish, never concurrently with itself: a progress bar
+	// needs no lock. It runs on the goroutine that ran the item, so it
+	// should be quick.
+	OnDone func(Progress)
+}
+
+// Budget is a weighted limit that several Fanouts share, so that one process
+// stays within one bound however many fan-outs run at once. It is safe for
+// concurrent use.
+type Budget struct {
+	sem  *semaphore.Weighted
+	size int64
+}
+
+// NewBudget returns a Budget that lets at most size weight run at once.
+// A size below 1 is raised to 1.
+func NewBudget(size int64) *Budget {
+	size = max(size, 1)
+	return &Budget{sem: semaphore.NewWeighted(size), size: size}
+}
+
+// Size returns the total weight the Budget lets run at once.
+func (b *Budget) Size() int64 { return b.size }
+
+// Progress describes one finished item; OnDone receives it.
+type Progress struct {
+	Index   int           // position in keys
+	Key     string        // the item's key
+	Err     error         // nil, or the item's *ItemError
+	Elapsed time.Duration // time spent in the operation (0 if it never ran)
+
+	// Counts of finished items so far, including this one.
+	Done, Failed, Total int
+}
+
+func (o *Options) validate() error {
+	if o.Limit < 0 {
+		return fmt.Errorf("fanout: Options.Limit is %d; want 0 (DefaultLimit) or more", o.Limit)
+	}
+	if o.ItemTimeout < 0 {
+		return fmt.Errorf("fanout: Options.ItemTimeout is %v; want 0 (none) or more", o.ItemTimeout)
+	}
+	return nil
+}
+
+func (o *Options) limit() int64 {
+	if o.Limit == 0 {
+		return DefaultLimit
+	}
+	return o.Limit
+}
