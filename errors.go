@@ -55,3 +55,20 @@ type skippedError struct{ cause error }
 func (e *skippedError) Error() string        { return "skipped: " + e.cause.Error() }
 func (e *skippedError) Is(target error) bool { return target == ErrSkipped }
 func (e *skippedError) Unwrap() error        { return e.cause }
+
+// Skip marks an operation's outcome as skipped rather than failed: an
+// operation that returns Skip(reason), or an error wrapping it, gives its
+// item a Result with Skipped set to reason and no Err. Use it for items
+// that are legitimately absent, such as an object deleted since it was
+// listed.
+func Skip(reason error) error {
+	if reason == nil {
+		reason = errors.New("skipped")
+	}
+	return &skipError{reason}
+}
+
+type skipError struct{ reason error }
+
+func (e *skipError) Error() string { return "fanout: skip: " + e.reason.Error() }
+func (e *skipError) Unwrap() error { return e.reason }

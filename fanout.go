@@ -135,7 +135,13 @@ type run[T any] struct {
 	limit   int64                 // the smallest of the sems' sizes
 	deliver func(Result[T])
 
-	next atomic.Int64 // the next index to claim
+	// With Options.Scope: items are claimed in order, scope by scope, and
+	// scopeSem bounds the scopes in flight when ScopeLimit is set.
+	order    []int
+	scopeOf  []*scope
+	scopeSem *semaphore.Weighted
+
+	next atomic.Int64 // the next position in order to claim
 	stop atomic.Bool  // set when a Stream's consumer left
 
 	mu           sync.Mutex // serializes OnDone and guards the counts
@@ -172,6 +178,11 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 	if b := r.opts.Budget; b != nil {
 		r.sems = append(r.sems, b.sem)
 	}
+	if r.opts.Scope != nil {
+		if err := r.groupScopes(); err != nil {
+			return nil, err
+		}
+	}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	return r, nil
 }
@@ -200,6 +211,9 @@ func (r *run[T]) work(wg *sync.WaitGroup) {
 		if i >= len(r.keys) {
 			return
 		}
+		if r.order != nil {
+			i = r.order[i]
+		}
 		r.finish(r.do(i))
 	}
 }
@@ -209,6 +223,13 @@ func (r *run[T]) do(i int) Result[T] {
 	res := Result[T]{Index: i, Key: r.keys[i]}
 	if r.ctx.Err() != nil {
 		return r.fail(res, &skippedError{context.Cause(r.ctx)})
+	}
+	if r.scopeOf != nil {
+		sc := r.scopeOf[i]
+		defer r.leaveScope(sc)
+		if !r.enterScope(sc) {
+			return r.fail(res, &skippedError{context.Cause(r.ctx)})
+		}
 	}
 	w, err := r.weigh(res.Key)
 	if err != nil {
@@ -224,13 +245,23 @@ func (r *run[T]) do(i int) Result[T] {
 	if err != nil {
 		var zero T
 		res.Value = zero
-		return r.fail(res, err)
+		return r.fail(res, Classify(err))
 	}
 	return res
 }
 
+// fail records err as the item's error, or as its skip reason when the
+// operation asked for a skip (Skip) or SkipDisabled covers it.
 func (r *run[T]) fail(res Result[T], err error) Result[T] {
-	res.Err = &ItemError{Index: res.Index, Key: res.Key, Err: err}
+	var skip *skipError
+	switch {
+	case errors.As(err, &skip):
+		res.Skipped = skip.reason
+	case r.opts.SkipDisabled && errors.Is(err, ErrRegionDisabled):
+		res.Skipped = err
+	default:
+		res.Err = &ItemError{Index: res.Index, Key: res.Key, Err: err}
+	}
 	return res
 }
 
@@ -304,7 +335,7 @@ func (r *run[T]) progress(res Result[T]) {
 		r.failed++
 	}
 	r.opts.OnDone(Progress{
-		Index: res.Index, Key: res.Key, Err: res.Err, Elapsed: res.Elapsed,
+		Index: res.Index, Key: res.Key, Err: res.Err, Skipped: res.Skipped, Elapsed: res.Elapsed,
 		Done: r.done, Failed: r.failed, Total: len(r.keys),
 	})
 }

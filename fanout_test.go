@@ -299,7 +299,10 @@ func TestErrorsReachTheCause(t *testing.T) {
 	if res[0].Err != nil || errors.Is(err, fanout.ErrSkipped) {
 		t.Errorf("unexpected: %v", err)
 	}
-	want := `fanout: item 1 "api": api error RequestLimitExceeded: Request limit exceeded.`
+	if !errors.Is(res[1].Err, fanout.ErrThrottled) || !errors.Is(res[3].Err, fanout.ErrThrottled) {
+		t.Errorf("a throttling code is not classified ErrThrottled: %v", res[1].Err)
+	}
+	want := `fanout: item 1 "api": throttled: api error RequestLimitExceeded: Request limit exceeded.`
 	if got := res[1].Err.Error(); got != want {
 		t.Errorf("Error() = %q; want %q", got, want)
 	}

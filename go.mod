@@ -7,3 +7,5 @@ require (
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.19.0
 )
+
+require github.com/aws/aws-sdk-go-v2 v1.48.0

@@ -48,6 +48,19 @@ type Options struct {
 	// from its start. 0 means none; a negative value makes Run fail.
 	ItemTimeout time.Duration
 
+	// Scope, when not nil, names the scope of a key (an account, say), and
+	// ScopeLimit, when positive, bounds how many scopes have items in flight
+	// at once, inside the Limit: limits nest, they never multiply. A scope
+	// is in flight from the start of its first item to the end of its last;
+	// items are started scope by scope, in order of each scope's first key.
+	// AccountRegions sets Scope to the account.
+	Scope      func(key string) string
+	ScopeLimit int
+
+	// SkipDisabled reports an item whose error is ErrRegionDisabled as
+	// skipped (Result.Skipped) rather than failed.
+	SkipDisabled bool
+
 	// OnDone, when not nil, is called once for each finished item, in the
 	// order items finish, never concurrently with itself: a progress bar
 	// needs no lock. It runs on the goroutine that ran the item, so it
@@ -80,13 +93,22 @@ type Progress struct {
 	Err     error         // nil, or the item's *ItemError
 	Elapsed time.Duration // time spent in the operation (0 if it never ran)
 
-	// Counts of finished items so far, including this one.
+	Skipped error         // non-nil when the item was skipped, not failed
+
+	// Counts of items so far, including this one: Done counts every
+	// finished item, Failed those with Err; Total is the number of keys.
 	Done, Failed, Total int
 }
 
 func (o *Options) validate() error {
 	if o.Limit < 0 {
 		return fmt.Errorf("fanout: Options.Limit is %d; want 0 (DefaultLimit) or more", o.Limit)
+	}
+	if o.ScopeLimit < 0 {
+		return fmt.Errorf("fanout: Options.ScopeLimit is %d; want 0 (none) or more", o.ScopeLimit)
+	}
+	if o.ScopeLimit > 0 && o.Scope == nil {
+		return fmt.Errorf("fanout: Options.ScopeLimit is %d but Options.Scope is nil", o.ScopeLimit)
 	}
 	if o.ItemTimeout < 0 {
 		return fmt.Errorf("fanout: Options.ItemTimeout is %v; want 0 (none) or more", o.ItemTimeout)

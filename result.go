@@ -5,14 +5,19 @@ import (
 	"time"
 )
 
-// Result is the outcome of one item: a Value or an Err, never both.
+// Result is the outcome of one item: a Value, an Err, or a Skipped reason,
+// exactly one of them.
 type Result[T any] struct {
 	Index   int           // position in keys
 	Key     string        // the item's key
-	Value   T             // the operation's value; the zero value when Err is set
+	Value   T             // the operation's value; the zero value unless it succeeded
 	Err     error         // nil, or an *ItemError
+	Skipped error         // nil, or why the item was skipped rather than failed (see Skip)
 	Elapsed time.Duration // time spent in the operation (0 if it never ran)
 }
+
+// OK reports whether the item succeeded.
+func (r Result[T]) OK() bool { return r.Err == nil && r.Skipped == nil }
 
 // Results holds one Result per key, in input order.
 type Results[T any] []Result[T]
@@ -21,7 +26,7 @@ type Results[T any] []Result[T]
 func (rs Results[T]) Values() []T {
 	vs := make([]T, 0, len(rs))
 	for _, r := range rs {
-		if r.Err == nil {
+		if r.OK() {
 			vs = append(vs, r.Value)
 		}
 	}
@@ -30,17 +35,27 @@ func (rs Results[T]) Values() []T {
 
 // Failed returns the results that carry an error, in input order.
 func (rs Results[T]) Failed() Results[T] {
-	var failed Results[T]
+	return rs.filter(func(r Result[T]) bool { return r.Err != nil })
+}
+
+// Skipped returns the results that were skipped rather than failed, in
+// input order.
+func (rs Results[T]) Skipped() Results[T] {
+	return rs.filter(func(r Result[T]) bool { return r.Skipped != nil })
+}
+
+func (rs Results[T]) filter(keep func(Result[T]) bool) Results[T] {
+	var out Results[T]
 	for _, r := range rs {
-		if r.Err != nil {
-			failed = append(failed, r)
+		if keep(r) {
+			out = append(out, r)
 		}
 	}
-	return failed
+	return out
 }
 
 // Err joins the items' errors with errors.Join, in input order; it is nil
-// if and only if every item succeeded.
+// if and only if no item failed. Skipped items are not failures.
 func (rs Results[T]) Err() error {
 	var errs []error
 	for _, r := range rs {

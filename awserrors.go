@@ -1,0 +1,78 @@
+package fanout
+
+import (
+	"errors"
+
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/smithy-go"
+)
+
+// ErrRegionDisabled classifies an error from a region that is not enabled
+// for the account: AWS answers such calls as if the credentials were bad
+// (EC2 AuthFailure, STS InvalidClientTokenId, UnrecognizedClientException
+// from JSON services, OptInRequired). errors.Is finds it through an item's
+// error; errors.As still reaches the smithy.APIError.
+//
+// The same codes also answer genuinely invalid credentials; when every
+// region fails this way, suspect the credentials rather than the regions.
+var ErrRegionDisabled = errors.New("fanout: region not enabled for this account")
+
+// ErrThrottled classifies a throttling error (any code in
+// retry.DefaultThrottleErrorCodes) that outlasted the SDK's retries, and
+// the SDK's client-side "retry quota exceeded" error.
+var ErrThrottled = errors.New("fanout: throttled")
+
+// DisabledRegionErrorCodes are the API error codes that classify as
+// ErrRegionDisabled.
+var DisabledRegionErrorCodes = map[string]struct{}{
+	"AuthFailure":                 {},
+	"InvalidClientTokenId":        {},
+	"UnrecognizedClientException": {},
+	"OptInRequired":               {},
+}
+
+// Classify returns err wrapped so that errors.Is finds ErrRegionDisabled or
+// ErrThrottled when it is one of those, and err unchanged otherwise. The
+// fan-outs classify every operation's error with it.
+func Classify(err error) error {
+	if kind := kindOf(err); kind != nil {
+		return &classifiedError{kind: kind, err: err}
+	}
+	return err
+}
+
+func kindOf(err error) error {
+	if err == nil || errors.Is(err, ErrRegionDisabled) || errors.Is(err, ErrThrottled) {
+		return nil // already classified
+	}
+	var quota ratelimit.QuotaExceededError
+	if errors.As(err, &quota) {
+		return ErrThrottled
+	}
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return nil
+	}
+	code := apiErr.ErrorCode()
+	if _, ok := retry.DefaultThrottleErrorCodes[code]; ok {
+		return ErrThrottled
+	}
+	if _, ok := DisabledRegionErrorCodes[code]; ok {
+		return ErrRegionDisabled
+	}
+	return nil
+}
+
+type classifiedError struct{ kind, err error }
+
+func (e *classifiedError) Error() string        { return e.kindName() + ": " + e.err.Error() }
+func (e *classifiedError) Is(target error) bool { return target == e.kind }
+func (e *classifiedError) Unwrap() error        { return e.err }
+
+func (e *classifiedError) kindName() string {
+	if e.kind == ErrThrottled {
+		return "throttled"
+	}
+	return "region not enabled"
+}
