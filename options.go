@@ -93,7 +93,7 @@ type Progress struct {
 	Err     error         // nil, or the item's *ItemError
 	Elapsed time.Duration // time spent in the operation (0 if it never ran)
 
-	Skipped error         // non-nil when the item was skipped, not failed
+	Skipped error // non-nil when the item was skipped, not failed
 
 	// Counts of items so far, including this one: Done counts every
 	// finished item, Failed those with Err; Total is the number of keys.
