@@ -16,9 +16,18 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/internal/mototest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(stopMoto{m}) }
+
+// stopMoto stops moto_server, if a test started it, before goleak looks.
+type stopMoto struct{ m *testing.M }
+
+func (s stopMoto) Run() int {
+	defer mototest.StopShared()
+	return s.m.Run()
+}
 
 func keysN(n int) []string {
 	keys := make([]string, n)

@@ -1,0 +1,226 @@
+package fanout
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+)
+
+// DefaultMaxIdleConnsPerHost sizes the idle connections a ClientPool's HTTP
+// client keeps per endpoint. The SDK's default, 10, makes every burst above
+// 10 concurrent calls to one endpoint open new TCP and TLS connections.
+const DefaultMaxIdleConnsPerHost = 128
+
+// DefaultMaxAttempts is the number of attempts a pool's retryer makes per
+// call, the first included.
+const DefaultMaxAttempts = 5
+
+// PoolOptions configures a ClientPool; O is the service's client options
+// type, such as ec2.Options.
+type PoolOptions[O any] struct {
+	// ClientOptions are applied to every client the pool builds, after the
+	// pool's own settings, as NewFromConfig's optFns.
+	ClientOptions []func(*O)
+
+	// HTTPClient is shared by every client of the pool. nil means
+	// NewHTTPClient(MaxIdleConnsPerHost). Share one between pools to share
+	// connections between services.
+	HTTPClient aws.HTTPClient
+
+	// MaxIdleConnsPerHost sizes the default HTTP client's idle
+	// connections per endpoint; keep it at least the fan-out's Limit.
+	// 0 means DefaultMaxIdleConnsPerHost.
+	MaxIdleConnsPerHost int
+
+	// Retryer returns a new retryer; each client gets its own, so one
+	// region's throttling cannot spend another's retries. nil means
+	// NewRetryer.
+	Retryer func() aws.Retryer
+
+	// Accounts gives the pool clients in other accounts, through
+	// ClientPool.Client. nil means only the config's own account.
+	Accounts *Accounts
+}
+
+// NewHTTPClient returns an HTTP client with the SDK's default transport
+// settings (timeouts, TLS) and room for maxIdleConnsPerHost idle
+// connections per endpoint, so that a fan-out reuses its connections
+// instead of opening new ones on every burst.
+func NewHTTPClient(maxIdleConnsPerHost int) *http.Client {
+	if maxIdleConnsPerHost <= 0 {
+		maxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	tr := awshttp.NewBuildableClient().GetTransport()
+	tr.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	tr.MaxIdleConns = 0 // no limit across endpoints: a fan-out talks to many
+	return &http.Client{Transport: tr}
+}
+
+// NewRetryer returns the SDK's standard retryer, with its jittered
+// exponential backoff and DefaultMaxAttempts attempts, and without the
+// client-side retry quota: under a fan-out, the quota's 500 tokens drain in
+// seconds and calls then fail with "retry quota exceeded" instead of being
+// retried. The fan-out's Limit bounds the load instead.
+func NewRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = DefaultMaxAttempts
+		o.RateLimiter = ratelimit.None
+	})
+}
+
+// ClientPool hands out one service client per account and region, built
+// on first use and then shared. All its clients share one HTTP client and,
+// per account, one credentials cache; each has its own retryer. It is safe
+// for concurrent use.
+type ClientPool[C any] struct {
+	base     aws.Config
+	accounts *Accounts
+	build    func(aws.Config) C
+
+	mu      sync.Mutex
+	clients map[target]*lazy[C]
+
+	regions []regionInfo // DescribeRegions' answer, once it succeeded
+}
+
+type target struct{ account, region string }
+
+// lazy is a value built once, on first use.
+type lazy[V any] struct {
+	once sync.Once
+	v    V
+	err  error
+}
+
+func (l *lazy[V]) get(build func() (V, error)) (V, error) {
+	l.once.Do(func() { l.v, l.err = build() })
+	return l.v, l.err
+}
+
+// NewClientPool returns a pool of the clients that newFn builds, such as
+// ec2.NewFromConfig, from copies of cfg. cfg's credentials are wrapped in
+// one aws.CredentialsCache unless they already are one.
+func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O)) C,
+	optFns ...func(*PoolOptions[O])) *ClientPool[C] {
+	var o PoolOptions[O]
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = NewHTTPClient(o.MaxIdleConnsPerHost)
+	}
+	if o.Retryer == nil {
+		o.Retryer = NewRetryer
+	}
+	cfg.HTTPClient = o.HTTPClient
+	cfg.Retryer = o.Retryer
+	cfg.Credentials = cached(cfg.Credentials)
+	return &ClientPool[C]{
+		base:     cfg,
+		accounts: o.Accounts,
+		build:    func(c aws.Config) C { return newFn(c, o.ClientOptions...) },
+		clients:  make(map[target]*lazy[C]),
+	}
+}
+
+func cached(p aws.CredentialsProvider) aws.CredentialsProvider {
+	switch p.(type) {
+	case nil, *aws.CredentialsCache, aws.AnonymousCredentials:
+		return p
+	}
+	return aws.NewCredentialsCache(p)
+}
+
+// Get returns the client for region in the config's own account. It does
+// not check region; Client does.
+func (p *ClientPool[C]) Get(region string) C {
+	c, _ := p.client(target{region: region}, func() (aws.CredentialsProvider, error) { return p.base.Credentials, nil })
+	return c
+}
+
+// Client returns the client for account and region. An empty account means
+// the config's own; any other needs the pool's Accounts. It fails for a
+// malformed account ID or region name, naming it.
+func (p *ClientPool[C]) Client(account, region string) (C, error) {
+	var zero C
+	if err := checkRegion(region); err != nil {
+		return zero, err
+	}
+	if account == "" {
+		return p.Get(region), nil
+	}
+	if p.accounts == nil {
+		return zero, fmt.Errorf("fanout: client for account %q: the pool has no Accounts (PoolOptions.Accounts)", account)
+	}
+	if err := checkAccount(account); err != nil {
+		return zero, err
+	}
+	return p.client(target{account, region}, func() (aws.CredentialsProvider, error) {
+		return p.accounts.Credentials(account)
+	})
+}
+
+func (p *ClientPool[C]) client(t target, creds func() (aws.CredentialsProvider, error)) (C, error) {
+	p.mu.Lock()
+	l, ok := p.clients[t]
+	if !ok {
+		l = new(lazy[C])
+		p.clients[t] = l
+	}
+	p.mu.Unlock()
+	return l.get(func() (C, error) {
+		cp, err := creds()
+		if err != nil {
+			var zero C
+			return zero, err
+		}
+		cfg := p.base
+		cfg.Region = t.region
+		cfg.Credentials = cp
+		return p.build(cfg), nil
+	})
+}
+
+// CloseIdleConnections closes the idle connections of the pool's HTTP
+// client, when it can: call it when a short-lived tool is done.
+func (p *ClientPool[C]) CloseIdleConnections() {
+	if c, ok := p.base.HTTPClient.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// Len returns the number of clients the pool holds.
+func (p *ClientPool[C]) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.clients)
+}
+
+// Config returns a copy of the config the pool builds its clients from,
+// with its shared HTTP client, retryer and credentials cache.
+func (p *ClientPool[C]) Config() aws.Config { return p.base.Copy() }
+
+var (
+	regionRE  = regexp.MustCompile(`^(af|ap|ca|cn|eu|il|me|mx|sa|us)(-gov|-iso[a-z]?)?-(central|north|south|east|west|northeast|northwest|southeast|southwest)-[0-9]{1,2}$`)
+	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+)
+
+func checkRegion(region string) error {
+	if !regionRE.MatchString(region) {
+		return fmt.Errorf("fanout: %q is not an AWS region name (like \"eu-west-1\")", region)
+	}
+	return nil
+}
+
+func checkAccount(account string) error {
+	if !accountRE.MatchString(account) {
+		return fmt.Errorf("fanout: %q is not an AWS account ID (12 digits)", account)
+	}
+	return nil
+}
