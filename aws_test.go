@@ -49,14 +49,17 @@ func httpClientOf[O any](cfg aws.Config) func(*fanout.PoolOptions[O]) {
 	return func(o *fanout.PoolOptions[O]) { o.HTTPClient = cfg.HTTPClient }
 }
 
-// launch starts n instances in the config's account and region.
-func launch(t *testing.T, cfg aws.Config, n int) {
+// launch starts n instances in the client's account and region, one
+// reservation each, so that DescribeInstances pages through them.
+func launch(t *testing.T, client *ec2.Client, n int) {
 	t.Helper()
-	_, err := ec2.NewFromConfig(cfg).RunInstances(context.Background(), &ec2.RunInstancesInput{
-		ImageId: aws.String("ami-12345678"), MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)),
-	})
-	if err != nil {
-		t.Fatalf("RunInstances in %s: %v", cfg.Region, err)
+	for range n {
+		_, err := client.RunInstances(context.Background(), &ec2.RunInstancesInput{
+			ImageId: aws.String("ami-12345678"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		})
+		if err != nil {
+			t.Fatalf("RunInstances: %v", err)
+		}
 	}
 }
 
@@ -124,13 +127,11 @@ func TestEnabledRegionsMoto(t *testing.T) {
 func TestRegionsMoto(t *testing.T) {
 	cfg := motoConfig(t, "us-east-1")
 	want := map[string]int{"eu-north-1": 12, "ap-south-1": 3, "sa-east-1": 7, "ca-central-1": 1}
-	for region, n := range want {
-		c := cfg
-		c.Region = region
-		launch(t, c, n)
-	}
 	ctx := context.Background()
 	pool := fanout.NewClientPool(cfg, ec2.NewFromConfig, httpClientOf[ec2.Options](cfg))
+	for region, n := range want {
+		launch(t, pool.Get(region), n)
+	}
 	regions, err := pool.EnabledRegions(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -246,11 +247,7 @@ func TestAccountRegionsMoto(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := client.RunInstances(ctx, &ec2.RunInstancesInput{
-				ImageId: aws.String("ami-12345678"), MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)),
-			}); err != nil {
-				t.Fatal(err)
-			}
+			launch(t, client, n)
 			want[acct+"/"+region] = n
 		}
 	}
