@@ -478,6 +478,22 @@ func TestClassificationOverTheWire(t *testing.T) {
 	}
 }
 
+func TestEnabledRegionsDenied(t *testing.T) {
+	t.Parallel()
+	srv, _ := awsErrorServer(t, http.StatusForbidden, "text/xml",
+		`<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>4</RequestID></Response>`)
+	cfg := aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDDENY", "deny-secret", "")}
+	pool := fanout.NewClientPool(cfg, ec2.NewFromConfig)
+	t.Cleanup(pool.CloseIdleConnections)
+	_, err := pool.EnabledRegions(context.Background())
+	var apiErr smithy.APIError
+	if err == nil || !strings.Contains(err.Error(), "ec2:DescribeRegions was denied") ||
+		!strings.Contains(err.Error(), "pass the regions explicitly") || !errors.As(err, &apiErr) {
+		t.Errorf("err %v; want one that says how to pass regions instead", err)
+	}
+}
+
 // flakyServer answers the first three attempts of every call with a 500
 // and the fourth with GetCallerIdentity's answer.
 func flakyServer(t *testing.T) *httptest.Server {

@@ -55,6 +55,19 @@
 // passed to a call apply to a copy, so concurrent calls never see each
 // other's settings. OnDone is never called concurrently with itself.
 //
+// # AWS
+//
+// A [ClientPool] hands out one aws-sdk-go-v2 client per account and region,
+// built once and shared, with one HTTP client sized for fan-out, one
+// credentials cache per account and a retryer per client without the
+// client-side retry quota. [EnabledRegions] lists the regions an account
+// has enabled; [Regions] and [AccountRegions] fan an operation out over
+// them, with [Accounts] assuming a role in each account. Errors from a
+// region that is not enabled classify as [ErrRegionDisabled] and throttling
+// as [ErrThrottled] (see [Classify]); errors.As still reaches the
+// smithy.APIError. [Collect], [Pages] and [Items] drain and stream SDK
+// paginators.
+//
 // Operations receive a context that is cancelled when the call's ctx is,
 // when FailFast stops the call, when a Stream's consumer stops, and, with
 // Options.ItemTimeout, when the item's own deadline passes. They should

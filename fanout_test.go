@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +20,10 @@ import (
 	"github.com/awsfanout/fanout/internal/mototest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(stopMoto{m}) }
+func TestMain(m *testing.M) {
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true") // never ask a real IMDS for credentials
+	goleak.VerifyTestMain(stopMoto{m})
+}
 
 // stopMoto stops moto_server, if a test started it, before goleak looks.
 type stopMoto struct{ m *testing.M }
