@@ -50,7 +50,7 @@ func Pages[Out, O any](ctx context.Context, p Paginator,
 // Err is set, and Items empty, when the key's pagination failed; Done is
 // set on the last batch of a key.
 type Page[Item any] struct {
-	Index int    // position of the key
+	Index int    // position of the key in keys, on the Done page
 	Key   string // the key
 	Items []Item
 	Err   error // nil, or an *ItemError
