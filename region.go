@@ -36,7 +36,8 @@ func EnabledRegions(ctx context.Context, cfg aws.Config, patterns ...string) ([]
 }
 
 // EnabledRegions is the package's EnabledRegions for the pool's config; it
-// calls DescribeRegions once per pool, and again only after a failure.
+// remembers DescribeRegions' first successful answer and filters that on
+// later calls. A failure is not remembered: the next call asks again.
 func (p *ClientPool[C]) EnabledRegions(ctx context.Context, patterns ...string) ([]string, error) {
 	p.mu.Lock()
 	infos := p.regions

@@ -11,6 +11,7 @@ import (
 // when its first item starts, and holds one unit of the call's ScopeLimit
 // until its last item ends.
 type scope struct {
+	items     []int // indexes of the scope's keys, in input order
 	once      sync.Once
 	admitted  atomic.Bool
 	remaining atomic.Int64 // items not yet finished
@@ -23,8 +24,7 @@ type scope struct {
 func (r *run[T]) groupScopes() (err error) {
 	defer recoverInto(&err)
 	byName := make(map[string]*scope)
-	var names []string
-	members := make(map[*scope][]int)
+	var scopes []*scope // in order of first key
 	r.scopeOf = make([]*scope, len(r.keys))
 	for i, key := range r.keys {
 		name := r.opts.Scope(key)
@@ -32,15 +32,15 @@ func (r *run[T]) groupScopes() (err error) {
 		if !ok {
 			sc = new(scope)
 			byName[name] = sc
-			names = append(names, name)
+			scopes = append(scopes, sc)
 		}
-		sc.remaining.Add(1)
+		sc.items = append(sc.items, i)
 		r.scopeOf[i] = sc
-		members[sc] = append(members[sc], i)
 	}
 	r.order = make([]int, 0, len(r.keys))
-	for _, name := range names {
-		r.order = append(r.order, members[byName[name]]...)
+	for _, sc := range scopes {
+		sc.remaining.Store(int64(len(sc.items)))
+		r.order = append(r.order, sc.items...)
 	}
 	if r.opts.ScopeLimit > 0 {
 		r.scopeSem = semaphore.NewWeighted(int64(r.opts.ScopeLimit))
