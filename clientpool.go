@@ -46,6 +46,12 @@ type PoolOptions[O any] struct {
 	// Accounts gives the pool clients in other accounts, through
 	// ClientPool.Client. nil means only the config's own account.
 	Accounts *Accounts
+
+	// Adaptive tunes the adaptive limit each client gets: an AIMD limit
+	// on its requests in flight that backs off when the service throttles
+	// and recovers on success. DisableAdaptive turns it off.
+	Adaptive        AdaptiveOptions
+	DisableAdaptive bool
 }
 
 // NewHTTPClient returns an HTTP client with the SDK's default transport
@@ -83,8 +89,11 @@ type ClientPool[C any] struct {
 	accounts *Accounts
 	build    func(aws.Config) C
 
-	mu      sync.Mutex
-	clients map[target]*lazy[C]
+	adaptive func() *Adaptive // nil when disabled
+
+	mu       sync.Mutex
+	clients  map[target]*lazy[C]
+	limiters map[target]*Adaptive
 
 	regions []regionInfo // DescribeRegions' answer, once it succeeded
 }
@@ -121,12 +130,19 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 	cfg.HTTPClient = o.HTTPClient
 	cfg.Retryer = o.Retryer
 	cfg.Credentials = cached(cfg.Credentials)
-	return &ClientPool[C]{
+	p := &ClientPool[C]{
 		base:     cfg,
 		accounts: o.Accounts,
 		build:    func(c aws.Config) C { return newFn(c, o.ClientOptions...) },
 		clients:  make(map[target]*lazy[C]),
+		limiters: make(map[target]*Adaptive),
 	}
+	if !o.DisableAdaptive {
+		p.adaptive = func() *Adaptive {
+			return NewAdaptive(func(a *AdaptiveOptions) { *a = o.Adaptive })
+		}
+	}
+	return p
 }
 
 func cached(p aws.CredentialsProvider) aws.CredentialsProvider {
@@ -183,8 +199,32 @@ func (p *ClientPool[C]) client(t target, creds func() (aws.CredentialsProvider, 
 		cfg := p.base
 		cfg.Region = t.region
 		cfg.Credentials = cp
+		if p.adaptive != nil {
+			a := p.adaptive()
+			p.mu.Lock()
+			p.limiters[t] = a
+			p.mu.Unlock()
+			newRetryer := cfg.Retryer
+			cfg.Retryer = func() aws.Retryer { return AdaptiveRetryer(newRetryer(), a) }
+		}
 		return p.build(cfg), nil
 	})
+}
+
+// Stats returns a snapshot of each client's adaptive limit, keyed by
+// region for the config's own account and "account/region" for others.
+func (p *ClientPool[C]) Stats() map[string]AdaptiveStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	stats := make(map[string]AdaptiveStats, len(p.limiters))
+	for t, a := range p.limiters {
+		key := t.region
+		if t.account != "" {
+			key = t.account + "/" + t.region
+		}
+		stats[key] = a.Stats()
+	}
+	return stats
 }
 
 // CloseIdleConnections closes the idle connections of the pool's HTTP

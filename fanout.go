@@ -239,7 +239,7 @@ func (r *run[T]) do(i int) Result[T] {
 		return r.fail(res, &skippedError{context.Cause(r.ctx)})
 	}
 	start := time.Now()
-	res.Value, err = r.call(res.Key)
+	res.Value, res.Throttles, err = r.call(res.Key)
 	res.Elapsed = time.Since(start)
 	r.release(w)
 	if err != nil {
@@ -297,16 +297,27 @@ func (r *run[T]) release(w int64) {
 	}
 }
 
-// call runs op under the item's deadline and turns a panic into an error.
-func (r *run[T]) call(key string) (v T, err error) {
+// call runs op under the item's deadline, counts its throttled attempts
+// if asked to, and turns a panic into an error.
+func (r *run[T]) call(key string) (v T, throttles int, err error) {
 	ctx := r.ctx
 	if r.opts.ItemTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.opts.ItemTimeout)
 		defer cancel()
 	}
+	if r.opts.CountThrottles {
+		tc := new(throttleCount)
+		ctx = context.WithValue(ctx, throttleKey{}, tc)
+		defer func() {
+			tc.mu.Lock()
+			throttles = tc.n
+			tc.mu.Unlock()
+		}()
+	}
 	defer recoverInto(&err)
-	return r.op(ctx, key)
+	v, err = r.op(ctx, key)
+	return v, 0, err
 }
 
 func recoverInto(err *error) {
@@ -335,7 +346,7 @@ func (r *run[T]) progress(res Result[T]) {
 		r.failed++
 	}
 	r.opts.OnDone(Progress{
-		Index: res.Index, Key: res.Key, Err: res.Err, Skipped: res.Skipped, Elapsed: res.Elapsed,
+		Index: res.Index, Key: res.Key, Err: res.Err, Skipped: res.Skipped, Elapsed: res.Elapsed, Throttles: res.Throttles,
 		Done: r.done, Failed: r.failed, Total: len(r.keys),
 	})
 }

@@ -61,6 +61,12 @@ type Options struct {
 	// skipped (Result.Skipped) rather than failed.
 	SkipDisabled bool
 
+	// CountThrottles counts each item's throttled attempts into
+	// Result.Throttles and Progress.Throttles. It needs adaptive clients
+	// (a ClientPool's, or AdaptiveRetryer); Regions and AccountRegions
+	// set it.
+	CountThrottles bool
+
 	// OnDone, when not nil, is called once for each finished item, in the
 	// order items finish, never concurrently with itself: a progress bar
 	// needs no lock. It runs on the goroutine that ran the item, so it
@@ -93,7 +99,8 @@ type Progress struct {
 	Err     error         // nil, or the item's *ItemError
 	Elapsed time.Duration // time spent in the operation (0 if it never ran)
 
-	Skipped error // non-nil when the item was skipped, not failed
+	Skipped   error // non-nil when the item was skipped, not failed
+	Throttles int   // the item's throttled attempts (Options.CountThrottles)
 
 	// Counts of items so far, including this one: Done counts every
 	// finished item, Failed those with Err; Total is the number of keys.

@@ -130,7 +130,8 @@ func partitionOf(region string) string {
 }
 
 // Regions runs op once per region, each with the pool's client for that
-// region, through f. Result.Key is the region. Errors from a region that
+// region, through f. Result.Key is the region; Result.Throttles counts the
+// item's throttled attempts. Errors from a region that
 // is not enabled classify as ErrRegionDisabled, throttling as ErrThrottled
 // (see Classify); Options.SkipDisabled reports the former as skipped.
 //
@@ -144,7 +145,7 @@ func Regions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], r
 	}
 	return f.Run(ctx, regions, func(ctx context.Context, region string) (T, error) {
 		return op(ctx, pool.Get(region), region)
-	}, optFns...)
+	}, append([]func(*Options){countThrottles}, optFns...)...)
 }
 
 // AccountRegions runs op once per account and region, each with the pool's
@@ -189,8 +190,10 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 		}
 		return op(ctx, client, acct, region)
 	}
-	return f.Run(ctx, keys, run, append([]func(*Options){func(o *Options) { o.Scope = accountOf }}, optFns...)...)
+	return f.Run(ctx, keys, run, append([]func(*Options){countThrottles, func(o *Options) { o.Scope = accountOf }}, optFns...)...)
 }
+
+func countThrottles(o *Options) { o.CountThrottles = true }
 
 func accountOf(key string) string {
 	acct, _, _ := strings.Cut(key, "/")

@@ -14,6 +14,11 @@ type Result[T any] struct {
 	Err     error         // nil, or an *ItemError
 	Skipped error         // nil, or why the item was skipped rather than failed (see Skip)
 	Elapsed time.Duration // time spent in the operation (0 if it never ran)
+
+	// Throttles counts the operation's throttled attempts that the SDK
+	// retried or gave up on, when Options.CountThrottles is set and the
+	// clients are adaptive (a ClientPool's are).
+	Throttles int
 }
 
 // OK reports whether the item succeeded.

@@ -1,0 +1,134 @@
+package fanout_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/awsfanout/fanout"
+)
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func TestAdaptiveArithmetic(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := fanout.NewAdaptive(func(o *fanout.AdaptiveOptions) {
+		o.Max, o.Decrease, o.Increase, o.Now = 16, 0.5, 1, clock.now
+	})
+	ctx := context.Background()
+	acquire := func() time.Time {
+		t.Helper()
+		start, err := a.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.advance(time.Millisecond)
+		return start
+	}
+	want := func(limit float64, inflight int) {
+		t.Helper()
+		if s := a.Stats(); s.Limit != limit || s.InFlight != inflight {
+			t.Fatalf("limit %v in flight %d; want %v and %d", s.Limit, s.InFlight, limit, inflight)
+		}
+	}
+	want(16, 0) // starts at Max
+
+	// Four requests in flight; the first throttle halves the limit, and
+	// the throttles of requests sent before that cut do not cut again.
+	starts := []time.Time{acquire(), acquire(), acquire(), acquire()}
+	a.Release(starts[0], true)
+	want(8, 3)
+	a.Release(starts[1], true)
+	a.Release(starts[2], true)
+	want(8, 1)
+	// A request sent after the cut that is throttled cuts again.
+	s := acquire()
+	a.Release(s, true)
+	want(4, 1)
+	a.Release(starts[3], false) // success: +Increase/limit
+	want(4.25, 0)
+
+	// Never below 1.
+	for range 10 {
+		a.Release(acquire(), true)
+	}
+	want(1, 0)
+	// One round of successes (limit of them) adds Increase.
+	a.Release(acquire(), false)
+	want(2, 0)
+	a.Release(acquire(), false)
+	a.Release(acquire(), false)
+	want(3, 0)
+	// Never above Max.
+	for range 1000 {
+		a.Release(acquire(), false)
+	}
+	want(16, 0)
+	if st := a.Stats(); st.Throttles != 15 || st.Requests != 15+1+1+2+1000 {
+		t.Errorf("counts %+v", st)
+	}
+}
+
+func TestAdaptiveBlocksAtTheLimit(t *testing.T) {
+	t.Parallel()
+	a := fanout.NewAdaptive(func(o *fanout.AdaptiveOptions) { o.Max = 2 })
+	ctx := context.Background()
+	s1, _ := a.Acquire(ctx)
+	s2, _ := a.Acquire(ctx)
+	got := make(chan time.Time)
+	go func() {
+		s, err := a.Acquire(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- s
+	}()
+	select {
+	case <-got:
+		t.Fatal("a third request got in at limit 2")
+	case <-time.After(20 * time.Millisecond): // nothing should happen: give it a chance to
+	}
+	a.Release(s1, false)
+	s3 := <-got
+	a.Release(s2, false)
+	a.Release(s3, false)
+
+	// A waiter whose context ends leaves without taking a place.
+	cctx, cancel := context.WithCancel(ctx)
+	a1, _ := a.Acquire(ctx)
+	a2, _ := a.Acquire(ctx)
+	errc := make(chan error)
+	go func() { _, err := a.Acquire(cctx); errc <- err }()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v", err)
+	}
+	a.Release(a1, false)
+	a.Release(a2, false)
+	if st := a.Stats(); st.InFlight != 0 {
+		t.Errorf("in flight %d after every request ended", st.InFlight)
+	}
+}
+
+func TestAdaptiveBucket(t *testing.T) {
+	t.Parallel()
+	a := fanout.NewAdaptive(func(o *fanout.AdaptiveOptions) { o.Rate, o.Burst = 1, 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	for range 2 {
+		s, err := a.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Release(s, false)
+	}
+	if _, err := a.Acquire(ctx); err == nil {
+		t.Error("a third request within the burst of 2 at 1/s got through within 100ms")
+	}
+}
