@@ -71,7 +71,7 @@ func TestAdaptiveArithmetic(t *testing.T) {
 		a.Release(acquire(), false)
 	}
 	want(16, 0)
-	if st := a.Stats(); st.Throttles != 15 || st.Requests != 15+1+1+2+1000 {
+	if st := a.Stats(); st.Throttles != 3+1+10 || st.Requests != 4+1+10+3+1000 {
 		t.Errorf("counts %+v", st)
 	}
 }
