@@ -1,0 +1,215 @@
+package fanouttest_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"go.uber.org/goleak"
+
+	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/fanouttest"
+	"github.com/awsfanout/fanout/internal/mototest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(stopMoto{m}) }
+
+type stopMoto struct{ m *testing.M }
+
+func (s stopMoto) Run() int {
+	defer mototest.StopShared()
+	return s.m.Run()
+}
+
+// start returns a Server and a pool of clients of service that reach it,
+// with quick retries, both closed when the test ends.
+func start[C, O any](t *testing.T, cfg fanouttest.Config, newFn func(aws.Config, ...func(*O)) C, attempts int) (*fanouttest.Server, *fanout.ClientPool[C]) {
+	t.Helper()
+	srv := fanouttest.New(cfg)
+	pool := fanout.NewClientPool(srv.AWSConfig("us-east-1"), newFn, func(o *fanout.PoolOptions[O]) {
+		o.Retryer = func() aws.Retryer {
+			return retry.AddWithMaxBackoffDelay(retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = attempts
+				o.RateLimiter = ratelimit.None
+			}), time.Millisecond)
+		}
+	})
+	t.Cleanup(func() {
+		pool.CloseIdleConnections()
+		srv.Close()
+	})
+	return srv, pool
+}
+
+func countPages(ctx context.Context, c *ec2.Client, _ string) (int, error) {
+	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
+	rs, err := fanout.Collect(ctx, p, p.NextPage, func(o *ec2.DescribeInstancesOutput) []ec2types.Reservation { return o.Reservations })
+	return len(rs), err
+}
+
+func TestBuiltInResponder(t *testing.T) {
+	t.Parallel()
+	three := 3
+	srv, pool := start(t, fanouttest.Config{
+		Instances: 12,
+		Region:    map[string]fanouttest.RegionConfig{"eu-west-1": {Instances: &three}},
+	}, ec2.NewFromConfig, 1)
+	ctx := context.Background()
+	regions, err := pool.EnabledRegions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regions) != 34 || slices.Contains(regions, "us-gov-west-1") || !slices.Contains(regions, "me-south-1") {
+		t.Errorf("EnabledRegions: %d %v; want the 34 commercial regions", len(regions), regions)
+	}
+	res, err := fanout.Regions(ctx, fanout.New[int](), pool, regions, countPages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		want := 12
+		if r.Key == "eu-west-1" {
+			want = 3
+		}
+		if r.Value != want {
+			t.Errorf("%s: %d instances; want %d", r.Key, r.Value, want)
+		}
+	}
+	st := srv.Stats()
+	// 1 DescribeRegions + 33 regions x 3 pages (12 at 5 a page) + 1 page for eu-west-1.
+	if want := int64(1 + 33*3 + 1); st.Total.Requests != want || st.Region["us-east-2"].Requests != 3 {
+		t.Errorf("requests %d (us-east-2: %d); want %d (3)", st.Total.Requests, st.Region["us-east-2"].Requests, want)
+	}
+	// Go's transport may dial for a request that another connection then
+	// serves, so the bound on connections is looser than the one on
+	// requests in flight.
+	if st.Total.Conns < 1 || st.Total.Conns > int64(fanout.DefaultLimit+len(regions)) || st.Total.PeakInFlight > int64(fanout.DefaultLimit) {
+		t.Errorf("conns %d, peak in flight %d", st.Total.Conns, st.Total.PeakInFlight)
+	}
+
+	_, stsPool := start(t, fanouttest.Config{Account: "111122223333"}, sts.NewFromConfig, 1)
+	out, err := stsPool.Get("ap-south-2").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(out.Account) != "111122223333" {
+		t.Errorf("GetCallerIdentity: %v, %v", out, err)
+	}
+	_, err = pool.Get("us-east-1").DescribeVpcs(ctx, &ec2.DescribeVpcsInput{})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InvalidAction" || !strings.Contains(apiErr.ErrorMessage(), "Upstream") {
+		t.Errorf("an unknown action: %v", err)
+	}
+}
+
+// TestFaultsAsTheSDKSeesThem checks each injected fault through the real
+// client, as the error the real service would give.
+func TestFaultsAsTheSDKSeesThem(t *testing.T) {
+	t.Parallel()
+	cfg := fanouttest.Config{Instances: 5, Region: map[string]fanouttest.RegionConfig{
+		"me-south-1":   {Fault: fanouttest.Disabled},
+		"eu-west-1":    {Fault: fanouttest.Error500},
+		"ap-east-1":    {Fault: fanouttest.Reset},
+		"sa-east-1":    {Fault: fanouttest.Hang},
+		"us-west-1":    {Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: 0.001}}},
+		"eu-central-1": {Latency: &fanouttest.Latency{Fixed: 30 * time.Millisecond}},
+	}}
+	srv, pool := start(t, cfg, ec2.NewFromConfig, 2)
+	_, stsPool := start(t, cfg, sts.NewFromConfig, 2)
+	ctx := context.Background()
+	code := func(err error) string {
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) {
+			return apiErr.ErrorCode()
+		}
+		return ""
+	}
+	regions := []string{"me-south-1", "eu-west-1", "ap-east-1", "sa-east-1", "us-west-1", "eu-central-1", "us-east-1"}
+	res, _ := fanout.Regions(ctx, fanout.New[int](), pool, regions, func(ctx context.Context, c *ec2.Client, region string) (int, error) {
+		if region == "us-west-1" { // spend the bucket's one token first
+			if _, err := countPages(ctx, c, region); err != nil {
+				return 0, err
+			}
+		}
+		return countPages(ctx, c, region)
+	}, func(o *fanout.Options) { o.ItemTimeout = 200 * time.Millisecond })
+	byRegion := map[string]fanout.Result[int]{}
+	for _, r := range res {
+		byRegion[r.Key] = r
+	}
+	if r := byRegion["me-south-1"]; !errors.Is(r.Err, fanout.ErrRegionDisabled) || code(r.Err) != "AuthFailure" {
+		t.Errorf("Disabled: %v", r.Err)
+	}
+	if r := byRegion["eu-west-1"]; code(r.Err) != "InternalError" || srv.Stats().Region["eu-west-1"].Requests != 2 {
+		t.Errorf("Error500: %v after %d requests; want InternalError after 2", r.Err, srv.Stats().Region["eu-west-1"].Requests)
+	}
+	var netErr net.Error
+	if r := byRegion["ap-east-1"]; r.Err == nil || code(r.Err) != "" || !(errors.As(r.Err, &netErr) || strings.Contains(r.Err.Error(), "EOF") || strings.Contains(r.Err.Error(), "reset")) {
+		t.Errorf("Reset: %v", r.Err)
+	}
+	if r := byRegion["sa-east-1"]; !errors.Is(r.Err, context.DeadlineExceeded) {
+		t.Errorf("Hang: %v", r.Err)
+	}
+	if r := byRegion["us-west-1"]; !errors.Is(r.Err, fanout.ErrThrottled) || code(r.Err) != "RequestLimitExceeded" || r.Throttles != 2 {
+		t.Errorf("Throttle: %v with %d throttles counted; want RequestLimitExceeded twice", r.Err, r.Throttles)
+	}
+	if r := byRegion["eu-central-1"]; r.Err != nil || r.Elapsed < 30*time.Millisecond {
+		t.Errorf("Latency: %v after %v", r.Err, r.Elapsed)
+	}
+	if r := byRegion["us-east-1"]; r.Err != nil || r.Value != 5 {
+		t.Errorf("a healthy region: %+v", r)
+	}
+	if st := srv.Stats().Region["us-west-1"]; st.Throttled != 2 {
+		t.Errorf("us-west-1 throttled %d; want 2", st.Throttled)
+	}
+
+	// The query protocol's answers, through STS.
+	_, err := stsPool.Get("me-south-1").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if !errors.Is(fanout.Classify(err), fanout.ErrRegionDisabled) || code(err) != "InvalidClientTokenId" {
+		t.Errorf("STS Disabled: %v", err)
+	}
+	stsThrottled := fanouttest.New(fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: 0.001}}})
+	defer stsThrottled.Close()
+	c := sts.NewFromConfig(stsThrottled.AWSConfig("us-east-1"), func(o *sts.Options) { o.RetryMaxAttempts = 1 })
+	_, _ = c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	_, err = c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if !errors.Is(fanout.Classify(err), fanout.ErrThrottled) || code(err) != "Throttling" {
+		t.Errorf("STS Throttle: %v", err)
+	}
+}
+
+// TestProxyToMoto puts faults in front of moto_server.
+func TestProxyToMoto(t *testing.T) {
+	moto := mototest.Require(t)
+	if err := moto.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	srv, pool := start(t, fanouttest.Config{
+		Upstream: moto.URL,
+		Latency:  fanouttest.Latency{Fixed: time.Millisecond, Jitter: 2 * time.Millisecond},
+		Region:   map[string]fanouttest.RegionConfig{"eu-west-2": {Fault: fanouttest.Disabled}},
+	}, ec2.NewFromConfig, 1)
+	ctx := context.Background()
+	regions, err := pool.EnabledRegions(ctx, "eu-*")
+	if err != nil || !slices.Contains(regions, "eu-west-2") {
+		t.Fatalf("DescribeRegions through the proxy: %v, %v", regions, err)
+	}
+	res, err := fanout.Regions(ctx, fanout.New[int](), pool, regions, countPages, func(o *fanout.Options) { o.SkipDisabled = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Skipped(); len(s) != 1 || s[0].Key != "eu-west-2" {
+		t.Errorf("skipped %v; want eu-west-2", s)
+	}
+	if st := srv.Stats(); st.Total.Requests != int64(1+len(regions)) {
+		t.Errorf("%d requests; want %d", st.Total.Requests, 1+len(regions))
+	}
+}
