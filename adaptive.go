@@ -3,6 +3,9 @@ package fanout
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -25,8 +28,9 @@ type AdaptiveOptions struct {
 	Decrease float64
 
 	// Increase is added to the limit over each round of successful
-	// requests (limit successes). 0 means 0.25: a slow climb, since each
-	// step above the scope's quota costs a throttled request.
+	// requests (limit successes). 0 means 0.1: a slow climb, since each
+	// step above the scope's quota costs a throttled request, while the
+	// quota's bucket refills during the climb.
 	Increase float64
 
 	// Rate and Burst, when Rate is positive, add a token bucket in front of
@@ -35,6 +39,16 @@ type AdaptiveOptions struct {
 	// throttling altogether.
 	Rate  rate.Limit
 	Burst int
+
+	// ThrottleBackoff is the base of the wait before retrying a throttled
+	// attempt: at most ThrottleBackoff x 2^(attempt-1), jittered, and never
+	// longer than the retryer's own delay. 0 means 100ms.
+	ThrottleBackoff time.Duration
+
+	// DisablePacing turns off the spacing of request starts by the round
+	// trip time over the limit, leaving a plain limit on requests in
+	// flight.
+	DisablePacing bool
 
 	// Now is the clock; nil means time.Now. Tests replace it.
 	Now func() time.Time
@@ -55,10 +69,15 @@ type Adaptive struct {
 	mu        sync.Mutex
 	limit     float64
 	inflight  int
-	lastCut   time.Time
 	waiters   []chan struct{}
 	requests  int64
 	throttles int64
+
+	rtt     time.Duration // moving average of successful requests' latency
+	next    time.Time     // pacing: the earliest next start
+	lastCut time.Time
+	epoch   time.Time // the last cut, or the first request
+	okSince int       // successes since epoch
 }
 
 // NewAdaptive returns an Adaptive limit configured by optFns.
@@ -74,7 +93,10 @@ func NewAdaptive(optFns ...func(*AdaptiveOptions)) *Adaptive {
 		o.Decrease = 0.5
 	}
 	if o.Increase <= 0 {
-		o.Increase = 0.25
+		o.Increase = 0.1
+	}
+	if o.ThrottleBackoff <= 0 {
+		o.ThrottleBackoff = 100 * time.Millisecond
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -109,18 +131,42 @@ func (a *Adaptive) Acquire(ctx context.Context) (time.Time, error) {
 			return time.Time{}, err
 		}
 	}
+	if err := a.admit(ctx); err != nil {
+		return time.Time{}, err
+	}
+	if d := a.pace(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			a.inflight--
+			a.wake()
+			return time.Time{}, ctx.Err()
+		}
+	}
+	return a.opts.Now(), nil
+}
+
+// admit waits for a place among the requests in flight.
+func (a *Adaptive) admit(ctx context.Context) error {
 	a.mu.Lock()
+	if a.epoch.IsZero() {
+		a.epoch = a.opts.Now()
+	}
 	if a.inflight < a.room() && len(a.waiters) == 0 {
 		a.inflight++
 		a.mu.Unlock()
-		return a.opts.Now(), nil
+		return nil
 	}
 	ready := make(chan struct{})
 	a.waiters = append(a.waiters, ready)
 	a.mu.Unlock()
 	select {
 	case <-ready:
-		return a.opts.Now(), nil
+		return nil
 	case <-ctx.Done():
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -131,8 +177,29 @@ func (a *Adaptive) Acquire(ctx context.Context) (time.Time, error) {
 		default:
 			a.remove(ready)
 		}
-		return time.Time{}, ctx.Err()
+		return ctx.Err()
 	}
+}
+
+// pace spaces request starts by rtt/limit, so that a limit between two
+// whole numbers means a rate between them: at 2.5, two and a half
+// requests per round trip. It returns how long to wait.
+func (a *Adaptive) pace() time.Duration {
+	if a.opts.DisablePacing {
+		return 0
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rtt == 0 {
+		return 0
+	}
+	now := a.opts.Now()
+	start := a.next
+	if start.Before(now) {
+		start = now
+	}
+	a.next = start.Add(time.Duration(float64(a.rtt) / a.limit))
+	return start.Sub(now)
 }
 
 // Release ends a request that started at start; throttled says whether
@@ -140,6 +207,7 @@ func (a *Adaptive) Acquire(ctx context.Context) (time.Time, error) {
 func (a *Adaptive) Release(start time.Time, throttled bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := a.opts.Now()
 	a.inflight--
 	a.requests++
 	if throttled {
@@ -147,17 +215,42 @@ func (a *Adaptive) Release(start time.Time, throttled bool) {
 		// Requests sent before the last cut were sent under the old limit:
 		// their throttles are already answered.
 		if !start.Before(a.lastCut) {
-			a.limit = max(1, a.limit*a.opts.Decrease)
-			a.lastCut = a.opts.Now()
+			a.cut(now)
 		}
 	} else {
+		a.okSince++
+		if sample := now.Sub(start); a.rtt == 0 {
+			a.rtt = sample
+		} else {
+			a.rtt = a.rtt*4/5 + sample/5
+		}
 		a.limit = min(float64(a.opts.Max), a.limit+a.opts.Increase/a.limit)
 	}
 	a.wake()
 }
 
-// room is how many requests may be in flight: the limit's whole part.
-func (a *Adaptive) room() int { return int(a.limit) }
+// cut lowers the limit on a throttle: by Decrease from what was in flight
+// (a limit above what the callers used says nothing of the quota), and
+// after the first cut, to no more than the successes per round trip since
+// the last one, so that a limit far above the quota falls in one step
+// rather than one halving per round trip.
+func (a *Adaptive) cut(now time.Time) {
+	limit := min(a.limit, float64(a.inflight+1)) * a.opts.Decrease
+	if elapsed := now.Sub(a.epoch); !a.lastCut.IsZero() && a.rtt > 0 && elapsed >= a.rtt {
+		limit = min(limit, float64(a.okSince)*float64(a.rtt)/float64(elapsed))
+	}
+	a.limit = max(1, limit)
+	a.lastCut, a.epoch, a.okSince = now, now, 0
+}
+
+// room is how many requests may be in flight: the limit rounded up when
+// pacing spreads them, its whole part when not.
+func (a *Adaptive) room() int {
+	if a.opts.DisablePacing {
+		return int(a.limit)
+	}
+	return int(math.Ceil(a.limit))
+}
 
 func (a *Adaptive) wake() {
 	for len(a.waiters) > 0 && a.inflight < a.room() {
@@ -205,11 +298,22 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 	return func(err error) error {
 		throttled := errors.Is(Classify(err), ErrThrottled)
 		r.a.Release(start, throttled)
-		if throttled {
-			countThrottle(ctx)
-		}
+		recordAttempt(ctx, err, throttled)
 		return release(err)
 	}, nil
+}
+
+// RetryDelay shortens the wait before retrying a throttled attempt to at
+// most ThrottleBackoff x 2^(attempt-1), jittered: the adaptive limit
+// already slows the scope down, and a retry sleeping for seconds only
+// stretches the fan-out.
+func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
+	d, derr := r.RetryerV2.RetryDelay(attempt, err)
+	if derr != nil || !errors.Is(Classify(err), ErrThrottled) {
+		return d, derr
+	}
+	ceiling := r.a.opts.ThrottleBackoff << min(max(attempt-1, 0), 10)
+	return min(d, time.Duration(rand.Int64N(int64(ceiling)+1))), nil
 }
 
 // retryerV2 lifts an aws.Retryer that lacks GetAttemptToken.
@@ -219,19 +323,45 @@ func (r retryerV2) GetAttemptToken(context.Context) (func(error) error, error) {
 	return r.GetInitialToken(), nil
 }
 
-// throttleKey marks the context of an item whose throttled attempts are
-// counted (Options.CountThrottles).
-type throttleKey struct{}
+// statsKey marks the context of an item whose attempts are watched
+// (Options.CountThrottles).
+type statsKey struct{}
 
-type throttleCount struct {
-	mu sync.Mutex
-	n  int
+// itemStats is what the adaptive retryer saw of one item's attempts.
+type itemStats struct {
+	mu        sync.Mutex
+	throttles int
+	last      error // the last attempt's error, if it failed
 }
 
-func countThrottle(ctx context.Context) {
-	if c, ok := ctx.Value(throttleKey{}).(*throttleCount); ok {
-		c.mu.Lock()
-		c.n++
-		c.mu.Unlock()
+func recordAttempt(ctx context.Context, err error, throttled bool) {
+	st, ok := ctx.Value(statsKey{}).(*itemStats)
+	if !ok {
+		return
 	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if throttled {
+		st.throttles++
+	}
+	if !isContextErr(err) { // an attempt cut short says nothing new
+		st.last = err
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// result returns the throttle count, and err with the last attempt's
+// error added when the operation ended on its context (an ItemTimeout
+// during a retry's back-off): "context deadline exceeded" alone would
+// hide why the call was still retrying.
+func (st *itemStats) result(err error) (int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if isContextErr(err) && st.last != nil && !errors.Is(err, st.last) {
+		err = fmt.Errorf("%w (last attempt: %w)", err, st.last)
+	}
+	return st.throttles, err
 }

@@ -20,7 +20,7 @@ func TestAdaptiveArithmetic(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	a := fanout.NewAdaptive(func(o *fanout.AdaptiveOptions) {
-		o.Max, o.Decrease, o.Increase, o.Now = 16, 0.5, 1, clock.now
+		o.Max, o.Decrease, o.Increase, o.Now, o.DisablePacing = 16, 0.5, 1, clock.now, true
 	})
 	ctx := context.Background()
 	acquire := func() time.Time {
@@ -40,20 +40,21 @@ func TestAdaptiveArithmetic(t *testing.T) {
 	}
 	want(16, 0) // starts at Max
 
-	// Four requests in flight; the first throttle halves the limit, and
-	// the throttles of requests sent before that cut do not cut again.
+	// Four requests in flight; the first throttle halves what was in
+	// flight, and the throttles of requests sent before that cut do not
+	// cut again.
 	starts := []time.Time{acquire(), acquire(), acquire(), acquire()}
 	a.Release(starts[0], true)
-	want(8, 3)
+	want(2, 3) // min(16, 4) x 0.5
 	a.Release(starts[1], true)
 	a.Release(starts[2], true)
-	want(8, 1)
+	want(2, 1)
 	// A request sent after the cut that is throttled cuts again.
 	s := acquire()
 	a.Release(s, true)
-	want(4, 1)
+	want(1, 1)
 	a.Release(starts[3], false) // success: +Increase/limit
-	want(4.25, 0)
+	want(2, 0)
 
 	// Never below 1.
 	for range 10 {

@@ -2,6 +2,7 @@ package fanout_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -558,5 +560,28 @@ func TestRetryQuotaCannotFailAFanout(t *testing.T) {
 				t.Errorf("%d calls failed: %v", len(res.Failed()), res.Failed()[0].Err)
 			}
 		})
+	}
+}
+
+// TestPoolKeepsTheConfigsTransport: LoadDefaultConfig puts AWS_CA_BUNDLE
+// and proxy settings in the SDK's BuildableClient; the pool keeps them
+// while making room for more idle connections.
+func TestPoolKeepsTheConfigsTransport(t *testing.T) {
+	t.Parallel()
+	cfg := aws.Config{Region: "us-east-1", HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.TLSClientConfig = &tls.Config{ServerName: "corporate-ca"}
+	})}
+	hc, ok := fanout.NewClientPool(cfg, sts.NewFromConfig).Config().HTTPClient.(*http.Client)
+	if !ok {
+		t.Fatal("the pool's HTTP client is not an *http.Client")
+	}
+	tr := hc.Transport.(*http.Transport)
+	if tr.TLSClientConfig == nil || tr.TLSClientConfig.ServerName != "corporate-ca" || tr.MaxIdleConnsPerHost != fanout.DefaultMaxIdleConnsPerHost {
+		t.Errorf("TLS config %+v, idle per host %d", tr.TLSClientConfig, tr.MaxIdleConnsPerHost)
+	}
+	mine := &http.Client{}
+	cfg.HTTPClient = mine
+	if got := fanout.NewClientPool(cfg, sts.NewFromConfig).Config().HTTPClient; got != mine {
+		t.Error("the pool replaced an HTTP client of the user's own")
 	}
 }

@@ -28,9 +28,12 @@ type PoolOptions[O any] struct {
 	// pool's own settings, as NewFromConfig's optFns.
 	ClientOptions []func(*O)
 
-	// HTTPClient is shared by every client of the pool. nil means
-	// NewHTTPClient(MaxIdleConnsPerHost). Share one between pools to share
-	// connections between services.
+	// HTTPClient is shared by every client of the pool. nil means the
+	// config's, with room for MaxIdleConnsPerHost idle connections per
+	// endpoint when it is the SDK's (as LoadDefaultConfig makes it, with
+	// AWS_CA_BUNDLE and proxy settings kept), or NewHTTPClient's when the
+	// config has none. Share one between pools to share connections
+	// between services.
 	HTTPClient aws.HTTPClient
 
 	// MaxIdleConnsPerHost sizes the default HTTP client's idle
@@ -59,13 +62,28 @@ type PoolOptions[O any] struct {
 // connections per endpoint, so that a fan-out reuses its connections
 // instead of opening new ones on every burst.
 func NewHTTPClient(maxIdleConnsPerHost int) *http.Client {
-	if maxIdleConnsPerHost <= 0 {
-		maxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	return sizedHTTPClient(nil, maxIdleConnsPerHost).(*http.Client)
+}
+
+// sizedHTTPClient returns base with room for n idle connections per
+// endpoint. The SDK's BuildableClient (LoadDefaultConfig's, carrying
+// AWS_CA_BUNDLE and proxy settings) is rebuilt from a copy of its
+// transport; another client of the user's is theirs to size.
+func sizedHTTPClient(base aws.HTTPClient, n int) aws.HTTPClient {
+	if n <= 0 {
+		n = DefaultMaxIdleConnsPerHost
 	}
-	tr := awshttp.NewBuildableClient().GetTransport()
-	tr.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	b, ok := base.(*awshttp.BuildableClient)
+	switch {
+	case base == nil:
+		b = awshttp.NewBuildableClient()
+	case !ok:
+		return base
+	}
+	tr := b.GetTransport()
+	tr.MaxIdleConnsPerHost = n
 	tr.MaxIdleConns = 0 // no limit across endpoints: a fan-out talks to many
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: tr, Timeout: b.GetTimeout()}
 }
 
 // NewRetryer returns the SDK's standard retryer, with its jittered
@@ -122,7 +140,7 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 		fn(&o)
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = NewHTTPClient(o.MaxIdleConnsPerHost)
+		o.HTTPClient = sizedHTTPClient(cfg.HTTPClient, o.MaxIdleConnsPerHost)
 	}
 	if o.Retryer == nil {
 		o.Retryer = NewRetryer

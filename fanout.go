@@ -307,13 +307,9 @@ func (r *run[T]) call(key string) (v T, throttles int, err error) {
 		defer cancel()
 	}
 	if r.opts.CountThrottles {
-		tc := new(throttleCount)
-		ctx = context.WithValue(ctx, throttleKey{}, tc)
-		defer func() {
-			tc.mu.Lock()
-			throttles = tc.n
-			tc.mu.Unlock()
-		}()
+		st := new(itemStats)
+		ctx = context.WithValue(ctx, statsKey{}, st)
+		defer func() { throttles, err = st.result(err) }()
 	}
 	defer recoverInto(&err)
 	v, err = r.op(ctx, key)

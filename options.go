@@ -61,10 +61,12 @@ type Options struct {
 	// skipped (Result.Skipped) rather than failed.
 	SkipDisabled bool
 
-	// CountThrottles counts each item's throttled attempts into
-	// Result.Throttles and Progress.Throttles. It needs adaptive clients
-	// (a ClientPool's, or AdaptiveRetryer); Regions and AccountRegions
-	// set it.
+	// CountThrottles watches each item's attempts: it counts the throttled
+	// ones into Result.Throttles and Progress.Throttles, and when an item
+	// ends on its context (an ItemTimeout during a retry's back-off) it
+	// adds the last attempt's error to the item's, so errors.As still
+	// finds the API error. It needs adaptive clients (a ClientPool's, or
+	// AdaptiveRetryer); Regions and AccountRegions set it.
 	CountThrottles bool
 
 	// OnDone, when not nil, is called once for each finished item, in the

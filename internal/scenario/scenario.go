@@ -1,0 +1,263 @@
+// Package scenario runs the benchmark scenarios against fanouttest with
+// each implementation side by side: the bench command prints them, and
+// the tests run them with small numbers.
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/fanouttest"
+)
+
+// The implementations, by the names the bench command prints.
+const (
+	Sequential = "sequential" // a plain loop
+	Naive      = "naive"      // a goroutine per call, LoadDefaultConfig per call
+	Errgroup   = "errgroup"   // errgroup.SetLimit, one config, the SDK's default clients
+	Fanout     = "fanout"     // this library
+)
+
+// Impls lists the implementations in the order they are compared.
+var Impls = []string{Sequential, Naive, Errgroup, Fanout}
+
+// Outcome is one implementation's run of one scenario.
+type Outcome struct {
+	Scenario   string  `json:"scenario"`
+	Impl       string  `json:"impl"`
+	Items      int     `json:"items"`
+	Failed     int     `json:"failed"`
+	WallS      float64 `json:"wall_s"`
+	IdealS     float64 `json:"ideal_s"`
+	CPUS       float64 `json:"cpu_s"`
+	Conns      int64   `json:"conns"`
+	PeakHeapMB float64 `json:"peak_heap_mb"`
+	Requests   int64   `json:"requests"`
+	Throttled  int64   `json:"throttled"`
+	Limit      int     `json:"limit"`
+
+	// Errors holds up to a few of the failures, for a reader.
+	Errors []string `json:"errors,omitempty"`
+
+	// Per call, for tests: the key, the value and the error.
+	Keys   []string `json:"-"`
+	Values []int    `json:"-"`
+	Errs   []error  `json:"-"`
+}
+
+// Target is what a scenario's calls go to: a fanouttest server and a way
+// to make one call against a client.
+type target struct {
+	srv    *fanouttest.Server
+	limit  int
+	keys   []string // one per call; the region is keyRegion(key)
+	region func(key string) string
+	call   func(ctx context.Context, c *ec2.Client) (int, error)
+	// itemTimeout bounds each call in the implementations that can.
+	itemTimeout time.Duration
+	adaptive    fanout.AdaptiveOptions
+}
+
+// run runs t with impl and measures it.
+func run(ctx context.Context, impl string, t target) (Outcome, error) {
+	o := Outcome{Impl: impl, Items: len(t.keys), Limit: t.limit}
+	stopHeap := sampleHeap(&o.PeakHeapMB)
+	cpu0 := cpuTime()
+	start := time.Now()
+	values, errs, err := runImpl(ctx, impl, t)
+	o.WallS = time.Since(start).Seconds()
+	o.CPUS = (cpuTime() - cpu0).Seconds()
+	stopHeap()
+	if err != nil {
+		return o, err
+	}
+	o.Keys, o.Values, o.Errs = t.keys, values, errs
+	for _, e := range errs {
+		if e != nil {
+			o.Failed++
+			if len(o.Errors) < 3 {
+				o.Errors = append(o.Errors, e.Error())
+			}
+		}
+	}
+	st := t.srv.Stats()
+	o.Conns, o.Requests, o.Throttled = st.Total.Conns, st.Total.Requests, st.Total.Throttled
+	return o, nil
+}
+
+func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error) {
+	values, errs := make([]int, len(t.keys)), make([]error, len(t.keys))
+	cfg := t.srv.AWSConfig("us-east-1")
+	switch impl {
+	case Sequential:
+		clients := plainClients(cfg)
+		defer clients.close()
+		for i, k := range t.keys {
+			values[i], errs[i] = callWithTimeout(ctx, t, clients.get(t.region(k)))
+		}
+	case Naive:
+		var wg sync.WaitGroup
+		for i, k := range t.keys {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// A fresh connection pool per call, as LoadDefaultConfig
+				// gives; without keep-alives, since it serves one call and
+				// nothing could close its idle connection.
+				hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.DisableKeepAlives = true })
+				c, err := config.LoadDefaultConfig(ctx, config.WithRegion(t.region(k)), config.WithHTTPClient(hc),
+					config.WithBaseEndpoint(aws.ToString(cfg.BaseEndpoint)), config.WithCredentialsProvider(cfg.Credentials))
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				values[i], errs[i] = callWithTimeout(ctx, t, ec2.NewFromConfig(c))
+			}()
+		}
+		wg.Wait()
+	case Errgroup:
+		clients := plainClients(cfg)
+		defer clients.close()
+		var g errgroup.Group
+		g.SetLimit(t.limit)
+		for i, k := range t.keys {
+			g.Go(func() error {
+				values[i], errs[i] = callWithTimeout(ctx, t, clients.get(t.region(k)))
+				return nil // errgroup would cancel the rest: keep every answer
+			})
+		}
+		_ = g.Wait()
+	case Fanout:
+		pool := fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
+			o.MaxIdleConnsPerHost = max(t.limit, fanout.DefaultMaxIdleConnsPerHost)
+			o.Adaptive = t.adaptive
+		})
+		defer pool.CloseIdleConnections()
+		f := fanout.New[int](func(o *fanout.Options) {
+			o.Limit = int64(t.limit)
+			o.ItemTimeout = t.itemTimeout
+			o.CountThrottles = true
+		})
+		res, _ := f.Run(ctx, t.keys, func(ctx context.Context, k string) (int, error) {
+			return t.call(ctx, pool.Get(t.region(k)))
+		})
+		for i, r := range res {
+			values[i], errs[i] = r.Value, r.Err
+		}
+	default:
+		return nil, nil, fmt.Errorf("scenario: unknown implementation %q; want one of %q", impl, Impls)
+	}
+	return values, errs, nil
+}
+
+func callWithTimeout(ctx context.Context, t target, c *ec2.Client) (int, error) {
+	if t.itemTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.itemTimeout)
+		defer cancel()
+	}
+	return t.call(ctx, c)
+}
+
+// clients built the plain way: one per region, each ec2.NewFromConfig of
+// the shared config, with the SDK's defaults (its own HTTP client, the
+// standard retryer with its quota).
+type clientSet struct {
+	mu  sync.Mutex
+	cfg aws.Config
+	m   map[string]*ec2.Client
+}
+
+func plainClients(cfg aws.Config) *clientSet {
+	return &clientSet{cfg: cfg, m: map[string]*ec2.Client{}}
+}
+
+func (s *clientSet) get(region string) *ec2.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.m[region]
+	if !ok {
+		cfg := s.cfg.Copy()
+		cfg.Region = region
+		c = ec2.NewFromConfig(cfg)
+		s.m[region] = c
+	}
+	return c
+}
+
+func (s *clientSet) close() {
+	for _, c := range s.m {
+		if hc, ok := c.Options().HTTPClient.(interface{ CloseIdleConnections() }); ok {
+			hc.CloseIdleConnections()
+		}
+	}
+}
+
+// describePages describes the region's instances, pageSize a page, and
+// returns how many it saw.
+func describePages(pageSize int32) func(ctx context.Context, c *ec2.Client) (int, error) {
+	return func(ctx context.Context, c *ec2.Client) (int, error) {
+		p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(pageSize)})
+		rs, err := fanout.Collect(ctx, p, p.NextPage, func(o *ec2.DescribeInstancesOutput) []ec2types.Reservation { return o.Reservations })
+		return len(rs), err
+	}
+}
+
+// describeOnce makes one DescribeInstances call of one page.
+func describeOnce(ctx context.Context, c *ec2.Client) (int, error) {
+	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
+	if err != nil {
+		return 0, err
+	}
+	return len(out.Reservations), nil
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sampleHeap records the peak heap in use, in MB, until stopped.
+func sampleHeap(peak *float64) (stop func()) {
+	runtime.GC()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			*peak = max(*peak, float64(ms.HeapAlloc)/(1<<20))
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// ErrSkipped is returned for an implementation a scenario does not run
+// (the plain loop where it would take minutes).
+var ErrSkipped = errors.New("scenario: not run for this implementation")

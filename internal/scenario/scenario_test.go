@@ -1,0 +1,124 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/smithy-go"
+	"go.uber.org/goleak"
+
+	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/fanouttest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// small are the scenarios' sizes for tests: they assert outcomes and
+// counts, not durations.
+var small = Params{
+	Limit: 64, Regions: 38, Pages: 3, PageLatency: 5 * time.Millisecond,
+	Items: 300, Latency: 20 * time.Millisecond,
+	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
+	ItemTimeout: 300 * time.Millisecond, StreamItems: 10_000,
+}
+
+func TestThrottle(t *testing.T) {
+	ctx := context.Background()
+	plain, err := Run(ctx, "throttle", Errgroup, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := Run(ctx, "throttle", Fanout, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("errgroup: %d of %d failed, %d of %d requests throttled, %.2fs", plain.Failed, plain.Items, plain.Throttled, plain.Requests, plain.WallS)
+	t.Logf("fanout:   %d of %d failed, %d of %d requests throttled, %.2fs (ideal %.2fs)", ours.Failed, ours.Items, ours.Throttled, ours.Requests, ours.WallS, ours.IdealS)
+	if plain.Failed == 0 {
+		t.Error("the SDK's default clients under errgroup failed no call: the scenario does not throttle enough to show anything")
+	}
+	if ours.Failed != 0 {
+		t.Errorf("fanout failed %d calls: %v", ours.Failed, ours.Errors)
+	}
+	if ours.Throttled*4 > ours.Requests {
+		t.Errorf("fanout: %d of %d requests throttled; want under a quarter", ours.Throttled, ours.Requests)
+	}
+	for i, v := range ours.Values {
+		if v != 1 {
+			t.Fatalf("call %d saw %d instances; want 1", i, v)
+		}
+	}
+}
+
+func TestFaults(t *testing.T) {
+	ctx := context.Background()
+	o, err := Run(ctx, "faults", Fanout, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Items != 38 || o.Failed != 3 {
+		t.Fatalf("%d of %d failed; want 3 of 38: %v", o.Failed, o.Items, o.Errors)
+	}
+	code := func(err error) string {
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) {
+			return apiErr.ErrorCode()
+		}
+		return ""
+	}
+	for i, key := range o.Keys {
+		err := o.Errs[i]
+		switch key {
+		case Failing:
+			// Its retries outlast the ItemTimeout; the last attempt's
+			// answer stays reachable.
+			if code(err) != "InternalError" || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s: %v; want the ItemTimeout and InternalError", key, err)
+			}
+		case Hanging:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s: %v; want the ItemTimeout", key, err)
+			}
+		case Disabled:
+			if !errors.Is(err, fanout.ErrRegionDisabled) {
+				t.Errorf("%s: %v; want ErrRegionDisabled", key, err)
+			}
+		default:
+			if err != nil || o.Values[i] != 5 {
+				t.Errorf("%s: %d, %v; want 5 instances", key, o.Values[i], err)
+			}
+		}
+	}
+}
+
+func TestEveryScenarioRuns(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range Names {
+		for _, impl := range Impls {
+			if name == "throttle" || name == "faults" && impl == Fanout {
+				continue // above
+			}
+			o, err := Run(ctx, name, impl, small)
+			if errors.Is(err, ErrSkipped) {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s/%s: %v", name, impl, err)
+			}
+			if o.Scenario != name || o.Impl != impl || o.Items == 0 || o.WallS <= 0 {
+				t.Errorf("%s/%s: %+v", name, impl, o)
+			}
+			if name != "faults" && o.Failed != 0 {
+				t.Errorf("%s/%s: %d failed: %v", name, impl, o.Failed, o.Errors)
+			}
+		}
+	}
+	if _, err := Run(ctx, "nope", Fanout, small); err == nil {
+		t.Error("an unknown scenario ran")
+	}
+	if _, err := Run(ctx, "items", "nope", small); err == nil {
+		t.Error("an unknown implementation ran")
+	}
+}
