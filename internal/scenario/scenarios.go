@@ -14,8 +14,9 @@ type Params struct {
 	Limit       int
 	Regions     int           // regions: how many (at most 38)
 	Pages       int           // regions: pages per region
-	PageLatency time.Duration // regions: the slowest region's latency per page
+	PageLatency time.Duration // regions: the farthest region's latency per page (the others spread below it)
 	Items       int           // items and throttle: calls
+	ItemsLimit  int           // items: the limit (the others use Limit)
 	Latency     time.Duration // items, throttle, faults: latency per call
 	Bucket      fanouttest.Bucket
 	ItemTimeout time.Duration // faults
@@ -25,8 +26,8 @@ type Params struct {
 
 // Default are the sizes the issue names.
 var Default = Params{
-	Limit: 64, Regions: 38, Pages: 3, PageLatency: 40 * time.Millisecond,
-	Items: 10000, Latency: 20 * time.Millisecond,
+	Limit: 64, Regions: 38, Pages: 3, PageLatency: 250 * time.Millisecond,
+	Items: 10000, ItemsLimit: 100, Latency: 20 * time.Millisecond,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
 	ItemTimeout: 2 * time.Second, StreamItems: 1_000_000,
 }
@@ -83,8 +84,12 @@ func items(ctx context.Context, impl string, p Params) (Outcome, error) {
 	}
 	srv := fanouttest.New(fanouttest.Config{Instances: 1, Latency: fanouttest.Latency{Fixed: p.Latency}})
 	defer srv.Close()
-	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", p.Items), region: same, call: describeOnce})
-	o.IdealS = (time.Duration(p.Items) * p.Latency / time.Duration(p.Limit)).Seconds()
+	limit := p.ItemsLimit
+	if limit == 0 {
+		limit = p.Limit
+	}
+	o, err := run(ctx, impl, target{srv: srv, limit: limit, keys: repeat("us-east-1", p.Items), region: same, call: describeOnce})
+	o.IdealS = (time.Duration(p.Items) * p.Latency / time.Duration(limit)).Seconds()
 	return o, err
 }
 

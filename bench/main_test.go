@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestJSONLines(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"-scenario", "faults", "-impl", "errgroup,fanout", "-json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines: %q", len(lines), out.String())
+	}
+	for i, impl := range []string{"errgroup", "fanout"} {
+		var o map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &o); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"scenario", "impl", "items", "failed", "wall_s", "ideal_s", "cpu_s", "conns", "peak_heap_mb"} {
+			if _, ok := o[k]; !ok {
+				t.Errorf("line %d has no %q: %s", i, k, lines[i])
+			}
+		}
+		if o["scenario"] != "faults" || o["impl"] != impl || o["items"] != 38.0 || o["failed"] != 3.0 {
+			t.Errorf("line %d: %s", i, lines[i])
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"-scenario", "nope"}, {"-impl", "threads"}, {"-bogus"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+		}
+	}
+}
+
+func TestSVG(t *testing.T) {
+	s := svg(map[string][]float64{"fanout": {4, 2, 1, .5, .3, .2}, "ideal": {8, 4, 1.6, .8, .4, .2}}, []string{"fanout", "ideal"})
+	if !strings.HasPrefix(s, "<svg") || strings.Count(s, "<polyline") != 2 || strings.Contains(s, "NaN") {
+		t.Errorf("svg:\n%s", s)
+	}
+}
