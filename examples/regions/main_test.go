@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/awsfanout/fanout/internal/mototest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(stopMoto{m}) }
+
+type stopMoto struct{ m *testing.M }
+
+func (s stopMoto) Run() int {
+	defer mototest.StopShared()
+	return s.m.Run()
+}
+
+var summary = regexp.MustCompile(`^regions=(\d+) instances=(\d+) failed=(\d+) elapsed=\d+\.\d{3}s$`)
+
+// runRegions runs the command and returns its stdout lines and the
+// numbers of its last line.
+func runRegions(t *testing.T, args ...string) (lines []string, regions, instances, failed int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	lines = strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	m := summary.FindStringSubmatch(lines[len(lines)-1])
+	if m == nil {
+		t.Fatalf("exit %d; last line %q is not the summary\nstderr: %s", code, lines[len(lines)-1], errb.String())
+	}
+	regions, _ = strconv.Atoi(m[1])
+	instances, _ = strconv.Atoi(m[2])
+	failed, _ = strconv.Atoi(m[3])
+	if (code == 0) != (failed == 0) {
+		t.Errorf("exit %d with failed=%d", code, failed)
+	}
+	if n := strings.Count(errb.String(), "\n"); n != regions {
+		t.Errorf("%d progress lines on stderr for %d regions", n, regions)
+	}
+	return lines, regions, instances, failed
+}
+
+func TestSimulated(t *testing.T) {
+	lines, regions, instances, failed := runRegions(t, "-sim-latency", "0.02")
+	if !strings.HasPrefix(lines[0], "simulated AWS") {
+		t.Errorf("first line %q does not say the AWS is simulated", lines[0])
+	}
+	if regions != 34 || failed != 0 {
+		t.Errorf("regions=%d failed=%d; want the 34 commercial regions, none failed", regions, failed)
+	}
+	sum := 0
+	for _, l := range lines[2 : len(lines)-1] { // after the notice and the header
+		f := strings.Fields(l)
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			t.Fatalf("table row %q", l)
+		}
+		sum += n
+	}
+	if sum != instances || instances == 0 {
+		t.Errorf("the table adds up to %d; the summary says %d", sum, instances)
+	}
+}
+
+func TestGlobsJSONCompare(t *testing.T) {
+	lines, regions, instances, _ := runRegions(t, "-sim-latency", "0.01", "-regions", "eu-*,!eu-west-*", "-json", "-compare")
+	if regions != 5 {
+		t.Errorf("regions=%d; want the 5 eu regions outside eu-west", regions)
+	}
+	sum := 0
+	for _, l := range lines[1 : len(lines)-2] {
+		var r struct {
+			Region    string `json:"region"`
+			Instances int    `json:"instances"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil || !strings.HasPrefix(r.Region, "eu-") || strings.HasPrefix(r.Region, "eu-west-") {
+			t.Fatalf("JSON line %q: %v", l, err)
+		}
+		sum += r.Instances
+	}
+	if sum != instances {
+		t.Errorf("JSON adds up to %d; summary %d", sum, instances)
+	}
+	if !regexp.MustCompile(`^sequential=\d+\.\d+s fanout=\d+\.\d+s speedup=\d+\.\dx$`).MatchString(lines[len(lines)-2]) {
+		t.Errorf("compare line %q", lines[len(lines)-2])
+	}
+}
+
+func TestEndpointMoto(t *testing.T) {
+	srv := mototest.Require(t)
+	if err := srv.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	lines, regions, instances, failed := runRegions(t, "-endpoint", srv.URL, "-regions", "us-*")
+	if lines[0] != "emulator: "+srv.URL || regions != 4 || instances != 0 || failed != 0 {
+		t.Errorf("first line %q, regions=%d instances=%d failed=%d; want moto's 4 us regions, empty", lines[0], regions, instances, failed)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-concurrency", "0"}, 2, "-concurrency is 0"},
+		{[]string{"-aws", "-endpoint", "http://x"}, 2, "exclude each other"},
+		{[]string{"-nope"}, 2, "not defined"},
+		{[]string{"-sim-latency", "0", "-regions", "[eu"}, 1, `"[eu" is not a valid glob`},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), tc.args, &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
+		}
+	}
+}
