@@ -181,16 +181,17 @@ func (a *Adaptive) admit(ctx context.Context) error {
 	}
 }
 
-// pace spaces request starts by rtt/limit, so that a limit between two
-// whole numbers means a rate between them: at 2.5, two and a half
-// requests per round trip. It returns how long to wait.
+// pace spaces request starts by rtt/limit, once the scope has been
+// throttled, so that a limit between two whole numbers means a rate
+// between them: at 2.5, two and a half requests per round trip. It
+// returns how long to wait.
 func (a *Adaptive) pace() time.Duration {
 	if a.opts.DisablePacing {
 		return 0
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.rtt == 0 {
+	if a.rtt == 0 || a.lastCut.IsZero() { // no throttle yet: nothing to pace for
 		return 0
 	}
 	now := a.opts.Now()
