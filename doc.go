@@ -66,7 +66,11 @@
 // region that is not enabled classify as [ErrRegionDisabled] and throttling
 // as [ErrThrottled] (see [Classify]); errors.As still reaches the
 // smithy.APIError. [Collect], [Pages] and [Items] drain and stream SDK
-// paginators.
+// paginators. Each pool client carries an [Adaptive] limit that backs off
+// when the service throttles and recovers on success.
+//
+// Package fanouttest simulates AWS in process, with latency, throttling
+// and faults per region, to test fan-outs offline.
 //
 // Operations receive a context that is cancelled when the call's ctx is,
 // when FailFast stops the call, when a Stream's consumer stops, and, with
