@@ -22,15 +22,7 @@ import (
 
 func TestMain(m *testing.M) {
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true") // never ask a real IMDS for credentials
-	goleak.VerifyTestMain(stopMoto{m})
-}
-
-// stopMoto stops moto_server, if a test started it, before goleak looks.
-type stopMoto struct{ m *testing.M }
-
-func (s stopMoto) Run() int {
-	defer mototest.StopShared()
-	return s.m.Run()
+	mototest.Main(m)
 }
 
 func keysN(n int) []string {

@@ -16,21 +16,13 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
-	"go.uber.org/goleak"
 
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/fanouttest"
 	"github.com/awsfanout/fanout/internal/mototest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(stopMoto{m}) }
-
-type stopMoto struct{ m *testing.M }
-
-func (s stopMoto) Run() int {
-	defer mototest.StopShared()
-	return s.m.Run()
-}
+func TestMain(m *testing.M) { mototest.Main(m) }
 
 // start returns a Server and a pool of clients of service that reach it,
 // with quick retries, both closed when the test ends.

@@ -7,19 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/awsfanout/fanout/internal/mototest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(stopMoto{m}) }
-
-type stopMoto struct{ m *testing.M }
-
-func (s stopMoto) Run() int {
-	defer mototest.StopShared()
-	return s.m.Run()
-}
+func TestMain(m *testing.M) { mototest.Main(m) }
 
 func TestScanMoto(t *testing.T) {
 	srv := mototest.Require(t)

@@ -12,10 +12,12 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"go.uber.org/goleak"
 )
 
 // Server is a running moto_server.
@@ -151,4 +153,16 @@ func Require(t interface {
 	}
 	t.Fatal(err)
 	return nil
+}
+
+// Main runs a package's tests, stops the shared server if a test started
+// it, and then checks with goleak that no goroutine outlived them. Call
+// it from TestMain.
+func Main(m *testing.M) { goleak.VerifyTestMain(stopAfter{m}) }
+
+type stopAfter struct{ m *testing.M }
+
+func (s stopAfter) Run() int {
+	defer StopShared()
+	return s.m.Run()
 }
