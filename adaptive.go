@@ -28,7 +28,7 @@ type AdaptiveOptions struct {
 	Decrease float64
 
 	// Increase is added to the limit over each round of successful
-	// requests (limit successes). 0 means 0.1: a slow climb, since each
+	// requests (limit successes). 0 means 0.07: a slow climb, since each
 	// step above the scope's quota costs a throttled request, while the
 	// quota's bucket refills during the climb.
 	Increase float64
@@ -93,7 +93,7 @@ func NewAdaptive(optFns ...func(*AdaptiveOptions)) *Adaptive {
 		o.Decrease = 0.5
 	}
 	if o.Increase <= 0 {
-		o.Increase = 0.1
+		o.Increase = 0.07
 	}
 	if o.ThrottleBackoff <= 0 {
 		o.ThrottleBackoff = 100 * time.Millisecond
