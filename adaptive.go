@@ -297,7 +297,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 		return nil, err
 	}
 	return func(err error) error {
-		throttled := errors.Is(Classify(err), ErrThrottled)
+		throttled := isThrottle(err)
 		r.a.Release(start, throttled)
 		recordAttempt(ctx, err, throttled)
 		return release(err)
@@ -310,7 +310,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 // stretches the fan-out.
 func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
 	d, derr := r.RetryerV2.RetryDelay(attempt, err)
-	if derr != nil || !errors.Is(Classify(err), ErrThrottled) {
+	if derr != nil || !isThrottle(err) {
 		return d, derr
 	}
 	ceiling := r.a.opts.ThrottleBackoff << min(max(attempt-1, 0), 10)

@@ -42,6 +42,11 @@ func Classify(err error) error {
 	return err
 }
 
+// isThrottle reports whether err is a throttling error, classified or not.
+func isThrottle(err error) bool {
+	return errors.Is(err, ErrThrottled) || kindOf(err) == ErrThrottled
+}
+
 func kindOf(err error) error {
 	if err == nil || errors.Is(err, ErrRegionDisabled) || errors.Is(err, ErrThrottled) {
 		return nil // already classified

@@ -22,6 +22,7 @@
 package fanouttest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -176,7 +177,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rs.throttled.Add(1)
 		writeError(w, q, throttleError)
 	case s.proxy != nil:
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		s.proxy.ServeHTTP(w, r)
 	default:
 		s.respond(w, q)
