@@ -21,7 +21,7 @@ var small = Params{
 	Limit: 64, Regions: 38, Pages: 3, PageLatency: 5 * time.Millisecond,
 	Items: 300, Latency: 20 * time.Millisecond,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
-	ItemTimeout: time.Second, StreamItems: 10_000,
+	ItemTimeout: 300 * time.Millisecond, StreamItems: 10_000,
 }
 
 func TestThrottle(t *testing.T) {
