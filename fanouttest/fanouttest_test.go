@@ -210,3 +210,28 @@ func TestProxyToMoto(t *testing.T) {
 		t.Errorf("%d requests; want %d", st.Total.Requests, 1+len(regions))
 	}
 }
+
+// TestLastAttemptSurvivesTheDeadline: an item whose ItemTimeout ends
+// during a retry's back-off fails with the deadline, and still carries the
+// last attempt's API error.
+func TestLastAttemptSurvivesTheDeadline(t *testing.T) {
+	t.Parallel()
+	srv := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Error500}}})
+	pool := fanout.NewClientPool(srv.AWSConfig("us-east-1"), ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
+		o.Retryer = func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts, o.BaseDelay, o.RateLimiter = 5, time.Second, ratelimit.None // back-offs far past the deadline
+			})
+		}
+	})
+	t.Cleanup(func() {
+		pool.CloseIdleConnections()
+		srv.Close()
+	})
+	res, _ := fanout.Regions(context.Background(), fanout.New[int](), pool, []string{"eu-west-1"}, countPages,
+		func(o *fanout.Options) { o.ItemTimeout = 100 * time.Millisecond })
+	var apiErr smithy.APIError
+	if err := res[0].Err; !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InternalError" {
+		t.Errorf("%v; want the deadline and the last attempt's InternalError", err)
+	}
+}

@@ -72,10 +72,12 @@ func TestFaults(t *testing.T) {
 		err := o.Errs[i]
 		switch key {
 		case Failing:
-			// Its retries outlast the ItemTimeout; the last attempt's
-			// answer stays reachable.
-			if code(err) != "InternalError" || !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("%s: %v; want the ItemTimeout and InternalError", key, err)
+			// The SDK's back-offs for a 500 start at 50ms, jittered: the
+			// attempts run out before or after the ItemTimeout, by chance.
+			// Either way the API error is reachable (the deadline case alone
+			// is TestLastAttemptSurvivesTheDeadline in fanouttest).
+			if code(err) != "InternalError" {
+				t.Errorf("%s: %v; want InternalError", key, err)
 			}
 		case Hanging:
 			if !errors.Is(err, context.DeadlineExceeded) {
