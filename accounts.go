@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -11,20 +12,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
-	"github.com/aws/aws-sdk-go-v2/service/organizations"
-	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/awsfanout/fanout/internal/partition"
 )
 
-// DefaultRoleName is the role Accounts assumes in each account when
-// AccountOptions names none: the role AWS Organizations creates in the
-// accounts it creates.
-const DefaultRoleName = "OrganizationAccountAccessRole"
+// The defaults of AccountOptions. DefaultRoleName is the role AWS
+// Organizations creates in the accounts it creates.
+const (
+	DefaultRoleName               = "OrganizationAccountAccessRole"
+	DefaultSessionName            = "fanout"
+	DefaultExpiryWindow           = time.Minute
+	DefaultExpiryWindowJitterFrac = 0.5
+)
 
-// AccountOptions configures Accounts.
+// AccountOptions configures Accounts. NewAccounts starts from the defaults
+// each field names and applies its option functions in order.
 type AccountOptions struct {
 	// RoleName is the role assumed in every account, as
-	// arn:PARTITION:iam::ACCOUNT:role/RoleName. "" means DefaultRoleName.
+	// arn:PARTITION:iam::ACCOUNT:role/RoleName. Default: DefaultRoleName.
 	RoleName string
 
 	// RoleARN, when not nil, returns the role ARN to assume in an account,
@@ -34,21 +40,41 @@ type AccountOptions struct {
 	// ExternalID, when not empty, is passed to AssumeRole.
 	ExternalID string
 
-	// SessionName is the role session's name. "" means "fanout".
+	// SessionName is the role session's name: 2 to 64 of letters, digits
+	// and +=,.@_- as STS requires. Default: DefaultSessionName.
 	SessionName string
 
-	// Duration is how long the assumed credentials last. 0 means the
-	// SDK's default, 15 minutes.
+	// Duration is how long the assumed credentials last: 0 for the SDK's
+	// default (15 minutes), or 15 minutes to 12 hours.
 	Duration time.Duration
 
 	// ExpiryWindow refreshes credentials this long before they expire, and
-	// ExpiryWindowJitterFrac spreads the refreshes of many accounts over
-	// that fraction of the window. 0 means 1 minute and 0.5.
+	// ExpiryWindowJitterFrac (0 to 1) spreads the refreshes of many
+	// accounts over that fraction of the window. Defaults:
+	// DefaultExpiryWindow and DefaultExpiryWindowJitterFrac.
 	ExpiryWindow           time.Duration
 	ExpiryWindowJitterFrac float64
 
 	// STSOptions are applied to the STS client that assumes the roles.
 	STSOptions []func(*sts.Options)
+}
+
+var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+
+func (o *AccountOptions) validate() error {
+	switch {
+	case o.RoleName == "" && o.RoleARN == nil:
+		return errors.New("fanout: AccountOptions.RoleName is empty and RoleARN is nil; name the role to assume")
+	case !sessionNameRE.MatchString(o.SessionName):
+		return fmt.Errorf("fanout: AccountOptions.SessionName %q is not 2 to 64 of letters, digits and +=,.@_-", o.SessionName)
+	case o.Duration != 0 && (o.Duration < 15*time.Minute || o.Duration > 12*time.Hour):
+		return fmt.Errorf("fanout: AccountOptions.Duration is %v; want 0 (the SDK's 15 minutes) or 15m to 12h", o.Duration)
+	case o.ExpiryWindow < 0:
+		return fmt.Errorf("fanout: AccountOptions.ExpiryWindow is %v; want 0 or more", o.ExpiryWindow)
+	case !(o.ExpiryWindowJitterFrac >= 0 && o.ExpiryWindowJitterFrac <= 1):
+		return fmt.Errorf("fanout: AccountOptions.ExpiryWindowJitterFrac is %v; want 0 to 1", o.ExpiryWindowJitterFrac)
+	}
+	return nil
 }
 
 // Accounts gives credentials for other accounts by assuming a role in each,
@@ -65,29 +91,32 @@ type Accounts struct {
 }
 
 // NewAccounts returns Accounts that assume roles with cfg's credentials,
-// through STS in cfg's region.
-func NewAccounts(cfg aws.Config, optFns ...func(*AccountOptions)) *Accounts {
-	var o AccountOptions
+// through STS in cfg's region, or an error that names an option that
+// cannot be honoured or a config without a region.
+func NewAccounts(cfg aws.Config, optFns ...func(*AccountOptions)) (*Accounts, error) {
+	o := AccountOptions{
+		RoleName:               DefaultRoleName,
+		SessionName:            DefaultSessionName,
+		ExpiryWindow:           DefaultExpiryWindow,
+		ExpiryWindowJitterFrac: DefaultExpiryWindowJitterFrac,
+	}
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	if o.RoleName == "" {
-		o.RoleName = DefaultRoleName
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
-	if o.SessionName == "" {
-		o.SessionName = "fanout"
-	}
-	if o.ExpiryWindow == 0 {
-		o.ExpiryWindow = time.Minute
-		o.ExpiryWindowJitterFrac = 0.5
+	p, ok := partition.Of(cfg.Region)
+	if !ok {
+		return nil, fmt.Errorf("fanout: NewAccounts: the config's Region %q is not an AWS region name; set the region to call STS in", cfg.Region)
 	}
 	cfg.Credentials = cached(cfg.Credentials)
 	return &Accounts{
 		opts:      o,
-		partition: partitionOf(cfg.Region),
+		partition: p.ID,
 		sts:       sts.NewFromConfig(cfg, o.STSOptions...),
 		creds:     make(map[string]*aws.CredentialsCache),
-	}
+	}, nil
 }
 
 // RoleARN returns the ARN of the role assumed in account, or an error
@@ -96,9 +125,11 @@ func (a *Accounts) RoleARN(account string) (string, error) {
 	if err := checkAccount(account); err != nil {
 		return "", err
 	}
-	roleARN := fmt.Sprintf("arn:%s:iam::%s:role/%s", a.partition, account, a.opts.RoleName)
+	var roleARN string
 	if a.opts.RoleARN != nil {
 		roleARN = a.opts.RoleARN(account)
+	} else {
+		roleARN = fmt.Sprintf("arn:%s:iam::%s:role/%s", a.partition, account, a.opts.RoleName)
 	}
 	parsed, err := arn.Parse(roleARN)
 	if err != nil || parsed.Service != "iam" || !strings.HasPrefix(parsed.Resource, "role/") || parsed.AccountID != account {
@@ -165,27 +196,54 @@ func (a *Accounts) check(ctx context.Context, account string) error {
 	return nil
 }
 
-// OrganizationAccounts returns the IDs of the organization's ACTIVE
-// accounts, from every page of Organizations ListAccounts. client is an
-// organizations client in the management (or a delegated admin) account.
-func OrganizationAccounts(ctx context.Context, client *organizations.Client) ([]string, error) {
-	if client == nil {
-		return nil, errors.New("fanout: OrganizationAccounts: nil client")
+// AccountRegions runs op once per account and region, each with the
+// pool's client for that account and region (the pool needs Accounts),
+// through f, and returns one RegionResult per item: account by account in
+// the order given, each account's regions in the order given. Result.Key
+// is "account/region". RegionOptions.ScopeLimit bounds the accounts in
+// flight inside the Limit.
+//
+// An account whose role cannot be assumed fails each of its items with an
+// *AccountError naming the account and the role, after one attempt; the
+// other accounts go on.
+func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], accounts, regions []string,
+	op func(ctx context.Context, client C, account, region string) (T, error), optFns ...func(*RegionOptions)) (RegionResults[T], error) {
+	if err := checkTargets(f, pool, op == nil, regions); err != nil {
+		return nil, err
 	}
-	p := organizations.NewListAccountsPaginator(client, &organizations.ListAccountsInput{})
-	accts, err := Collect(ctx, p, p.NextPage, func(out *organizations.ListAccountsOutput) []orgtypes.Account {
-		return out.Accounts
-	})
-	if err != nil {
-		return nil, fmt.Errorf("fanout: organizations ListAccounts: %w", err)
+	if pool.accounts == nil {
+		return nil, errors.New("fanout: AccountRegions: the pool has no Accounts (PoolOptions.Accounts)")
 	}
-	var ids []string
-	for _, acct := range accts {
-		// Status was retired in 2026 in favour of State; moto and older
-		// endpoints may still set only Status.
-		if acct.State == orgtypes.AccountStateActive || (acct.State == "" && acct.Status == orgtypes.AccountStatusActive) {
-			ids = append(ids, aws.ToString(acct.Id))
+	if err := checkList("account", accounts, checkAccount); err != nil {
+		return nil, err
+	}
+	targets := make([]target, 0, len(accounts)*len(regions))
+	keys := make([]string, 0, len(accounts)*len(regions))
+	checks := make(map[string]*lazy[struct{}], len(accounts))
+	for _, acct := range accounts {
+		checks[acct] = new(lazy[struct{}])
+		for _, region := range regions {
+			targets = append(targets, target{acct, region})
+			keys = append(keys, acct+"/"+region)
 		}
 	}
-	return ids, nil
+	call := func(ctx context.Context, t target) (T, error) {
+		var zero T
+		if _, err := checks[t.account].get(func() (struct{}, error) {
+			return struct{}{}, pool.accounts.check(ctx, t.account)
+		}); err != nil {
+			return zero, err
+		}
+		client, err := pool.Client(t.account, t.region)
+		if err != nil {
+			return zero, err
+		}
+		return op(ctx, client, t.account, t.region)
+	}
+	return runTargets(ctx, f, targets, keys, call, func(o *Options) { o.Scope = accountOf }, optFns)
+}
+
+func accountOf(key string) string {
+	acct, _, _ := strings.Cut(key, "/")
+	return acct
 }

@@ -13,48 +13,80 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// DefaultAdaptiveMax is the most requests an adaptive scope lets run at
-// once when AdaptiveOptions.Max is 0.
-const DefaultAdaptiveMax = 128
+// The defaults of AdaptiveOptions.
+const (
+	DefaultAdaptiveMax             = 128
+	DefaultAdaptiveDecrease        = 0.5
+	DefaultAdaptiveIncrease        = 0.07
+	DefaultAdaptiveThrottleBackoff = 100 * time.Millisecond
+)
 
-// AdaptiveOptions tunes the adaptive limit of one scope (a service in one
-// account and region). The zero value is ready to use.
+// AdaptiveOptions tunes the adaptive limit of one client (a service in one
+// account and region). NewAdaptive and a ClientPool start from
+// DefaultAdaptiveOptions.
 type AdaptiveOptions struct {
-	// Max is the ceiling, and the starting point, of the scope's limit on
-	// requests in flight. 0 means DefaultAdaptiveMax.
+	// Max is the ceiling, and the starting point, of the client's limit on
+	// requests in flight; at least 1. Default: DefaultAdaptiveMax.
 	Max int
 
-	// Decrease multiplies the limit on a throttling response. 0 means 0.5.
+	// Decrease multiplies the limit on a throttling response; between 0 and
+	// 1, both excluded. Default: DefaultAdaptiveDecrease.
 	Decrease float64
 
 	// Increase is added to the limit over each round of successful
-	// requests (limit successes). 0 means 0.07: a slow climb, since each
-	// step above the scope's quota costs a throttled request, while the
-	// quota's bucket refills during the climb.
+	// requests (limit successes); above 0. Default: DefaultAdaptiveIncrease,
+	// a slow climb, since each step above the client's quota costs a
+	// throttled request, while the quota's bucket refills during the climb.
 	Increase float64
 
 	// Rate and Burst, when Rate is positive, add a token bucket in front of
-	// the scope, for users who know their quota (EC2's non-mutating calls:
-	// 20 per second, burst 100). A bucket that matches the quota avoids
-	// throttling altogether.
+	// the client, for users who know their quota (EC2's non-mutating calls:
+	// 20 per second, burst 100); Burst must then be at least 1. A bucket
+	// that matches the quota avoids throttling altogether. Default: none.
 	Rate  rate.Limit
 	Burst int
 
 	// ThrottleBackoff is the base of the wait before retrying a throttled
 	// attempt: at most ThrottleBackoff x 2^(attempt-1), jittered, and never
-	// longer than the retryer's own delay. 0 means 100ms.
+	// longer than the retryer's own delay; above 0. Default:
+	// DefaultAdaptiveThrottleBackoff.
 	ThrottleBackoff time.Duration
 
 	// DisablePacing turns off the spacing of request starts by the round
 	// trip time over the limit, leaving a plain limit on requests in
 	// flight.
 	DisablePacing bool
-
-	// Now is the clock; nil means time.Now. Tests replace it.
-	Now func() time.Time
 }
 
-// Adaptive is an AIMD limit on the requests in flight to one scope: a
+// DefaultAdaptiveOptions returns the options an adaptive limit starts from.
+func DefaultAdaptiveOptions() AdaptiveOptions {
+	return AdaptiveOptions{
+		Max:             DefaultAdaptiveMax,
+		Decrease:        DefaultAdaptiveDecrease,
+		Increase:        DefaultAdaptiveIncrease,
+		ThrottleBackoff: DefaultAdaptiveThrottleBackoff,
+	}
+}
+
+func (o *AdaptiveOptions) validate() error {
+	switch {
+	case o.Max < 1:
+		return fmt.Errorf("fanout: AdaptiveOptions.Max is %d; want 1 or more", o.Max)
+	case !(o.Decrease > 0 && o.Decrease < 1):
+		return fmt.Errorf("fanout: AdaptiveOptions.Decrease is %v; want more than 0 and less than 1", o.Decrease)
+	case !(o.Increase > 0) || math.IsInf(o.Increase, 1):
+		return fmt.Errorf("fanout: AdaptiveOptions.Increase is %v; want more than 0", o.Increase)
+	case o.ThrottleBackoff <= 0:
+		return fmt.Errorf("fanout: AdaptiveOptions.ThrottleBackoff is %v; want more than 0", o.ThrottleBackoff)
+	case o.Rate < 0 || math.IsNaN(float64(o.Rate)):
+		return fmt.Errorf("fanout: AdaptiveOptions.Rate is %v; want 0 (none) or more", o.Rate)
+	case o.Rate > 0 && o.Burst < 1:
+		return fmt.Errorf("fanout: AdaptiveOptions.Burst is %d with a Rate of %v; want 1 or more", o.Burst, o.Rate)
+	}
+	return nil
+}
+
+// Adaptive is an AIMD limit on the requests in flight to one client: a
 // throttling response cuts the limit (multiplicative decrease), once per
 // round of requests, and successes raise it again (additive increase),
 // never above Max and never below 1. It is safe for concurrent use.
@@ -65,6 +97,7 @@ type AdaptiveOptions struct {
 type Adaptive struct {
 	opts   AdaptiveOptions
 	bucket *rate.Limiter
+	now    func() time.Time // the clock; tests replace it
 
 	mu        sync.Mutex
 	limit     float64
@@ -80,35 +113,29 @@ type Adaptive struct {
 	okSince int       // successes since epoch
 }
 
-// NewAdaptive returns an Adaptive limit configured by optFns.
-func NewAdaptive(optFns ...func(*AdaptiveOptions)) *Adaptive {
-	var o AdaptiveOptions
+// NewAdaptive returns an Adaptive limit configured by optFns, applied in
+// order to DefaultAdaptiveOptions, or an error that names an option that
+// cannot be honoured.
+func NewAdaptive(optFns ...func(*AdaptiveOptions)) (*Adaptive, error) {
+	o := DefaultAdaptiveOptions()
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	if o.Max <= 0 {
-		o.Max = DefaultAdaptiveMax
-	}
-	if o.Decrease <= 0 || o.Decrease >= 1 {
-		o.Decrease = 0.5
-	}
-	if o.Increase <= 0 {
-		o.Increase = 0.07
-	}
-	if o.ThrottleBackoff <= 0 {
-		o.ThrottleBackoff = 100 * time.Millisecond
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	a := &Adaptive{opts: o, limit: float64(o.Max)}
-	if o.Rate > 0 {
-		a.bucket = rate.NewLimiter(o.Rate, max(o.Burst, 1))
-	}
-	return a
+	return newAdaptive(o)
 }
 
-// AdaptiveStats is a snapshot of one scope's adaptive limit.
+func newAdaptive(o AdaptiveOptions) (*Adaptive, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	a := &Adaptive{opts: o, now: time.Now, limit: float64(o.Max)}
+	if o.Rate > 0 {
+		a.bucket = rate.NewLimiter(o.Rate, o.Burst)
+	}
+	return a, nil
+}
+
+// AdaptiveStats is a snapshot of one client's adaptive limit.
 type AdaptiveStats struct {
 	Limit     float64 // the current limit on requests in flight
 	InFlight  int     // requests in flight now
@@ -147,14 +174,14 @@ func (a *Adaptive) Acquire(ctx context.Context) (time.Time, error) {
 			return time.Time{}, ctx.Err()
 		}
 	}
-	return a.opts.Now(), nil
+	return a.now(), nil
 }
 
 // admit waits for a place among the requests in flight.
 func (a *Adaptive) admit(ctx context.Context) error {
 	a.mu.Lock()
 	if a.epoch.IsZero() {
-		a.epoch = a.opts.Now()
+		a.epoch = a.now()
 	}
 	if a.inflight < a.room() && len(a.waiters) == 0 {
 		a.inflight++
@@ -181,7 +208,7 @@ func (a *Adaptive) admit(ctx context.Context) error {
 	}
 }
 
-// pace spaces request starts by rtt/limit, once the scope has been
+// pace spaces request starts by rtt/limit, once the client has been
 // throttled, so that a limit between two whole numbers means a rate
 // between them: at 2.5, two and a half requests per round trip. It
 // returns how long to wait.
@@ -194,7 +221,7 @@ func (a *Adaptive) pace() time.Duration {
 	if a.rtt == 0 || a.lastCut.IsZero() { // no throttle yet: nothing to pace for
 		return 0
 	}
-	now := a.opts.Now()
+	now := a.now()
 	start := a.next
 	if start.Before(now) {
 		start = now
@@ -208,7 +235,7 @@ func (a *Adaptive) pace() time.Duration {
 func (a *Adaptive) Release(start time.Time, throttled bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.opts.Now()
+	now := a.now()
 	a.inflight--
 	a.requests++
 	if throttled {
@@ -306,7 +333,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 
 // RetryDelay shortens the wait before retrying a throttled attempt to at
 // most ThrottleBackoff x 2^(attempt-1), jittered: the adaptive limit
-// already slows the scope down, and a retry sleeping for seconds only
+// already slows the client down, and a retry sleeping for seconds only
 // stretches the fan-out.
 func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
 	d, derr := r.RetryerV2.RetryDelay(attempt, err)
@@ -324,8 +351,8 @@ func (r retryerV2) GetAttemptToken(context.Context) (func(error) error, error) {
 	return r.GetInitialToken(), nil
 }
 
-// statsKey marks the context of an item whose attempts are watched
-// (Options.CountThrottles).
+// statsKey marks the context of an item whose attempts are watched: the
+// items of Regions and AccountRegions.
 type statsKey struct{}
 
 // itemStats is what the adaptive retryer saw of one item's attempts.
@@ -354,15 +381,21 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
-// result returns the throttle count, and err with the last attempt's
-// error added when the operation ended on its context (an ItemTimeout
-// during a retry's back-off): "context deadline exceeded" alone would
-// hide why the call was still retrying.
-func (st *itemStats) result(err error) (int, error) {
+// withLastAttempt returns err with the last attempt's error added when
+// the operation ended on its context (an ItemTimeout during a retry's
+// back-off): "context deadline exceeded" alone would hide why the call
+// was still retrying.
+func (st *itemStats) withLastAttempt(err error) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if isContextErr(err) && st.last != nil && !errors.Is(err, st.last) {
 		err = fmt.Errorf("%w (last attempt: %w)", err, st.last)
 	}
-	return st.throttles, err
+	return err
+}
+
+func (st *itemStats) throttleCount() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.throttles
 }

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -22,13 +23,14 @@ const DefaultMaxIdleConnsPerHost = 128
 const DefaultMaxAttempts = 5
 
 // PoolOptions configures a ClientPool; O is the service's client options
-// type, such as ec2.Options.
+// type, such as ec2.Options. NewClientPool starts from the defaults each
+// field names and applies its option functions in order.
 type PoolOptions[O any] struct {
 	// ClientOptions are applied to every client the pool builds, after the
 	// pool's own settings, as NewFromConfig's optFns.
 	ClientOptions []func(*O)
 
-	// HTTPClient is shared by every client of the pool. nil means the
+	// HTTPClient is shared by every client of the pool. Default (nil): the
 	// config's, with room for MaxIdleConnsPerHost idle connections per
 	// endpoint when it is the SDK's (as LoadDefaultConfig makes it, with
 	// AWS_CA_BUNDLE and proxy settings kept), or NewHTTPClient's when the
@@ -38,21 +40,22 @@ type PoolOptions[O any] struct {
 
 	// MaxIdleConnsPerHost sizes the default HTTP client's idle
 	// connections per endpoint; keep it at least the fan-out's Limit.
-	// 0 means DefaultMaxIdleConnsPerHost.
+	// At least 1. Default: DefaultMaxIdleConnsPerHost.
 	MaxIdleConnsPerHost int
 
 	// Retryer returns a new retryer; each client gets its own, so one
-	// region's throttling cannot spend another's retries. nil means
+	// region's throttling cannot spend another's retries. Default:
 	// NewRetryer.
 	Retryer func() aws.Retryer
 
 	// Accounts gives the pool clients in other accounts, through
-	// ClientPool.Client. nil means only the config's own account.
+	// ClientPool.Client. Default (nil): only the config's own account.
 	Accounts *Accounts
 
 	// Adaptive tunes the adaptive limit each client gets: an AIMD limit
 	// on its requests in flight that backs off when the service throttles
-	// and recovers on success. DisableAdaptive turns it off.
+	// and recovers on success. Default: DefaultAdaptiveOptions.
+	// DisableAdaptive turns it off.
 	Adaptive        AdaptiveOptions
 	DisableAdaptive bool
 }
@@ -60,9 +63,13 @@ type PoolOptions[O any] struct {
 // NewHTTPClient returns an HTTP client with the SDK's default transport
 // settings (timeouts, TLS) and room for maxIdleConnsPerHost idle
 // connections per endpoint, so that a fan-out reuses its connections
-// instead of opening new ones on every burst.
-func NewHTTPClient(maxIdleConnsPerHost int) *http.Client {
-	return sizedHTTPClient(nil, maxIdleConnsPerHost).(*http.Client)
+// instead of opening new ones on every burst; a maxIdleConnsPerHost below
+// 1 is an error.
+func NewHTTPClient(maxIdleConnsPerHost int) (*http.Client, error) {
+	if maxIdleConnsPerHost < 1 {
+		return nil, fmt.Errorf("fanout: NewHTTPClient(%d): want 1 or more idle connections per host", maxIdleConnsPerHost)
+	}
+	return sizedHTTPClient(nil, maxIdleConnsPerHost).(*http.Client), nil
 }
 
 // sizedHTTPClient returns base with room for n idle connections per
@@ -70,9 +77,6 @@ func NewHTTPClient(maxIdleConnsPerHost int) *http.Client {
 // AWS_CA_BUNDLE and proxy settings) is rebuilt from a copy of its
 // transport; another client of the user's is theirs to size.
 func sizedHTTPClient(base aws.HTTPClient, n int) aws.HTTPClient {
-	if n <= 0 {
-		n = DefaultMaxIdleConnsPerHost
-	}
 	b, ok := base.(*awshttp.BuildableClient)
 	switch {
 	case base == nil:
@@ -107,15 +111,15 @@ type ClientPool[C any] struct {
 	accounts *Accounts
 	build    func(aws.Config) C
 
-	adaptive func() *Adaptive // nil when disabled
+	adaptive *AdaptiveOptions // nil when disabled
 
 	mu       sync.Mutex
 	clients  map[target]*lazy[C]
 	limiters map[target]*Adaptive
-
-	regions []regionInfo // DescribeRegions' answer, once it succeeded
 }
 
+// target is one client of a pool, and one item of the AWS fan-outs: an
+// account (empty for the config's own) and a region.
 type target struct{ account, region string }
 
 // lazy is a value built once, on first use.
@@ -131,19 +135,24 @@ func (l *lazy[V]) get(build func() (V, error)) (V, error) {
 }
 
 // NewClientPool returns a pool of the clients that newFn builds, such as
-// ec2.NewFromConfig, from copies of cfg. cfg's credentials are wrapped in
-// one aws.CredentialsCache unless they already are one.
+// ec2.NewFromConfig, from copies of cfg, or an error that names an option
+// that cannot be honoured. cfg's credentials are wrapped in one
+// aws.CredentialsCache unless they already are one.
 func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O)) C,
-	optFns ...func(*PoolOptions[O])) *ClientPool[C] {
-	var o PoolOptions[O]
+	optFns ...func(*PoolOptions[O])) (*ClientPool[C], error) {
+	o := PoolOptions[O]{
+		MaxIdleConnsPerHost: DefaultMaxIdleConnsPerHost,
+		Retryer:             NewRetryer,
+		Adaptive:            DefaultAdaptiveOptions(),
+	}
 	for _, fn := range optFns {
 		fn(&o)
 	}
+	if err := o.validate(newFn == nil); err != nil {
+		return nil, err
+	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = sizedHTTPClient(cfg.HTTPClient, o.MaxIdleConnsPerHost)
-	}
-	if o.Retryer == nil {
-		o.Retryer = NewRetryer
 	}
 	cfg.HTTPClient = o.HTTPClient
 	cfg.Retryer = o.Retryer
@@ -156,11 +165,23 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 		limiters: make(map[target]*Adaptive),
 	}
 	if !o.DisableAdaptive {
-		p.adaptive = func() *Adaptive {
-			return NewAdaptive(func(a *AdaptiveOptions) { *a = o.Adaptive })
-		}
+		p.adaptive = &o.Adaptive
 	}
-	return p
+	return p, nil
+}
+
+func (o *PoolOptions[O]) validate(nilNewFn bool) error {
+	switch {
+	case nilNewFn:
+		return errors.New("fanout: NewClientPool: nil client constructor (pass one like ec2.NewFromConfig)")
+	case o.MaxIdleConnsPerHost < 1:
+		return fmt.Errorf("fanout: PoolOptions.MaxIdleConnsPerHost is %d; want 1 or more", o.MaxIdleConnsPerHost)
+	case o.Retryer == nil:
+		return errors.New("fanout: PoolOptions.Retryer is nil; leave the default (NewRetryer) or set one")
+	case o.DisableAdaptive:
+		return nil
+	}
+	return o.Adaptive.validate()
 }
 
 func cached(p aws.CredentialsProvider) aws.CredentialsProvider {
@@ -218,7 +239,11 @@ func (p *ClientPool[C]) client(t target, creds func() (aws.CredentialsProvider, 
 		cfg.Region = t.region
 		cfg.Credentials = cp
 		if p.adaptive != nil {
-			a := p.adaptive()
+			a, err := newAdaptive(*p.adaptive) // validated by NewClientPool
+			if err != nil {
+				var zero C
+				return zero, err
+			}
 			p.mu.Lock()
 			p.limiters[t] = a
 			p.mu.Unlock()
@@ -264,17 +289,7 @@ func (p *ClientPool[C]) Len() int {
 // with its shared HTTP client, retryer and credentials cache.
 func (p *ClientPool[C]) Config() aws.Config { return p.base.Copy() }
 
-var (
-	regionRE  = regexp.MustCompile(`^(af|ap|ca|cn|eu|il|me|mx|sa|us)(-gov|-iso[a-z]?)?-(central|north|south|east|west|northeast|northwest|southeast|southwest)-[0-9]{1,2}$`)
-	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
-)
-
-func checkRegion(region string) error {
-	if !regionRE.MatchString(region) {
-		return fmt.Errorf("fanout: %q is not an AWS region name (like \"eu-west-1\")", region)
-	}
-	return nil
-}
+var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 func checkAccount(account string) error {
 	if !accountRE.MatchString(account) {

@@ -5,11 +5,11 @@ import (
 	"fmt"
 )
 
-// ErrSkipped is the cause of every item that never ran: its context was
-// cancelled, or FailFast stopped the fan-out, before it started. The
-// item's error wraps both ErrSkipped and the reason, so errors.Is finds
-// either.
-var ErrSkipped = errors.New("fanout: skipped")
+// ErrNotStarted is the cause of every item that never started: its
+// context was cancelled, or FailFast stopped the fan-out, before it
+// started. It is a failure: the item has no answer. The item's error wraps
+// both ErrNotStarted and the reason, so errors.Is finds either.
+var ErrNotStarted = errors.New("fanout: not started")
 
 // ItemError is the error of one item. Every failed Result carries one.
 // It names the item and wraps the operation's error, so errors.As and
@@ -49,14 +49,14 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// skippedError is the error of an item that never ran.
-type skippedError struct{ cause error }
+// notStartedError is the error of an item that never started.
+type notStartedError struct{ cause error }
 
-func (e *skippedError) Error() string        { return "skipped: " + e.cause.Error() }
-func (e *skippedError) Is(target error) bool { return target == ErrSkipped }
-func (e *skippedError) Unwrap() error        { return e.cause }
+func (e *notStartedError) Error() string        { return "not started: " + e.cause.Error() }
+func (e *notStartedError) Is(target error) bool { return target == ErrNotStarted }
+func (e *notStartedError) Unwrap() error        { return e.cause }
 
-// Skip marks an operation's outcome as skipped rather than failed: an
+// Skip marks an operation's outcome as skipped, which is not a failure: an
 // operation that returns Skip(reason), or an error wrapping it, gives its
 // item a Result with Skipped set to reason and no Err. Use it for items
 // that are legitimately absent, such as an object deleted since it was

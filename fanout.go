@@ -18,28 +18,41 @@ import (
 // Options. A Fanout is safe for concurrent use; its concurrent calls share
 // its Limit.
 type Fanout[T any] struct {
-	once  sync.Once
-	opts  Options
-	err   error               // invalid options given to New
-	sem   *semaphore.Weighted // the Fanout's Limit, shared by its calls
-	limit int64               // the smallest of its Limit and its Budget's size
+	once     sync.Once
+	opts     *Options            // set by New; nil in the zero Fanout
+	err      error               // invalid options given to New
+	sem      *semaphore.Weighted // the Fanout's Limit, shared by its calls
+	scopeSem *semaphore.Weighted // its ScopeLimit, when set, shared likewise
+	limit    int64               // the smallest of its Limit and its Budget's size
 }
 
-// New returns a Fanout configured by optFns, applied in order to zero Options.
+// New returns a Fanout configured by optFns, applied in order to the
+// default Options. Invalid options are not reported here but by every
+// call, which then runs nothing.
 func New[T any](optFns ...func(*Options)) *Fanout[T] {
-	f := &Fanout[T]{}
+	o := defaultOptions()
 	for _, fn := range optFns {
-		fn(&f.opts)
+		fn(&o)
 	}
+	f := &Fanout[T]{opts: &o}
 	f.init()
 	return f
 }
 
 func (f *Fanout[T]) init() {
 	f.once.Do(func() {
-		f.err = f.opts.validate()
-		f.limit = max(f.opts.limit(), 1)
+		if f.opts == nil {
+			o := defaultOptions()
+			f.opts = &o
+		}
+		if f.err = f.opts.validate(); f.err != nil {
+			return
+		}
+		f.limit = f.opts.Limit
 		f.sem = semaphore.NewWeighted(f.limit)
+		if f.opts.ScopeLimit > 0 {
+			f.scopeSem = semaphore.NewWeighted(int64(f.opts.ScopeLimit))
+		}
 		if b := f.opts.Budget; b != nil {
 			f.limit = min(f.limit, b.size)
 		}
@@ -47,10 +60,17 @@ func (f *Fanout[T]) init() {
 }
 
 // Limit returns the most weight the Fanout lets run at once, across its
-// calls: its Options.Limit, or its Budget's size if that is smaller.
+// calls: its Options.Limit, or its Budget's size if that is smaller; 0 if
+// its options are invalid.
 func (f *Fanout[T]) Limit() int64 {
 	f.init()
 	return f.limit
+}
+
+// options returns a copy of the Fanout's Options.
+func (f *Fanout[T]) options() Options {
+	f.init()
+	return *f.opts
 }
 
 // Run calls op once per key, concurrently within the limits, and returns
@@ -58,8 +78,8 @@ func (f *Fanout[T]) Limit() int64 {
 // and only if every item succeeded, else the items' errors joined.
 //
 // Run returns when every operation it started has returned. If ctx is
-// cancelled, no new operation starts and the items that never ran fail
-// with ErrSkipped and ctx's cause.
+// cancelled, no new operation starts and the items that never started
+// fail with ErrNotStarted and ctx's cause.
 //
 // Invalid options, a nil ctx or a nil op make Run return nil Results and
 // an error that names the problem, without calling op.
@@ -136,10 +156,11 @@ type run[T any] struct {
 	deliver func(Result[T])
 
 	// With Options.Scope: items are claimed in order, scope by scope, and
-	// scopeSem bounds the scopes in flight when ScopeLimit is set.
-	order    []int
-	scopeOf  []*scope
-	scopeSem *semaphore.Weighted
+	// scopeSems (the call's cap, the Fanout's) bound the scopes in flight
+	// when a ScopeLimit is set.
+	order     []int
+	scopeOf   []*scope
+	scopeSems []*semaphore.Weighted
 
 	next atomic.Int64 // the next position in order to claim
 	stop atomic.Bool  // set when a Stream's consumer left
@@ -159,7 +180,7 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 	case op == nil:
 		return nil, errors.New("fanout: nil op")
 	}
-	r := &run[T]{keys: keys, op: op, opts: f.opts}
+	r := &run[T]{keys: keys, op: op, opts: *f.opts}
 	for _, fn := range optFns {
 		fn(&r.opts)
 	}
@@ -167,10 +188,10 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 		return nil, err
 	}
 	if r.opts.Budget != f.opts.Budget {
-		return nil, errors.New("fanout: Options.Budget can only be set in New")
+		return nil, errBudgetPerCall
 	}
 	r.limit = f.limit
-	if l := r.opts.limit(); l < f.limit {
+	if l := r.opts.Limit; l < f.limit {
 		r.sems = append(r.sems, semaphore.NewWeighted(l))
 		r.limit = l
 	}
@@ -178,10 +199,8 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 	if b := r.opts.Budget; b != nil {
 		r.sems = append(r.sems, b.sem)
 	}
-	if r.opts.Scope != nil {
-		if err := r.groupScopes(); err != nil {
-			return nil, err
-		}
+	if err := r.groupScopes(f.opts.ScopeLimit, f.scopeSem); err != nil {
+		return nil, err
 	}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	return r, nil
@@ -222,46 +241,45 @@ func (r *run[T]) work(wg *sync.WaitGroup) {
 func (r *run[T]) do(i int) Result[T] {
 	res := Result[T]{Index: i, Key: r.keys[i]}
 	if r.ctx.Err() != nil {
-		return r.fail(res, &skippedError{context.Cause(r.ctx)})
+		return r.fail(res, r.notStarted())
 	}
 	if r.scopeOf != nil {
 		sc := r.scopeOf[i]
 		defer r.leaveScope(sc)
 		if !r.enterScope(sc) {
-			return r.fail(res, &skippedError{context.Cause(r.ctx)})
+			return r.fail(res, r.notStarted())
 		}
 	}
 	w, err := r.weigh(res.Key)
 	if err != nil {
 		return r.fail(res, err)
 	}
-	if !r.acquire(w) {
-		return r.fail(res, &skippedError{context.Cause(r.ctx)})
+	if !acquireAll(r.ctx, r.sems, w) {
+		return r.fail(res, r.notStarted())
 	}
 	start := time.Now()
-	res.Value, res.Throttles, err = r.call(res.Key)
+	res.Value, err = r.call(res.Key)
 	res.Elapsed = time.Since(start)
-	r.release(w)
+	releaseAll(r.sems, w)
 	if err != nil {
 		var zero T
 		res.Value = zero
-		return r.fail(res, Classify(err))
+		return r.fail(res, err)
 	}
 	return res
 }
 
+func (r *run[T]) notStarted() error { return &notStartedError{context.Cause(r.ctx)} }
+
 // fail records err as the item's error, or as its skip reason when the
-// operation asked for a skip (Skip) or SkipDisabled covers it.
+// operation asked for a skip (Skip).
 func (r *run[T]) fail(res Result[T], err error) Result[T] {
 	var skip *skipError
-	switch {
-	case errors.As(err, &skip):
+	if errors.As(err, &skip) {
 		res.Skipped = skip.reason
-	case r.opts.SkipDisabled && errors.Is(err, ErrRegionDisabled):
-		res.Skipped = err
-	default:
-		res.Err = &ItemError{Index: res.Index, Key: res.Key, Err: err}
+		return res
 	}
+	res.Err = &ItemError{Index: res.Index, Key: res.Key, Err: err}
 	return res
 }
 
@@ -279,41 +297,34 @@ func (r *run[T]) weigh(key string) (w int64, err error) {
 	return w, nil
 }
 
-func (r *run[T]) acquire(w int64) bool {
-	for k, s := range r.sems {
-		if s.Acquire(r.ctx, w) != nil {
-			for _, s := range r.sems[:k] {
-				s.Release(w)
-			}
+// acquireAll acquires w on each of sems in order, or, if ctx ends first,
+// on none of them.
+func acquireAll(ctx context.Context, sems []*semaphore.Weighted, w int64) bool {
+	for k, s := range sems {
+		if s.Acquire(ctx, w) != nil {
+			releaseAll(sems[:k], w)
 			return false
 		}
 	}
 	return true
 }
 
-func (r *run[T]) release(w int64) {
-	for _, s := range r.sems {
+func releaseAll(sems []*semaphore.Weighted, w int64) {
+	for _, s := range sems {
 		s.Release(w)
 	}
 }
 
-// call runs op under the item's deadline, counts its throttled attempts
-// if asked to, and turns a panic into an error.
-func (r *run[T]) call(key string) (v T, throttles int, err error) {
+// call runs op under the item's deadline and turns a panic into an error.
+func (r *run[T]) call(key string) (v T, err error) {
 	ctx := r.ctx
 	if r.opts.ItemTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.opts.ItemTimeout)
 		defer cancel()
 	}
-	if r.opts.CountThrottles {
-		st := new(itemStats)
-		ctx = context.WithValue(ctx, statsKey{}, st)
-		defer func() { throttles, err = st.result(err) }()
-	}
 	defer recoverInto(&err)
-	v, err = r.op(ctx, key)
-	return v, 0, err
+	return r.op(ctx, key)
 }
 
 func recoverInto(err *error) {
@@ -342,7 +353,7 @@ func (r *run[T]) progress(res Result[T]) {
 		r.failed++
 	}
 	r.opts.OnDone(Progress{
-		Index: res.Index, Key: res.Key, Err: res.Err, Skipped: res.Skipped, Elapsed: res.Elapsed, Throttles: res.Throttles,
+		Index: res.Index, Key: res.Key, Err: res.Err, Skipped: res.Skipped, Elapsed: res.Elapsed,
 		Done: r.done, Failed: r.failed, Total: len(r.keys),
 	})
 }

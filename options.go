@@ -1,28 +1,30 @@
 package fanout
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"golang.org/x/sync/semaphore"
 )
 
-// DefaultLimit is the total weight in flight when Options.Limit is 0.
+// DefaultLimit is the Limit of Options that do not set one.
 //
 // It is below EC2's smallest API burst (50 calls per account and region), so a
 // fan-out over one region at the default limit does not start out throttled.
 const DefaultLimit = 32
 
-// Options configures a Fanout. The zero value is ready to use: DefaultLimit,
-// every item weighs 1, no deadline per item, and a failure does not stop the
-// other items.
+// Options configures a Fanout. New starts from the defaults (DefaultLimit,
+// every item weighs 1, no deadline per item, a failure does not stop the
+// other items) and applies its option functions in order; a value that
+// cannot be honoured makes every call fail with an error that names it.
 //
 // Options given to New apply to every call; options given to Run or Stream
-// apply to that call only and work on a copy, so concurrent calls never see
-// each other's settings.
+// start from the Fanout's, apply to that call only and work on a copy, so
+// concurrent calls never see each other's settings.
 type Options struct {
-	// Limit bounds the total weight of operations running at once. 0 means
-	// DefaultLimit; a negative Limit makes Run fail.
+	// Limit bounds the total weight of operations running at once; it must
+	// be at least 1. Default: DefaultLimit.
 	//
 	// Set in New, it is the Fanout's budget, shared by all of its concurrent
 	// calls. Set per call, it caps that call inside the Fanout's budget; it
@@ -41,39 +43,48 @@ type Options struct {
 
 	// FailFast makes the first failure cancel the contexts of the operations
 	// still running, with that failure as the cause, and start no new ones.
-	// The items that never ran fail with ErrSkipped.
+	// The items that never started fail with ErrNotStarted.
 	FailFast bool
 
 	// ItemTimeout, when positive, is the deadline of each operation, counted
-	// from its start. 0 means none; a negative value makes Run fail.
+	// from its start. 0 means none; a negative value makes calls fail.
 	ItemTimeout time.Duration
 
-	// Scope, when not nil, names the scope of a key (an account, say), and
-	// ScopeLimit, when positive, bounds how many scopes have items in flight
-	// at once, inside the Limit: limits nest, they never multiply. A scope
-	// is in flight from the start of its first item to the end of its last;
-	// items are started scope by scope, in order of each scope's first key.
-	// AccountRegions sets Scope to the account.
+	// Scope, when not nil, names the scope of a key (an account, say): a
+	// group of keys. ScopeLimit, when positive, bounds how many scopes have
+	// items in flight at once, inside the Limit: limits nest, they never
+	// multiply. A scope is in flight from the start of its first item to the
+	// end of its last; items are started scope by scope, in order of each
+	// scope's first key. AccountRegions sets Scope to the account.
+	//
+	// Like Limit, a ScopeLimit set in New is shared by the Fanout's
+	// concurrent calls that have a Scope (a scope in flight in two calls
+	// counts twice), and one set per call caps that call inside it. A
+	// ScopeLimit set per call without a Scope makes the call fail.
 	Scope      func(key string) string
 	ScopeLimit int
-
-	// SkipDisabled reports an item whose error is ErrRegionDisabled as
-	// skipped (Result.Skipped) rather than failed.
-	SkipDisabled bool
-
-	// CountThrottles watches each item's attempts: it counts the throttled
-	// ones into Result.Throttles and Progress.Throttles, and when an item
-	// ends on its context (an ItemTimeout during a retry's back-off) it
-	// adds the last attempt's error to the item's, so errors.As still
-	// finds the API error. It needs adaptive clients (a ClientPool's, or
-	// AdaptiveRetryer); Regions and AccountRegions set it.
-	CountThrottles bool
 
 	// OnDone, when not nil, is called once for each finished item, in the
 	// order items finish, never concurrently with itself: a progress bar
 	// needs no lock. It runs on the goroutine that ran the item, so it
 	// should be quick.
 	OnDone func(Progress)
+}
+
+// defaultOptions are the Options every Fanout starts from.
+func defaultOptions() Options { return Options{Limit: DefaultLimit} }
+
+func (o *Options) validate() error {
+	if o.Limit < 1 {
+		return fmt.Errorf("fanout: Options.Limit is %d; want 1 or more (DefaultLimit is %d)", o.Limit, DefaultLimit)
+	}
+	if o.ScopeLimit < 0 {
+		return fmt.Errorf("fanout: Options.ScopeLimit is %d; want 0 (none) or more", o.ScopeLimit)
+	}
+	if o.ItemTimeout < 0 {
+		return fmt.Errorf("fanout: Options.ItemTimeout is %v; want 0 (none) or more", o.ItemTimeout)
+	}
+	return nil
 }
 
 // Budget is a weighted limit that several Fanouts share, so that one process
@@ -84,50 +95,16 @@ type Budget struct {
 	size int64
 }
 
-// NewBudget returns a Budget that lets at most size weight run at once.
-// A size below 1 is raised to 1.
-func NewBudget(size int64) *Budget {
-	size = max(size, 1)
-	return &Budget{sem: semaphore.NewWeighted(size), size: size}
+// NewBudget returns a Budget that lets at most size weight run at once, or
+// an error if size is below 1.
+func NewBudget(size int64) (*Budget, error) {
+	if size < 1 {
+		return nil, fmt.Errorf("fanout: NewBudget(%d): the size must be 1 or more", size)
+	}
+	return &Budget{sem: semaphore.NewWeighted(size), size: size}, nil
 }
 
 // Size returns the total weight the Budget lets run at once.
 func (b *Budget) Size() int64 { return b.size }
 
-// Progress describes one finished item; OnDone receives it.
-type Progress struct {
-	Index   int           // position in keys
-	Key     string        // the item's key
-	Err     error         // nil, or the item's *ItemError
-	Elapsed time.Duration // time spent in the operation (0 if it never ran)
-
-	Skipped   error // non-nil when the item was skipped, not failed
-	Throttles int   // the item's throttled attempts (Options.CountThrottles)
-
-	// Counts of items so far, including this one: Done counts every
-	// finished item, Failed those with Err; Total is the number of keys.
-	Done, Failed, Total int
-}
-
-func (o *Options) validate() error {
-	if o.Limit < 0 {
-		return fmt.Errorf("fanout: Options.Limit is %d; want 0 (DefaultLimit) or more", o.Limit)
-	}
-	if o.ScopeLimit < 0 {
-		return fmt.Errorf("fanout: Options.ScopeLimit is %d; want 0 (none) or more", o.ScopeLimit)
-	}
-	if o.ScopeLimit > 0 && o.Scope == nil {
-		return fmt.Errorf("fanout: Options.ScopeLimit is %d but Options.Scope is nil", o.ScopeLimit)
-	}
-	if o.ItemTimeout < 0 {
-		return fmt.Errorf("fanout: Options.ItemTimeout is %v; want 0 (none) or more", o.ItemTimeout)
-	}
-	return nil
-}
-
-func (o *Options) limit() int64 {
-	if o.Limit == 0 {
-		return DefaultLimit
-	}
-	return o.Limit
-}
+var errBudgetPerCall = errors.New("fanout: Options.Budget can only be set in New")

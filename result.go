@@ -14,11 +14,6 @@ type Result[T any] struct {
 	Err     error         // nil, or an *ItemError
 	Skipped error         // nil, or why the item was skipped rather than failed (see Skip)
 	Elapsed time.Duration // time spent in the operation (0 if it never ran)
-
-	// Throttles counts the operation's throttled attempts that the SDK
-	// retried or gave up on, when Options.CountThrottles is set and the
-	// clients are adaptive (a ClientPool's are).
-	Throttles int
 }
 
 // OK reports whether the item succeeded.
@@ -40,17 +35,18 @@ func (rs Results[T]) Values() []T {
 
 // Failed returns the results that carry an error, in input order.
 func (rs Results[T]) Failed() Results[T] {
-	return rs.filter(func(r Result[T]) bool { return r.Err != nil })
+	return filter(rs, func(r Result[T]) bool { return r.Err != nil })
 }
 
-// Skipped returns the results that were skipped rather than failed, in
-// input order.
+// Skipped returns the results that were skipped (see Skip), in input
+// order. Items that never started are not among them: they failed with
+// ErrNotStarted.
 func (rs Results[T]) Skipped() Results[T] {
-	return rs.filter(func(r Result[T]) bool { return r.Skipped != nil })
+	return filter(rs, func(r Result[T]) bool { return r.Skipped != nil })
 }
 
-func (rs Results[T]) filter(keep func(Result[T]) bool) Results[T] {
-	var out Results[T]
+func filter[S ~[]R, R any](rs S, keep func(R) bool) S {
+	var out S
 	for _, r := range rs {
 		if keep(r) {
 			out = append(out, r)
@@ -69,4 +65,17 @@ func (rs Results[T]) Err() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Progress describes one finished item; Options.OnDone receives it.
+type Progress struct {
+	Index   int           // position in keys
+	Key     string        // the item's key
+	Err     error         // nil, or the item's *ItemError
+	Skipped error         // non-nil when the item was skipped (see Skip)
+	Elapsed time.Duration // time spent in the operation (0 if it never ran)
+
+	// Counts of items so far, including this one: Done counts every
+	// finished item, Failed those with Err; Total is the number of keys.
+	Done, Failed, Total int
 }

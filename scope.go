@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -8,8 +9,8 @@ import (
 )
 
 // scope is one group of items under Options.Scope. It is admitted once,
-// when its first item starts, and holds one unit of the call's ScopeLimit
-// until its last item ends.
+// when its first item starts, and holds one unit of each ScopeLimit over
+// the call until its last item ends.
 type scope struct {
 	items     []int // indexes of the scope's keys, in input order
 	once      sync.Once
@@ -18,10 +19,19 @@ type scope struct {
 }
 
 // groupScopes orders the items scope by scope, in order of each scope's
-// first key. Claiming contiguous scopes is what keeps ScopeLimit free of
-// deadlock: a worker waits for a scope slot only once every item of the
-// scopes before it has been claimed, so those scopes can finish.
-func (r *run[T]) groupScopes() (err error) {
+// first key, and sets the ScopeLimits over the call: its own, when it caps
+// the Fanout's, then the Fanout's shared one. Claiming contiguous scopes is
+// what keeps ScopeLimit free of deadlock: a worker waits for a scope slot
+// only once every item of the scopes before it has been claimed, so those
+// scopes can finish, whatever other calls hold of a shared slot.
+func (r *run[T]) groupScopes(shared int, sharedSem *semaphore.Weighted) (err error) {
+	if r.opts.Scope == nil {
+		// A ScopeLimit from New waits for the calls that have a Scope.
+		if r.opts.ScopeLimit > 0 && r.opts.ScopeLimit != shared {
+			return fmt.Errorf("fanout: Options.ScopeLimit is %d but Options.Scope is nil", r.opts.ScopeLimit)
+		}
+		return nil
+	}
 	defer recoverInto(&err)
 	byName := make(map[string]*scope)
 	var scopes []*scope // in order of first key
@@ -42,8 +52,11 @@ func (r *run[T]) groupScopes() (err error) {
 		sc.remaining.Store(int64(len(sc.items)))
 		r.order = append(r.order, sc.items...)
 	}
-	if r.opts.ScopeLimit > 0 {
-		r.scopeSem = semaphore.NewWeighted(int64(r.opts.ScopeLimit))
+	if l := r.opts.ScopeLimit; l > 0 && (shared == 0 || l < shared) {
+		r.scopeSems = append(r.scopeSems, semaphore.NewWeighted(int64(l)))
+	}
+	if sharedSem != nil {
+		r.scopeSems = append(r.scopeSems, sharedSem)
 	}
 	return nil
 }
@@ -51,15 +64,15 @@ func (r *run[T]) groupScopes() (err error) {
 // enterScope admits the item's scope if it is not in flight yet, and
 // reports false if the call's context ended first.
 func (r *run[T]) enterScope(sc *scope) bool {
-	if r.scopeSem == nil {
+	if r.scopeSems == nil {
 		return true
 	}
-	sc.once.Do(func() { sc.admitted.Store(r.scopeSem.Acquire(r.ctx, 1) == nil) })
+	sc.once.Do(func() { sc.admitted.Store(acquireAll(r.ctx, r.scopeSems, 1)) })
 	return sc.admitted.Load()
 }
 
 func (r *run[T]) leaveScope(sc *scope) {
 	if sc.remaining.Add(-1) == 0 && sc.admitted.Load() {
-		r.scopeSem.Release(1)
+		releaseAll(r.scopeSems, 1)
 	}
 }

@@ -1,9 +1,16 @@
 package fanouttest
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"net/url"
+	"regexp"
 	"time"
 )
+
+// DefaultAccount is the account ID the built-in responder reports when
+// Config.Account is empty.
+const DefaultAccount = "123456789012"
 
 // Config describes what a Server does. The zero value answers at once,
 // never throttles and injects no fault.
@@ -21,8 +28,9 @@ type Config struct {
 	// each region, unless RegionConfig says otherwise.
 	Instances int
 
-	// Account is the account ID the built-in responder reports. "" means
-	// "123456789012".
+	// Account is the account ID the built-in responder reports for the
+	// config's own credentials (sts AssumeRole gives credentials in the
+	// role's account). "" means DefaultAccount.
 	Account string
 
 	// Latency delays every answer, unless RegionConfig says otherwise.
@@ -120,4 +128,56 @@ var optInRegions = map[string]bool{
 	"ap-southeast-4": true, "ap-southeast-5": true, "ap-southeast-6": true, "ap-southeast-7": true,
 	"ca-west-1": true, "eu-central-2": true, "eu-south-1": true, "eu-south-2": true, "il-central-1": true,
 	"me-central-1": true, "me-south-1": true, "mx-central-1": true,
+}
+
+var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+
+// validate names the first setting New cannot honour.
+func (c *Config) validate() error {
+	if c.Upstream != "" {
+		u, err := url.Parse(c.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("fanouttest: Config.Upstream %q is not an http(s) URL like http://127.0.0.1:5000", c.Upstream)
+		}
+	}
+	if !accountRE.MatchString(c.Account) {
+		return fmt.Errorf("fanouttest: Config.Account %q is not an AWS account ID (12 digits)", c.Account)
+	}
+	if err := c.check("Config", c.Instances, c.Latency, c.Throttle); err != nil {
+		return err
+	}
+	for region, rc := range c.Region {
+		n := c.Instances
+		if rc.Instances != nil {
+			n = *rc.Instances
+		}
+		l := c.Latency
+		if rc.Latency != nil {
+			l = *rc.Latency
+		}
+		if err := c.check(fmt.Sprintf("Config.Region[%q]", region), n, l, rc.Throttle); err != nil {
+			return err
+		}
+		if rc.Fault < NoFault || rc.Fault > Disabled {
+			return fmt.Errorf("fanouttest: Config.Region[%q].Fault is %d, not one of the Faults", region, rc.Fault)
+		}
+	}
+	return nil
+}
+
+func (c *Config) check(where string, instances int, l Latency, b *Buckets) error {
+	if instances < 0 {
+		return fmt.Errorf("fanouttest: %s: Instances is %d; want 0 or more", where, instances)
+	}
+	if l.Fixed < 0 || l.Jitter < 0 {
+		return fmt.Errorf("fanouttest: %s: Latency %+v has a negative part", where, l)
+	}
+	if b != nil {
+		for _, k := range []Bucket{b.NonMutating, b.UnfilteredDescribe, b.Mutating} {
+			if k.Burst < 0 || k.PerSecond < 0 {
+				return fmt.Errorf("fanouttest: %s: bucket %+v has a negative part", where, k)
+			}
+		}
+	}
+	return nil
 }

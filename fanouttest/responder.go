@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // respond answers the calls the built-in responder knows.
@@ -17,10 +18,44 @@ func (s *Server) respond(w http.ResponseWriter, q request) {
 	case "ec2:DescribeInstances":
 		s.describeInstances(w, q)
 	case "sts:GetCallerIdentity":
-		writeXML(w, http.StatusOK, fmt.Sprintf(`<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::%[1]s:user/fanouttest</Arn><UserId>AIDAFANOUTTEST</UserId><Account>%[1]s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fanouttest</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, s.cfg.Account))
+		writeXML(w, http.StatusOK, fmt.Sprintf(`<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::%[1]s:user/fanouttest</Arn><UserId>AIDAFANOUTTEST</UserId><Account>%[1]s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fanouttest</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, s.account(q)))
+	case "sts:AssumeRole":
+		s.assumeRole(w, q)
 	default:
 		writeError(w, q, unknownAction)
 	}
+}
+
+// assumedKeyPrefix starts the access key of credentials that AssumeRole
+// gives; the role's account follows it, so later calls act in that
+// account.
+const assumedKeyPrefix = "ASIAFANOUTTEST"
+
+// account is the account a request acts in: the role's, for credentials
+// from AssumeRole, else the config's.
+func (s *Server) account(q request) string {
+	if acct, ok := strings.CutPrefix(q.accessKey, assumedKeyPrefix); ok && accountRE.MatchString(acct) {
+		return acct
+	}
+	return s.cfg.Account
+}
+
+// assumeRole answers sts AssumeRole for any role ARN, with credentials
+// that act in the role's account for an hour.
+func (s *Server) assumeRole(w http.ResponseWriter, q request) {
+	roleARN := q.form.Get("RoleArn")
+	parts := strings.SplitN(roleARN, ":", 6) // arn:PARTITION:iam::ACCOUNT:role/NAME
+	if len(parts) != 6 || parts[2] != "iam" || !accountRE.MatchString(parts[4]) || !strings.HasPrefix(parts[5], "role/") {
+		writeError(w, q, apiError{http.StatusBadRequest, "ValidationError", "RoleArn " + roleARN + " is not the ARN of an IAM role"})
+		return
+	}
+	acct, role, session := parts[4], strings.TrimPrefix(parts[5], "role/"), q.form.Get("RoleSessionName")
+	writeXML(w, http.StatusOK, fmt.Sprintf(`<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>`+
+		`<AssumedRoleUser><Arn>arn:%s:sts::%s:assumed-role/%s/%s</Arn><AssumedRoleId>AROAFANOUTTEST:%s</AssumedRoleId></AssumedRoleUser>`+
+		`<Credentials><AccessKeyId>%s%s</AccessKeyId><SecretAccessKey>fanouttest-secret</SecretAccessKey><SessionToken>fanouttest-token</SessionToken><Expiration>%s</Expiration></Credentials>`+
+		`</AssumeRoleResult><ResponseMetadata><RequestId>fanouttest</RequestId></ResponseMetadata></AssumeRoleResponse>`,
+		xmlEscape(parts[1]), acct, xmlEscape(role), xmlEscape(session), xmlEscape(session),
+		assumedKeyPrefix, acct, time.Now().Add(time.Hour).UTC().Format(time.RFC3339)))
 }
 
 func (s *Server) describeRegions(w http.ResponseWriter) {
@@ -90,7 +125,7 @@ func (s *Server) describeInstances(w http.ResponseWriter, q request) {
 	for i := from; i < to; i++ {
 		id := fmt.Sprintf("%08x%09x", h.Sum32(), i)
 		out.Reservations = append(out.Reservations, reservation{
-			ID: "r-" + id, Owner: s.cfg.Account,
+			ID: "r-" + id, Owner: s.account(q),
 			Instances: []instance{{ID: "i-" + id, Image: "ami-0fanouttest", State: state{16, "running"}, Type: "t3.micro", AZ: q.region + "a"}},
 		})
 	}
@@ -142,7 +177,7 @@ var (
 	}
 	unknownAction = map[string]apiError{
 		"ec2":   {http.StatusBadRequest, "InvalidAction", "fanouttest answers ec2 DescribeRegions and DescribeInstances; set Config.Upstream for others"},
-		"query": {http.StatusBadRequest, "InvalidAction", "fanouttest answers sts GetCallerIdentity; set Config.Upstream for others"},
+		"query": {http.StatusBadRequest, "InvalidAction", "fanouttest answers sts GetCallerIdentity and AssumeRole; set Config.Upstream for others"},
 		"json":  {http.StatusBadRequest, "UnknownOperationException", "fanouttest answers no JSON protocol call; set Config.Upstream"},
 	}
 )

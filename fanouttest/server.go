@@ -5,15 +5,19 @@
 //
 // A Server either forwards to another endpoint (moto_server, LocalStack)
 // or answers a few calls itself: ec2 DescribeRegions, ec2
-// DescribeInstances (paginated) and sts GetCallerIdentity. Clients reach
-// it through BaseEndpoint:
+// DescribeInstances (paginated), sts GetCallerIdentity and sts AssumeRole
+// (credentials that act in the role's account). Clients reach it through
+// BaseEndpoint:
 //
-//	srv := fanouttest.New(fanouttest.Config{
+//	srv, err := fanouttest.New(fanouttest.Config{
 //		Instances: 12,
 //		Latency:   fanouttest.Latency{Fixed: 20 * time.Millisecond},
 //		Throttle:  &fanouttest.EC2Buckets,
 //		Region:    map[string]fanouttest.RegionConfig{"me-south-1": {Fault: fanouttest.Disabled}},
 //	})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
 //	defer srv.Close()
 //	cfg := srv.AWSConfig("us-east-1")
 //
@@ -75,19 +79,22 @@ func (c *counters) enter() {
 	}
 }
 
-// New starts a Server on a loopback port.
-func New(cfg Config) *Server {
+// New starts a Server on a loopback port, or returns an error that names
+// a setting of cfg it cannot honour.
+func New(cfg Config) (*Server, error) {
 	if cfg.Regions == nil {
 		cfg.Regions = DefaultRegions
 	}
 	if cfg.Account == "" {
-		cfg.Account = "123456789012"
+		cfg.Account = DefaultAccount
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, closing: make(chan struct{}), regions: make(map[string]*regionState)}
 	if cfg.Upstream != "" {
-		if u, err := url.Parse(cfg.Upstream); err == nil {
-			s.proxy = httputil.NewSingleHostReverseProxy(u)
-		}
+		u, _ := url.Parse(cfg.Upstream) // validated
+		s.proxy = httputil.NewSingleHostReverseProxy(u)
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
@@ -97,7 +104,7 @@ func New(cfg Config) *Server {
 	}
 	s.srv.Start()
 	s.URL = s.srv.URL
-	return s
+	return s, nil
 }
 
 // Close stops the Server, ending hung requests, and waits for its
@@ -121,7 +128,7 @@ func (s *Server) AWSConfig(region string) aws.Config {
 
 // request is what the Server reads off one request.
 type request struct {
-	region, service, action string
+	accessKey, region, service, action string
 	form                    url.Values
 	json                    bool // a JSON protocol
 }
@@ -132,7 +139,7 @@ func parse(r *http.Request) (request, []byte) {
 	// Authorization: AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/ec2/aws4_request, ...
 	if _, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
 		if parts := strings.Split(strings.SplitN(cred, ",", 2)[0], "/"); len(parts) >= 4 {
-			q.region, q.service = parts[2], parts[3]
+			q.accessKey, q.region, q.service = parts[0], parts[2], parts[3]
 		}
 	}
 	if q.json {

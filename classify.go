@@ -3,6 +3,7 @@ package fanout
 import (
 	"errors"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
@@ -18,9 +19,10 @@ import (
 // region fails this way, suspect the credentials rather than the regions.
 var ErrRegionDisabled = errors.New("fanout: region not enabled for this account")
 
-// ErrThrottled classifies a throttling error (any code in
-// retry.DefaultThrottleErrorCodes) that outlasted the SDK's retries, and
-// the SDK's client-side "retry quota exceeded" error.
+// ErrThrottled classifies a throttling error that outlasted the SDK's
+// retries, as the SDK's retry.DefaultThrottles recognise one (a code in
+// retry.DefaultThrottleErrorCodes, or an unmodeled HTTP 429), and the SDK's
+// client-side "retry quota exceeded" error.
 var ErrThrottled = errors.New("fanout: throttled")
 
 // DisabledRegionErrorCodes are the API error codes that classify as
@@ -33,8 +35,9 @@ var DisabledRegionErrorCodes = map[string]struct{}{
 }
 
 // Classify returns err wrapped so that errors.Is finds ErrRegionDisabled or
-// ErrThrottled when it is one of those, and err unchanged otherwise. The
-// fan-outs classify every operation's error with it.
+// ErrThrottled when it is one of those, and err unchanged otherwise.
+// Regions and AccountRegions classify every operation's error with it; a
+// plain Fanout.Run leaves errors as the operation returned them.
 func Classify(err error) error {
 	if kind := kindOf(err); kind != nil {
 		return &classifiedError{kind: kind, err: err}
@@ -55,19 +58,22 @@ func kindOf(err error) error {
 	if errors.As(err, &quota) {
 		return ErrThrottled
 	}
+	if throttles.IsErrorThrottle(err) == aws.TrueTernary {
+		return ErrThrottled
+	}
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) {
 		return nil
 	}
-	code := apiErr.ErrorCode()
-	if _, ok := retry.DefaultThrottleErrorCodes[code]; ok {
-		return ErrThrottled
-	}
-	if _, ok := DisabledRegionErrorCodes[code]; ok {
+	if _, ok := DisabledRegionErrorCodes[apiErr.ErrorCode()]; ok {
 		return ErrRegionDisabled
 	}
 	return nil
 }
+
+// throttles is the SDK's own test for a throttling error, which its
+// retryers use too.
+var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
 
 type classifiedError struct{ kind, err error }
 

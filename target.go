@@ -1,0 +1,97 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+)
+
+// RegionOptions configures one call of Regions or AccountRegions: the
+// engine's Options for the call, starting from the Fanout's, and what the
+// AWS layer adds to them.
+type RegionOptions struct {
+	Options
+
+	// SkipDisabled reports an item whose error is ErrRegionDisabled as
+	// skipped (Result.Skipped) rather than failed.
+	SkipDisabled bool
+}
+
+// RegionResult is the outcome of one item of Regions or AccountRegions:
+// the engine's Result, whose Key is the region (Regions) or
+// "account/region" (AccountRegions), and what the AWS layer knows of it.
+type RegionResult[T any] struct {
+	Result[T]
+	Account string // the account; "" for the pool's own (Regions)
+	Region  string // the region
+
+	// Throttles counts the item's throttled attempts, retried or not,
+	// when the pool's clients are adaptive (the default).
+	Throttles int
+}
+
+// RegionResults holds one RegionResult per item, in input order.
+type RegionResults[T any] []RegionResult[T]
+
+// Results returns the engine's Results of rs, in the same order.
+func (rs RegionResults[T]) Results() Results[T] {
+	out := make(Results[T], len(rs))
+	for i, r := range rs {
+		out[i] = r.Result
+	}
+	return out
+}
+
+// Values returns the values of the items that succeeded, in input order.
+func (rs RegionResults[T]) Values() []T { return rs.Results().Values() }
+
+// Err joins the items' errors, as Results.Err does.
+func (rs RegionResults[T]) Err() error { return rs.Results().Err() }
+
+// Failed returns the results that carry an error, in input order.
+func (rs RegionResults[T]) Failed() RegionResults[T] {
+	return filter(rs, func(r RegionResult[T]) bool { return r.Err != nil })
+}
+
+// Skipped returns the results that were skipped, in input order.
+func (rs RegionResults[T]) Skipped() RegionResults[T] {
+	return filter(rs, func(r RegionResult[T]) bool { return r.Skipped != nil })
+}
+
+// runTargets is the seam between the AWS layer and the engine: it runs
+// call once per target through f.Run, under keys (one per target, unique),
+// wrapping each call so that the adaptive retryer can count its throttled
+// attempts, its error is classified, and a disabled region is skipped when
+// asked. scope, when not nil, is applied to the Options before optFns.
+func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys []string,
+	call func(context.Context, target) (T, error), scope func(*Options), optFns []func(*RegionOptions)) (RegionResults[T], error) {
+	ro := RegionOptions{Options: f.options()}
+	if scope != nil {
+		scope(&ro.Options)
+	}
+	for _, fn := range optFns {
+		fn(&ro)
+	}
+	index := make(map[string]int, len(keys))
+	for i, key := range keys {
+		index[key] = i
+	}
+	stats := make([]itemStats, len(targets))
+	op := func(ctx context.Context, key string) (T, error) {
+		i := index[key]
+		v, err := call(context.WithValue(ctx, statsKey{}, &stats[i]), targets[i])
+		err = Classify(stats[i].withLastAttempt(err))
+		if ro.SkipDisabled && errors.Is(err, ErrRegionDisabled) {
+			return v, Skip(err)
+		}
+		return v, err
+	}
+	results, err := f.Run(ctx, keys, op, func(o *Options) { *o = ro.Options })
+	if results == nil {
+		return nil, err
+	}
+	out := make(RegionResults[T], len(results))
+	for i, r := range results {
+		out[i] = RegionResult[T]{Result: r, Account: targets[i].account, Region: targets[i].region, Throttles: stats[i].throttleCount()}
+	}
+	return out, err
+}
