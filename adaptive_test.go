@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,11 +17,24 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
+// newAdaptive returns an Adaptive on a fake clock.
+func newAdaptive(t *testing.T, clock *fakeClock, optFn func(*fanout.AdaptiveOptions)) *fanout.Adaptive {
+	t.Helper()
+	a, err := fanout.NewAdaptive(optFn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clock != nil {
+		fanout.SetAdaptiveClock(a, clock.now)
+	}
+	return a
+}
+
 func TestAdaptiveArithmetic(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	a := fanout.NewAdaptive(func(o *fanout.AdaptiveOptions) {
-		o.Max, o.Decrease, o.Increase, o.Now, o.DisablePacing = 16, 0.5, 1, clock.now, true
+	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) {
+		o.Max, o.Decrease, o.Increase, o.DisablePacing = 16, 0.5, 1, true
 	})
 	ctx := context.Background()
 	acquire := func() time.Time {
@@ -79,7 +93,7 @@ func TestAdaptiveArithmetic(t *testing.T) {
 
 func TestAdaptiveBlocksAtTheLimit(t *testing.T) {
 	t.Parallel()
-	a := fanout.NewAdaptive(func(o *fanout.AdaptiveOptions) { o.Max = 2 })
+	a := newAdaptive(t, nil, func(o *fanout.AdaptiveOptions) { o.Max = 2 })
 	ctx := context.Background()
 	s1, _ := a.Acquire(ctx)
 	s2, _ := a.Acquire(ctx)
@@ -120,7 +134,7 @@ func TestAdaptiveBlocksAtTheLimit(t *testing.T) {
 
 func TestAdaptiveBucket(t *testing.T) {
 	t.Parallel()
-	a := fanout.NewAdaptive(func(o *fanout.AdaptiveOptions) { o.Rate, o.Burst = 1, 2 })
+	a := newAdaptive(t, nil, func(o *fanout.AdaptiveOptions) { o.Rate, o.Burst = 1, 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	for range 2 {
@@ -132,5 +146,71 @@ func TestAdaptiveBucket(t *testing.T) {
 	}
 	if _, err := a.Acquire(ctx); err == nil {
 		t.Error("a third request within the burst of 2 at 1/s got through within 100ms")
+	}
+}
+
+// TestAdaptivePacing: once the client has been throttled, request starts
+// are spaced by round trip / limit, so a limit of 2 is two requests per
+// round trip; before any throttle, and with DisablePacing, nothing waits.
+func TestAdaptivePacing(t *testing.T) {
+	t.Parallel()
+	for _, disable := range []bool{false, true} {
+		clock := &fakeClock{t: time.Unix(1000, 0)}
+		a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max, o.DisablePacing = 16, disable })
+		ctx := context.Background()
+		s, _ := a.Acquire(ctx)
+		clock.advance(100 * time.Millisecond)
+		a.Release(s, false) // the round trip: 100ms
+		if d := fanout.AdaptivePace(a); d != 0 {
+			t.Fatalf("DisablePacing %v: paced %v before any throttle", disable, d)
+		}
+		var starts []time.Time
+		for range 4 {
+			s, _ := a.Acquire(ctx)
+			starts = append(starts, s)
+		}
+		a.Release(starts[0], true) // limit: min(16, 4) x 0.5 = 2
+		if l := a.Stats().Limit; l != 2 {
+			t.Fatalf("limit %v after the throttle; want 2", l)
+		}
+		want := []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond}
+		if disable {
+			want = []time.Duration{0, 0, 0}
+		}
+		for i, w := range want {
+			if d := fanout.AdaptivePace(a); d != w {
+				t.Errorf("DisablePacing %v: start %d waits %v; want %v", disable, i, d, w)
+			}
+		}
+		clock.advance(100 * time.Millisecond) // the next start was due at +150ms
+		if d := fanout.AdaptivePace(a); !disable && d != 50*time.Millisecond {
+			t.Errorf("after 100ms the next start waits %v; want 50ms", d)
+		}
+	}
+}
+
+func TestAdaptiveOptions(t *testing.T) {
+	t.Parallel()
+	var seen fanout.AdaptiveOptions
+	if _, err := fanout.NewAdaptive(func(o *fanout.AdaptiveOptions) { seen = *o }); err != nil || seen != fanout.DefaultAdaptiveOptions() {
+		t.Errorf("an option function saw %+v (%v); want DefaultAdaptiveOptions", seen, err)
+	}
+	for name, tc := range map[string]struct {
+		fn   func(*fanout.AdaptiveOptions)
+		want string
+	}{
+		"Max 0":           {func(o *fanout.AdaptiveOptions) { o.Max = 0 }, "AdaptiveOptions.Max is 0"},
+		"Decrease 1":      {func(o *fanout.AdaptiveOptions) { o.Decrease = 1 }, "AdaptiveOptions.Decrease is 1"},
+		"Decrease 0":      {func(o *fanout.AdaptiveOptions) { o.Decrease = 0 }, "AdaptiveOptions.Decrease is 0"},
+		"Decrease NaN":    {func(o *fanout.AdaptiveOptions) { o.Decrease = math.NaN() }, "AdaptiveOptions.Decrease is NaN"},
+		"Increase -1":     {func(o *fanout.AdaptiveOptions) { o.Increase = -1 }, "AdaptiveOptions.Increase is -1"},
+		"Increase +Inf":   {func(o *fanout.AdaptiveOptions) { o.Increase = math.Inf(1) }, "AdaptiveOptions.Increase is +Inf"},
+		"ThrottleBackoff": {func(o *fanout.AdaptiveOptions) { o.ThrottleBackoff = 0 }, "AdaptiveOptions.ThrottleBackoff is 0s"},
+		"Rate -1":         {func(o *fanout.AdaptiveOptions) { o.Rate = -1 }, "AdaptiveOptions.Rate is -1"},
+		"Rate, no Burst":  {func(o *fanout.AdaptiveOptions) { o.Rate = 20 }, "AdaptiveOptions.Burst is 0 with a Rate of 20"},
+	} {
+		if a, err := fanout.NewAdaptive(tc.fn); a != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, %v; want an error containing %q", name, a, err, tc.want)
+		}
 	}
 }

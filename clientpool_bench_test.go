@@ -83,23 +83,19 @@ func BenchmarkConnections(b *testing.B) {
 	}
 	for name, clients := range map[string]func(e *regionalEndpoints) (func(region string) *sts.Client, func()){
 		"pool": func(e *regionalEndpoints) (func(string) *sts.Client, func()) {
-			pool := fanout.NewClientPool(cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+			pool := newPool(b, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 				o.ClientOptions = append(o.ClientOptions, func(o *sts.Options) { o.EndpointResolverV2 = e })
 			})
 			return pool.Get, pool.CloseIdleConnections
 		},
 		"plain": func(e *regionalEndpoints) (func(string) *sts.Client, func()) {
 			byRegion := map[string]*sts.Client{}
-			var hcs []*http.Client
 			for _, region := range benchRegions {
 				c := cfg.Copy()
 				c.Region = region
 				byRegion[region] = sts.NewFromConfig(c, func(o *sts.Options) { o.EndpointResolverV2 = e })
 			}
 			return func(r string) *sts.Client { return byRegion[r] }, func() {
-				for _, hc := range hcs {
-					hc.CloseIdleConnections()
-				}
 				http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 			}
 		},
@@ -113,28 +109,24 @@ func BenchmarkConnections(b *testing.B) {
 }
 
 func benchConns(b *testing.B, clients func(e *regionalEndpoints) (func(string) *sts.Client, func()), keys []string, limit int64) {
-	{
-		{
-			e := newRegionalEndpoints(b, benchRegions)
-			get, closeIdle := clients(e)
-			defer closeIdle()
-			f := fanout.New[string](func(o *fanout.Options) { o.Limit = limit })
-			b.ReportAllocs()
-			for b.Loop() {
-				_, err := f.Run(context.Background(), keys, func(ctx context.Context, region string) (string, error) {
-					out, err := get(region).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-					if err != nil {
-						return "", err
-					}
-					return aws.ToString(out.Account), nil
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
+	e := newRegionalEndpoints(b, benchRegions)
+	get, closeIdle := clients(e)
+	defer closeIdle()
+	f := fanout.New[string](func(o *fanout.Options) { o.Limit = limit })
+	b.ReportAllocs()
+	for b.Loop() {
+		_, err := f.Run(context.Background(), keys, func(ctx context.Context, region string) (string, error) {
+			out, err := get(region).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			if err != nil {
+				return "", err
 			}
-			b.ReportMetric(float64(e.conns.Load())/float64(b.N), "conns/run")
+			return aws.ToString(out.Account), nil
+		})
+		if err != nil {
+			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(e.conns.Load())/float64(b.N), "conns/run")
 }
 
 // BenchmarkClientPoolGet compares a cached Get with building a client per
@@ -142,7 +134,7 @@ func benchConns(b *testing.B, clients func(e *regionalEndpoints) (func(string) *
 func BenchmarkClientPoolGet(b *testing.B) {
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "bench-secret", "")}
 	b.Run("pool.Get", func(b *testing.B) {
-		pool := fanout.NewClientPool(cfg, sts.NewFromConfig)
+		pool := newPool(b, cfg, sts.NewFromConfig)
 		b.ReportAllocs()
 		for b.Loop() {
 			_ = pool.Get("eu-west-1")

@@ -30,9 +30,12 @@
 // at once.
 //
 // Failures stay with their item: one failing region does not stop an
-// inventory of thirty, unless Options.FailFast asks for it. Items that never
-// ran, because ctx was cancelled or FailFast stopped the call, fail with
-// [ErrSkipped] and the reason.
+// inventory of thirty, unless Options.FailFast asks for it. The engine
+// returns an operation's error as it was, inside the item's ItemError. Items
+// that never started, because ctx was cancelled or FailFast stopped the
+// call, fail with [ErrNotStarted] and the reason. An operation that returns
+// [Skip] marks its item skipped, which is not a failure: "skipped" always
+// means that, and "not started" always means a failure.
 //
 // Panics: errgroup lets a panic in one goroutine crash the process, and conc
 // re-panics in the caller. Here a panic inside an operation becomes that
@@ -45,11 +48,14 @@
 // Bad input fails at once and names itself, never hangs: an item whose
 // weight is below 1 or above the Limit fails with an error naming the key,
 // the weight and the limit (semaphore.Weighted.Acquire would block on it
-// until ctx ended); a negative Limit or ItemTimeout, a nil ctx or a nil op
-// make the call fail before anything runs.
+// until ctx ended); a Limit below 1, a negative ItemTimeout, a nil ctx or a
+// nil op make the call fail before anything runs.
 //
-// Zero values: zero [Options] mean [DefaultLimit], weight 1, no deadline per
-// item, no fail-fast; the zero Fanout is ready to use with them.
+// Options: every constructor of this module starts from documented
+// defaults, each an exported constant ([DefaultLimit], [DefaultMaxAttempts],
+// [DefaultAdaptiveMax], ...), then applies its func(*Options) in order. A
+// value that cannot be honoured is an error that names it, never a silent
+// clamp. The zero Fanout is ready to use with the default Options.
 //
 // Concurrency: a Fanout and a Budget are safe for concurrent use. Options
 // passed to a call apply to a copy, so concurrent calls never see each
@@ -57,20 +63,32 @@
 //
 // # AWS
 //
+// The AWS layer sits on top of the engine and reaches it through one seam:
+// [Regions] and [AccountRegions] wrap the operation before handing it to
+// [Fanout.Run], so that each item's error is classified, its throttled
+// attempts are counted, and a disabled region can be skipped
+// ([RegionOptions]). They return a [RegionResult] per item: the engine's
+// [Result] with the account, the region and the throttle count.
+//
 // A [ClientPool] hands out one aws-sdk-go-v2 client per account and region,
 // built once and shared, with one HTTP client sized for fan-out, one
 // credentials cache per account and a retryer per client without the
-// client-side retry quota. [EnabledRegions] lists the regions an account
-// has enabled; [Regions] and [AccountRegions] fan an operation out over
-// them, with [Accounts] assuming a role in each account. Errors from a
-// region that is not enabled classify as [ErrRegionDisabled] and throttling
-// as [ErrThrottled] (see [Classify]); errors.As still reaches the
-// smithy.APIError. [Collect], [Pages] and [Items] drain and stream SDK
-// paginators. Each pool client carries an [Adaptive] limit that backs off
-// when the service throttles and recovers on success.
+// client-side retry quota; [Accounts] assumes a role in each account.
+// Errors from a region that is not enabled classify as [ErrRegionDisabled]
+// and throttling as [ErrThrottled] (see [Classify]); errors.As still
+// reaches the smithy.APIError. [Collect], [Pages] and [Items] drain and
+// stream SDK paginators. Each pool client carries an [Adaptive] limit that
+// backs off when the service throttles and recovers on success.
 //
-// Package fanouttest simulates AWS in process, with latency, throttling
-// and faults per region, to test fan-outs offline.
+// Region names are checked against every partition the pinned SDK knows
+// (aws, aws-cn, aws-us-gov, aws-eusc, the ISO partitions).
+//
+// Package [github.com/awsfanout/fanout/discover] lists the regions an
+// account has enabled and the accounts of an organization; it alone
+// imports the EC2 and Organizations clients, so a program that does not
+// need them never compiles them. Package
+// [github.com/awsfanout/fanout/fanouttest] simulates AWS in process, with
+// latency, throttling and faults per region, to test fan-outs offline.
 //
 // Operations receive a context that is cancelled when the call's ctx is,
 // when FailFast stops the call, when a Stream's consumer stops, and, with

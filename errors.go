@@ -13,7 +13,7 @@ var ErrNotStarted = errors.New("fanout: not started")
 
 // ItemError is the error of one item. Every failed Result carries one.
 // It names the item and wraps the operation's error, so errors.As and
-// errors.Is reach the cause (a smithy.APIError, context.DeadlineExceeded)
+// errors.Is reach the cause (an API error, context.DeadlineExceeded)
 // through it, and through the error that Run joins from all of them.
 type ItemError struct {
 	Index int    // position in keys

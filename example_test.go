@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"sort"
 	"strings"
 
@@ -100,7 +101,7 @@ func ExampleOptions_weight() {
 
 // FailFast stops at the first failure: the operations still running see
 // their context cancelled, and the items that never ran fail with
-// ErrSkipped.
+// ErrNotStarted.
 func ExampleOptions_failFast() {
 	f := fanout.New[int](func(o *fanout.Options) { o.Limit = 1; o.FailFast = true })
 	results, _ := f.Run(context.Background(), []string{"ok", "broken", "never", "ran"}, func(ctx context.Context, key string) (int, error) {
@@ -110,13 +111,13 @@ func ExampleOptions_failFast() {
 		return 1, nil
 	})
 	for _, r := range results {
-		fmt.Printf("%s skipped=%v err=%v\n", r.Key, errors.Is(r.Err, fanout.ErrSkipped), r.Err != nil)
+		fmt.Printf("%s notStarted=%v err=%v\n", r.Key, errors.Is(r.Err, fanout.ErrNotStarted), r.Err != nil)
 	}
 	// Output:
-	// ok skipped=false err=false
-	// broken skipped=false err=true
-	// never skipped=true err=true
-	// ran skipped=true err=true
+	// ok notStarted=false err=false
+	// broken notStarted=false err=true
+	// never notStarted=true err=true
+	// ran notStarted=true err=true
 }
 
 // OnDone drives a progress display; it is never called concurrently.
@@ -141,7 +142,10 @@ func ExampleOptions_onDone() {
 
 // A Budget bounds several Fanouts of different result types together.
 func ExampleBudget() {
-	budget := fanout.NewBudget(20) // at most 20 calls in flight in this process
+	budget, err := fanout.NewBudget(20) // at most 20 calls in flight in this process
+	if err != nil {
+		log.Fatal(err)
+	}
 	counts := fanout.New[int](func(o *fanout.Options) { o.Budget = budget })
 	names := fanout.New[string](func(o *fanout.Options) { o.Budget = budget; o.Limit = 5 })
 	fmt.Println(counts.Limit(), names.Limit(), budget.Size())

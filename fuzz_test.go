@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,9 +31,6 @@ func FuzzRun(f *testing.F) {
 		}
 		var c inflight
 		lim := int64(limit)
-		if limit == 0 { // Limit 0 means DefaultLimit
-			lim = fanout.DefaultLimit
-		}
 		fo := fanout.New[int](func(o *fanout.Options) {
 			o.Limit = int64(limit)
 			o.FailFast = failFast
@@ -55,6 +53,12 @@ func FuzzRun(f *testing.F) {
 		})
 		if ctx.Err() != nil {
 			t.Fatal("Run did not end within 10s")
+		}
+		if limit == 0 { // cannot be honoured: nothing runs
+			if res != nil || err == nil || !strings.Contains(err.Error(), "Options.Limit is 0") || c.peak.Load() != 0 {
+				t.Fatalf("Limit 0: %d results, err %v, peak %d", len(res), err, c.peak.Load())
+			}
+			return
 		}
 		if len(res) != len(keys) {
 			t.Fatalf("%d results for %d keys", len(res), len(keys))

@@ -8,10 +8,9 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// DefaultLimit is the Limit of Options that do not set one.
-//
-// It is below EC2's smallest API burst (50 calls per account and region), so a
-// fan-out over one region at the default limit does not start out throttled.
+// DefaultLimit is the Limit of Options that do not set one: a modest
+// number of calls in flight, below the smallest burst a typical API
+// quota allows.
 const DefaultLimit = 32
 
 // Options configures a Fanout. New starts from the defaults (DefaultLimit,
@@ -50,12 +49,12 @@ type Options struct {
 	// from its start. 0 means none; a negative value makes calls fail.
 	ItemTimeout time.Duration
 
-	// Scope, when not nil, names the scope of a key (an account, say): a
-	// group of keys. ScopeLimit, when positive, bounds how many scopes have
-	// items in flight at once, inside the Limit: limits nest, they never
-	// multiply. A scope is in flight from the start of its first item to the
+	// Scope, when not nil, names the scope of a key: a group of keys that
+	// shares something worth bounding, such as a tenant. ScopeLimit, when
+	// positive, bounds how many scopes have items in flight at once, inside
+	// the Limit: limits nest, they never multiply. A scope is in flight from the start of its first item to the
 	// end of its last; items are started scope by scope, in order of each
-	// scope's first key. AccountRegions sets Scope to the account.
+	// scope's first key.
 	//
 	// Like Limit, a ScopeLimit set in New is shared by the Fanout's
 	// concurrent calls that have a Scope (a scope in flight in two calls

@@ -13,12 +13,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/internal/mototest"
 )
 
 func TestItemsAcrossRegionsMoto(t *testing.T) {
-	cfg := motoConfig(t, "us-east-1")
+	cfg := mototest.Fresh(t, "us-east-1")
 	want := map[string]int{"eu-west-1": 11, "us-west-2": 6, "ap-southeast-1": 0}
-	pool := fanout.NewClientPool(cfg, ec2.NewFromConfig, httpClientOf[ec2.Options](cfg))
+	pool := newPool(t, cfg, ec2.NewFromConfig, httpClientOf[ec2.Options](cfg))
 	for region, n := range want {
 		launch(t, pool.Get(region), n)
 	}

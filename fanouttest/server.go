@@ -129,8 +129,8 @@ func (s *Server) AWSConfig(region string) aws.Config {
 // request is what the Server reads off one request.
 type request struct {
 	accessKey, region, service, action string
-	form                    url.Values
-	json                    bool // a JSON protocol
+	form                               url.Values
+	json                               bool // a JSON protocol
 }
 
 func parse(r *http.Request) (request, []byte) {

@@ -5,12 +5,15 @@ package mototest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -138,11 +141,7 @@ func (s *Server) Config(region string) aws.Config {
 // Require returns the shared server, or skips the test with a message
 // saying how to install moto_server; with CI=true a missing server fails
 // the test instead.
-func Require(t interface {
-	Helper()
-	Skip(...any)
-	Fatal(...any)
-}) *Server {
+func Require(t testing.TB) *Server {
 	t.Helper()
 	s, err := Shared()
 	if err == nil {
@@ -165,4 +164,36 @@ type stopAfter struct{ m *testing.M }
 func (s stopAfter) Run() int {
 	defer StopShared()
 	return s.m.Run()
+}
+
+// Fresh returns a config for region that reaches the shared server, after
+// clearing the server's state, with an HTTP client of its own whose idle
+// connections close when the test ends. Tests that use it share one
+// server, so they must not run in parallel.
+func Fresh(t testing.TB, region string) aws.Config {
+	t.Helper()
+	srv := Require(t)
+	if err := srv.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.Config(region)
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	cfg.HTTPClient = hc
+	t.Cleanup(hc.CloseIdleConnections)
+	return cfg
+}
+
+// ErrorServer answers every call with one AWS error body, as the real
+// service does, and counts the requests: for the answers moto_server
+// never gives (denials, throttling, disabled regions).
+func ErrorServer(t testing.TB, status int, contentType, body string) (*httptest.Server, *atomic.Int32) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Content-Type", contentType)
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
 }

@@ -1,0 +1,185 @@
+package fanout_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/discover"
+	"github.com/awsfanout/fanout/internal/mototest"
+)
+
+// TestAccountRegionsMoto assumes roles in accounts that Organizations
+// lists, and checks that each account sees its own instances.
+func TestAccountRegionsMoto(t *testing.T) {
+	cfg := mototest.Fresh(t, "us-east-1")
+	ctx := context.Background()
+	org := organizations.NewFromConfig(cfg)
+	if _, err := org.CreateOrganization(ctx, &organizations.CreateOrganizationInput{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"prod", "dev"} {
+		if _, err := org.CreateAccount(ctx, &organizations.CreateAccountInput{
+			AccountName: aws.String(name), Email: aws.String(name + "@example.com"),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	accounts, err := discover.OrganizationAccounts(ctx, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(accounts) != 3 { // the management account and the two new ones
+		t.Fatalf("accounts %v; want 3", accounts)
+	}
+	accts := newAccounts(t, cfg, func(o *fanout.AccountOptions) { o.ExternalID = "ext-1"; o.SessionName = "test" })
+	pool := newPool(t, cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
+		o.HTTPClient = cfg.HTTPClient
+		o.Accounts = accts
+	})
+	regions := []string{"eu-west-2", "ap-northeast-3"}
+	want := map[string]int{}
+	for i, acct := range accounts[1:] {
+		for j, region := range regions {
+			n := 2 + 3*i + j
+			client, err := pool.Client(acct, region)
+			if err != nil {
+				t.Fatal(err)
+			}
+			launch(t, client, n)
+			want[acct+"/"+region] = n
+		}
+	}
+	f := fanout.New[int](func(o *fanout.Options) { o.Limit = 4 })
+	res, err := fanout.AccountRegions(ctx, f, pool, accounts, regions,
+		func(ctx context.Context, c *ec2.Client, _, region string) (int, error) {
+			return countInstances(ctx, c, region)
+		},
+		func(o *fanout.RegionOptions) { o.ScopeLimit = 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(accounts)*len(regions) {
+		t.Fatalf("%d results", len(res))
+	}
+	for _, r := range res {
+		if r.Value != want[r.Key] {
+			t.Errorf("%s: %d instances; want %d", r.Key, r.Value, want[r.Key])
+		}
+	}
+	if res[0].Key != accounts[0]+"/"+regions[0] {
+		t.Errorf("first key %q", res[0].Key)
+	}
+}
+
+func TestAccountWhoseRoleCannotBeAssumed(t *testing.T) {
+	cfg := mototest.Fresh(t, "us-east-1")
+	const good, bad = "111111111111", "222222222222"
+	proxy, denied := stsProxy(t, *cfg.BaseEndpoint, bad)
+	accts := newAccounts(t, cfg, func(o *fanout.AccountOptions) {
+		o.RoleName = "auditor"
+		o.STSOptions = append(o.STSOptions, func(o *sts.Options) { o.BaseEndpoint = aws.String(proxy.URL) })
+	})
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+		o.HTTPClient = cfg.HTTPClient
+		o.Accounts = accts
+	})
+	regions := []string{"eu-west-1", "us-east-2", "ap-south-1"}
+	res, err := fanout.AccountRegions(context.Background(), fanout.New[string](), pool, []string{bad, good}, regions,
+		func(ctx context.Context, c *sts.Client, _, _ string) (string, error) {
+			out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			if err != nil {
+				return "", err
+			}
+			return aws.ToString(out.Account), nil
+		})
+	if err == nil {
+		t.Fatal("no error for the account whose role was denied")
+	}
+	for _, r := range res {
+		acct, _, _ := strings.Cut(r.Key, "/")
+		if acct == good {
+			if r.Err != nil || r.Value != good {
+				t.Errorf("%s: %v %q; want the good account to run as itself", r.Key, r.Err, r.Value)
+			}
+			continue
+		}
+		var ae *fanout.AccountError
+		if !errors.As(r.Err, &ae) || ae.Account != bad || ae.RoleARN != "arn:aws:iam::"+bad+":role/auditor" {
+			t.Fatalf("%s: %v; want an *AccountError", r.Key, r.Err)
+		}
+		var apiErr smithy.APIError
+		if !errors.As(r.Err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
+			t.Errorf("%s: the STS error is not reachable: %v", r.Key, r.Err)
+		}
+		if msg := r.Err.Error(); !strings.Contains(msg, bad) || !strings.Contains(msg, "role/auditor") || strings.Contains(msg, "moto-test-secret") {
+			t.Errorf("message %q: want the account and role, never the secret", msg)
+		}
+	}
+	if n := denied.Load(); n != 1 {
+		t.Errorf("AssumeRole into the denied account tried %d times for %d regions; want 1", n, len(regions))
+	}
+}
+
+func TestAccountsBadInput(t *testing.T) {
+	t.Parallel()
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDBAD", "bad-secret", "")}
+	pool := newPool(t, cfg, ec2.NewFromConfig)
+	f := fanout.New[int]()
+	if _, err := fanout.AccountRegions(context.Background(), f, pool, []string{"1"}, []string{"us-east-1"},
+		func(context.Context, *ec2.Client, string, string) (int, error) { return 0, nil }); err == nil || !strings.Contains(err.Error(), "no Accounts") {
+		t.Errorf("no Accounts: %v", err)
+	}
+	accts := newAccounts(t, cfg, func(o *fanout.AccountOptions) {
+		o.RoleARN = func(account string) string { return "arn:aws:iam::" + account + ":user/not-a-role" }
+	})
+	if _, err := accts.RoleARN("123456789012"); err == nil || !strings.Contains(err.Error(), "user/not-a-role") {
+		t.Errorf("malformed role ARN: %v", err)
+	}
+	if _, err := accts.RoleARN("12345"); err == nil || !strings.Contains(err.Error(), `"12345" is not an AWS account ID`) {
+		t.Errorf("malformed account: %v", err)
+	}
+	withAccts := newPool(t, cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) { o.Accounts = accts })
+	if _, err := fanout.AccountRegions(context.Background(), f, withAccts, []string{"123456789012", "123456789012"}, []string{"us-east-1"},
+		func(context.Context, *ec2.Client, string, string) (int, error) { return 0, nil }); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		t.Errorf("duplicate account: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		fn   func(*fanout.AccountOptions)
+		want string
+	}{
+		"no role":        {func(o *fanout.AccountOptions) { o.RoleName = "" }, "AccountOptions.RoleName is empty"},
+		"session name":   {func(o *fanout.AccountOptions) { o.SessionName = "a b" }, `AccountOptions.SessionName "a b"`},
+		"short duration": {func(o *fanout.AccountOptions) { o.Duration = time.Minute }, "AccountOptions.Duration is 1m0s"},
+		"window":         {func(o *fanout.AccountOptions) { o.ExpiryWindow = -time.Second }, "AccountOptions.ExpiryWindow is -1s"},
+		// A jitter set without a window is kept, not overwritten.
+		"jitter": {func(o *fanout.AccountOptions) { o.ExpiryWindowJitterFrac = 1.5 }, "AccountOptions.ExpiryWindowJitterFrac is 1.5"},
+	} {
+		if a, err := fanout.NewAccounts(cfg, tc.fn); a != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, %v; want an error containing %q", name, a, err, tc.want)
+		}
+	}
+	if _, err := fanout.NewAccounts(aws.Config{}); err == nil || !strings.Contains(err.Error(), `Region "" is not an AWS region name`) {
+		t.Errorf("config without a region: %v", err)
+	}
+	var seen fanout.AccountOptions
+	if _, err := fanout.NewAccounts(cfg, func(o *fanout.AccountOptions) { seen = *o }); err != nil || seen.RoleName != fanout.DefaultRoleName ||
+		seen.SessionName != fanout.DefaultSessionName || seen.ExpiryWindow != fanout.DefaultExpiryWindow || seen.ExpiryWindowJitterFrac != fanout.DefaultExpiryWindowJitterFrac {
+		t.Errorf("an option function saw %+v (%v); want the defaults", seen, err)
+	}
+	// The role ARN is in the config's partition, aws-eusc included.
+	eusc := cfg
+	eusc.Region = "eusc-de-east-1"
+	if arn, err := newAccounts(t, eusc).RoleARN("123456789012"); err != nil || arn != "arn:aws-eusc:iam::123456789012:role/"+fanout.DefaultRoleName {
+		t.Errorf("eusc role ARN: %q, %v", arn, err)
+	}
+}

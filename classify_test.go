@@ -1,0 +1,95 @@
+package fanout_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/internal/mototest"
+)
+
+func TestClassificationOverTheWire(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDWIRE", "wire-secret", "")}
+	check := func(name string, err error, kind error, code string) {
+		t.Helper()
+		var apiErr smithy.APIError
+		if !errors.Is(err, kind) || !errors.As(err, &apiErr) || apiErr.ErrorCode() != code {
+			t.Errorf("%s: %v; want errors.Is %v and the API error %s", name, err, kind, code)
+		}
+		if strings.Contains(fmt.Sprint(err), "wire-secret") {
+			t.Errorf("%s: the error shows the secret key", name)
+		}
+	}
+	withEndpoint := func(url string) aws.Config {
+		cfg := base.Copy()
+		cfg.BaseEndpoint = aws.String(url)
+		return cfg
+	}
+
+	srv, _ := mototest.ErrorServer(t, http.StatusUnauthorized, "text/xml", ec2AuthFailure)
+	ec2Pool := newPool(t, withEndpoint(srv.URL), ec2.NewFromConfig)
+	res, err := fanout.Regions(ctx, fanout.New[int](), ec2Pool, []string{"me-south-1"}, countInstances)
+	check("EC2 AuthFailure", res[0].Err, fanout.ErrRegionDisabled, "AuthFailure")
+	check("joined", err, fanout.ErrRegionDisabled, "AuthFailure")
+	res, err = fanout.Regions(ctx, fanout.New[int](), ec2Pool, []string{"me-south-1"}, countInstances,
+		func(o *fanout.RegionOptions) { o.SkipDisabled = true })
+	if err != nil || !errors.Is(res[0].Skipped, fanout.ErrRegionDisabled) {
+		t.Errorf("SkipDisabled: %+v, %v", res[0], err)
+	}
+
+	srv, _ = mototest.ErrorServer(t, http.StatusForbidden, "text/xml", stsInvalidToken)
+	stsPool := newPool(t, withEndpoint(srv.URL), sts.NewFromConfig)
+	_, err = stsPool.Get("ap-east-1").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	check("STS InvalidClientTokenId", fanout.Classify(err), fanout.ErrRegionDisabled, "InvalidClientTokenId")
+
+	srv, _ = mototest.ErrorServer(t, http.StatusBadRequest, "application/x-amz-json-1.1", jsonUnrecognized)
+	orgPool := newPool(t, withEndpoint(srv.URL), organizations.NewFromConfig)
+	_, err = orgPool.Get("us-east-1").ListAccounts(ctx, &organizations.ListAccountsInput{})
+	check("JSON UnrecognizedClientException", fanout.Classify(err), fanout.ErrRegionDisabled, "UnrecognizedClientException")
+
+	srv, throttledCalls := mototest.ErrorServer(t, http.StatusServiceUnavailable, "text/xml", ec2Throttled)
+	throttledPool := newPool(t, withEndpoint(srv.URL), ec2.NewFromConfig,
+		func(o *fanout.PoolOptions[ec2.Options]) { o.Retryer = fastRetries })
+	res, _ = fanout.Regions(ctx, fanout.New[int](), throttledPool, []string{"eu-west-1"}, countInstances)
+	check("EC2 RequestLimitExceeded", res[0].Err, fanout.ErrThrottled, "RequestLimitExceeded")
+	if n := throttledCalls.Load(); n != fanout.DefaultMaxAttempts {
+		t.Errorf("the throttled call was sent %d times; want DefaultMaxAttempts %d", n, fanout.DefaultMaxAttempts)
+	}
+}
+
+// TestUnmodeled429IsAThrottle: an HTTP 429 whose body names no modeled
+// error is a throttle to the SDK's retryers (retry.DefaultThrottles), and
+// so to Classify and to the adaptive limit.
+func TestUnmodeled429IsAThrottle(t *testing.T) {
+	t.Parallel()
+	srv, calls := mototest.ErrorServer(t, http.StatusTooManyRequests, "text/plain", "slow down")
+	cfg := aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKID429", "secret-429", "")}
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = fastRetries })
+	res, err := fanout.Regions(context.Background(), fanout.New[int](), pool, []string{"eu-west-1"},
+		func(ctx context.Context, c *sts.Client, _ string) (int, error) {
+			_, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			return 0, err
+		})
+	if !errors.Is(err, fanout.ErrThrottled) || res[0].Throttles != fanout.DefaultMaxAttempts {
+		t.Errorf("429: %v with %d throttles counted; want ErrThrottled after %d throttled attempts", err, res[0].Throttles, fanout.DefaultMaxAttempts)
+	}
+	if n := calls.Load(); n != fanout.DefaultMaxAttempts {
+		t.Errorf("sent %d times; want %d", n, fanout.DefaultMaxAttempts)
+	}
+	if st := pool.Stats()["eu-west-1"]; st.Throttles != fanout.DefaultMaxAttempts || st.Limit >= fanout.DefaultAdaptiveMax {
+		t.Errorf("adaptive limit after %d throttles: %+v; want it cut", fanout.DefaultMaxAttempts, st)
+	}
+}

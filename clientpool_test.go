@@ -1,0 +1,215 @@
+package fanout_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"maps"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/fanouttest"
+	"github.com/awsfanout/fanout/internal/mototest"
+)
+
+func TestPoolBuildsOneClientAndSharesCredentials(t *testing.T) {
+	cfg := mototest.Fresh(t, "us-east-1")
+	creds := &countingProvider{CredentialsProvider: cfg.Credentials}
+	cfg.Credentials = creds
+	pool := newPool(t, cfg, sts.NewFromConfig, httpClientOf[sts.Options](cfg))
+	clients := make([]*sts.Client, 100)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			clients[i] = pool.Get("eu-west-3")
+		}()
+	}
+	wg.Wait()
+	for _, c := range clients {
+		if c != clients[0] {
+			t.Fatal("100 concurrent Gets built more than one client")
+		}
+	}
+	regions := []string{"eu-west-3", "us-west-1", "ap-northeast-1", "eu-central-1", "us-east-2"}
+	f := fanout.New[string](func(o *fanout.Options) { o.Limit = 10 })
+	for range 4 {
+		res, err := fanout.Regions(context.Background(), f, pool, regions,
+			func(ctx context.Context, c *sts.Client, _ string) (string, error) {
+				out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+				if err != nil {
+					return "", err
+				}
+				return aws.ToString(out.Account), nil
+			})
+		if err != nil || len(res.Values()) != len(regions) {
+			t.Fatalf("%v, %v", res, err)
+		}
+	}
+	if pool.Len() != len(regions) {
+		t.Errorf("pool holds %d clients; want %d", pool.Len(), len(regions))
+	}
+	if n := creds.n.Load(); n != 1 {
+		t.Errorf("credentials retrieved %d times over 20 calls in 5 regions; want 1 (one cache per account)", n)
+	}
+}
+
+// TestRetryQuotaCannotFailAFanout sends 300 calls through one client that
+// each need three retries: the SDK's standard retryer, given the same 5
+// attempts, runs out of its 500-token quota (5 a retry, refunded only when
+// the retry succeeds) and fails calls; the pool's retryer does not.
+func TestRetryQuotaCannotFailAFanout(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		retryer    func() aws.Retryer
+		wantFailed bool
+	}{
+		"SDK default": {func() aws.Retryer {
+			return retry.AddWithMaxBackoffDelay(retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = fanout.DefaultMaxAttempts
+			}), time.Millisecond)
+		}, true},
+		"fanout": {fastRetries, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := flakyServer(t)
+			cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+				Credentials: credentials.NewStaticCredentialsProvider("AKIDQ", "quota-secret", "")}
+			pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = tc.retryer })
+			keys := keysN(300)
+			res, _ := fanout.New[string](func(o *fanout.Options) { o.Limit = 50 }).Run(context.Background(), keys,
+				func(ctx context.Context, _ string) (string, error) {
+					out, err := pool.Get("us-east-1").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+					if err != nil {
+						return "", err
+					}
+					return aws.ToString(out.Account), nil
+				})
+			quota := 0
+			for _, r := range res.Failed() {
+				var q ratelimit.QuotaExceededError
+				if errors.As(r.Err, &q) && errors.Is(fanout.Classify(r.Err), fanout.ErrThrottled) {
+					quota++
+				}
+			}
+			t.Logf("%d of %d calls failed on the retry quota", quota, len(keys))
+			if (quota > 0) != tc.wantFailed {
+				t.Errorf("%d of %d calls failed on the retry quota (%d failed in all)", quota, len(keys), len(res.Failed()))
+			}
+			if !tc.wantFailed && len(res.Failed()) != 0 {
+				t.Errorf("%d calls failed: %v", len(res.Failed()), res.Failed()[0].Err)
+			}
+		})
+	}
+}
+
+// TestPoolKeepsTheConfigsTransport: LoadDefaultConfig puts AWS_CA_BUNDLE
+// and proxy settings in the SDK's BuildableClient; the pool keeps them
+// while making room for more idle connections.
+func TestPoolKeepsTheConfigsTransport(t *testing.T) {
+	t.Parallel()
+	cfg := aws.Config{Region: "us-east-1", HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.TLSClientConfig = &tls.Config{ServerName: "corporate-ca"}
+	})}
+	hc, ok := newPool(t, cfg, sts.NewFromConfig).Config().HTTPClient.(*http.Client)
+	if !ok {
+		t.Fatal("the pool's HTTP client is not an *http.Client")
+	}
+	tr := hc.Transport.(*http.Transport)
+	if tr.TLSClientConfig == nil || tr.TLSClientConfig.ServerName != "corporate-ca" || tr.MaxIdleConnsPerHost != fanout.DefaultMaxIdleConnsPerHost {
+		t.Errorf("TLS config %+v, idle per host %d", tr.TLSClientConfig, tr.MaxIdleConnsPerHost)
+	}
+	mine := &http.Client{}
+	cfg.HTTPClient = mine
+	if got := newPool(t, cfg, sts.NewFromConfig).Config().HTTPClient; got != mine {
+		t.Error("the pool replaced an HTTP client of the user's own")
+	}
+}
+
+func TestPoolOptions(t *testing.T) {
+	t.Parallel()
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDOPT", "opt-secret", "")}
+	var seen fanout.PoolOptions[sts.Options]
+	if _, err := fanout.NewClientPool(cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { seen = *o }); err != nil ||
+		seen.MaxIdleConnsPerHost != fanout.DefaultMaxIdleConnsPerHost || seen.Retryer == nil || seen.Adaptive != fanout.DefaultAdaptiveOptions() {
+		t.Errorf("an option function saw %+v (%v); want the defaults", seen, err)
+	}
+	for name, tc := range map[string]struct {
+		fn   func(*fanout.PoolOptions[sts.Options])
+		want string
+	}{
+		"idle conns": {func(o *fanout.PoolOptions[sts.Options]) { o.MaxIdleConnsPerHost = 0 }, "PoolOptions.MaxIdleConnsPerHost is 0"},
+		"retryer":    {func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = nil }, "PoolOptions.Retryer is nil"},
+		"adaptive":   {func(o *fanout.PoolOptions[sts.Options]) { o.Adaptive.Max = -1 }, "AdaptiveOptions.Max is -1"},
+	} {
+		if p, err := fanout.NewClientPool(cfg, sts.NewFromConfig, tc.fn); p != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, %v; want an error containing %q", name, p, err, tc.want)
+		}
+	}
+	// A bad adaptive option does not matter when adaptive is off.
+	if _, err := fanout.NewClientPool(cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+		o.Adaptive.Max, o.DisableAdaptive = -1, true
+	}); err != nil {
+		t.Errorf("DisableAdaptive with a bad Adaptive: %v", err)
+	}
+	if p, err := fanout.NewClientPool[*sts.Client, sts.Options](cfg, nil); p != nil || err == nil || !strings.Contains(err.Error(), "nil client constructor") {
+		t.Errorf("nil constructor: %v, %v", p, err)
+	}
+	if hc, err := fanout.NewHTTPClient(0); hc != nil || err == nil || !strings.Contains(err.Error(), "NewHTTPClient(0)") {
+		t.Errorf("NewHTTPClient(0): %v, %v", hc, err)
+	}
+}
+
+// TestPoolStats: one adaptive limit per client, keyed by region for the
+// config's own account and "account/region" for others; none when
+// adaptive is off.
+func TestPoolStats(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cfg := srv.AWSConfig("us-east-1")
+	accts := newAccounts(t, cfg)
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+		o.Accounts = accts
+		o.Adaptive.Max = 7
+	})
+	ctx := context.Background()
+	for range 3 {
+		if _, err := pool.Get("eu-west-1").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := pool.Client("111111111111", "ap-south-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]fanout.AdaptiveStats{
+		"eu-west-1":               {Limit: 7, Requests: 3},
+		"111111111111/ap-south-1": {Limit: 7, Requests: 1},
+	}
+	if got := pool.Stats(); !maps.Equal(got, want) {
+		t.Errorf("Stats %+v; want %+v", got, want)
+	}
+	off := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.DisableAdaptive = true })
+	if _, err := off.Get("eu-west-1").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil || len(off.Stats()) != 0 {
+		t.Errorf("adaptive off: %v, Stats %+v; want none", err, off.Stats())
+	}
+}

@@ -1,0 +1,96 @@
+package discover_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go"
+	"github.com/awsfanout/fanout/discover"
+	"github.com/awsfanout/fanout/internal/mototest"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true") // never ask a real IMDS for credentials
+	mototest.Main(m)
+}
+
+func TestEnabledRegionsMoto(t *testing.T) {
+	cfg := mototest.Fresh(t, "us-east-1")
+	ctx := context.Background()
+	all, err := discover.EnabledRegions(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"us-east-1", "eu-west-1", "ap-southeast-2", "sa-east-1"} {
+		if !slices.Contains(all, want) {
+			t.Errorf("%s missing from %v", want, all)
+		}
+	}
+	for _, not := range []string{"ap-east-1", "me-south-1", "us-gov-west-1", "cn-north-1"} {
+		if slices.Contains(all, not) {
+			t.Errorf("%s (not opted in, or another partition) in %v", not, all)
+		}
+	}
+	if !slices.IsSorted(all) {
+		t.Errorf("not sorted: %v", all)
+	}
+	for name, tc := range map[string]struct {
+		patterns []string
+		want     []string
+	}{
+		"eu only":      {[]string{"eu-*", "!eu-west-*"}, []string{"eu-central-1", "eu-north-1", "eu-south-1"}},
+		"drop only":    {[]string{"!*-*-1", "!*-*-3"}, []string{"ap-northeast-2", "ap-southeast-2", "eu-west-2", "us-east-2", "us-west-2"}},
+		"two patterns": {[]string{"us-east-?", "ca-*"}, []string{"ca-central-1", "us-east-1", "us-east-2"}},
+		"exact":        {[]string{"us-west-2"}, []string{"us-west-2"}},
+	} {
+		got, err := discover.EnabledRegions(ctx, cfg, tc.patterns...)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, %v; want %v", name, got, err, tc.want)
+		}
+	}
+	for _, bad := range [][]string{{"[eu"}, {"zz-*"}, {"!"}} {
+		if got, err := discover.EnabledRegions(ctx, cfg, bad...); err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("patterns %q: %v, %v; want an error naming them", bad, got, err)
+		}
+	}
+	gov := cfg
+	gov.Region = "us-gov-west-1"
+	govRegions, err := discover.EnabledRegions(ctx, gov)
+	if err != nil || !slices.Equal(govRegions, []string{"us-gov-east-1", "us-gov-west-1"}) {
+		t.Errorf("GovCloud partition: %v, %v", govRegions, err)
+	}
+}
+
+func TestEnabledRegionsDenied(t *testing.T) {
+	t.Parallel()
+	srv, _ := mototest.ErrorServer(t, http.StatusForbidden, "text/xml",
+		`<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>4</RequestID></Response>`)
+	cfg := aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDDENY", "deny-secret", "")}
+	_, err := discover.EnabledRegions(context.Background(), cfg)
+	var apiErr smithy.APIError
+	if err == nil || !strings.Contains(err.Error(), "ec2:DescribeRegions was denied") ||
+		!strings.Contains(err.Error(), "pass the regions explicitly") || !errors.As(err, &apiErr) {
+		t.Errorf("err %v; want one that says how to pass regions instead", err)
+	}
+}
+
+func TestEnabledRegionsBadInput(t *testing.T) {
+	t.Parallel()
+	cfg := aws.Config{Credentials: credentials.NewStaticCredentialsProvider("AKIDBAD", "bad-secret", "")}
+	if _, err := discover.EnabledRegions(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), `Region "" is not an AWS region name`) {
+		t.Errorf("config without a region: %v", err)
+	}
+	cfg.Region = "us-east-1"
+	cfg.BaseEndpoint = aws.String("http://127.0.0.1:1") // never reached: the pattern fails first
+	if _, err := discover.EnabledRegions(context.Background(), cfg, "eu-*", "[x"); err == nil || !strings.Contains(err.Error(), `"[x"`) {
+		t.Errorf("bad glob: %v", err)
+	}
+}

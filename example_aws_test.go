@@ -1,0 +1,140 @@
+package fanout_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/fanouttest"
+)
+
+// simulatedAWS starts fanouttest's in-process AWS, so that the examples
+// run without an account or a network. With real AWS, cfg comes from
+// config.LoadDefaultConfig instead.
+func simulatedAWS(cfg fanouttest.Config) (aws.Config, func()) {
+	srv, err := fanouttest.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return srv.AWSConfig("us-east-1"), srv.Close
+}
+
+// A ClientPool builds one client per region on first use and hands the
+// same one out after: one HTTP client, one credentials cache.
+func ExampleClientPool() {
+	cfg, stop := simulatedAWS(fanouttest.Config{})
+	defer stop()
+	pool, err := fanout.NewClientPool(cfg, sts.NewFromConfig)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.CloseIdleConnections()
+
+	out, err := pool.Get("eu-west-1").GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(aws.ToString(out.Account), pool.Get("eu-west-1") == pool.Get("eu-west-1"), pool.Len())
+	fmt.Printf("%+v\n", pool.Stats()["eu-west-1"])
+	// Output:
+	// 123456789012 true 1
+	// {Limit:128 InFlight:0 Requests:1 Throttles:0}
+}
+
+// Regions calls each region with its own client, classifies what AWS
+// answers for a region the account has not enabled, and here reports it
+// as skipped rather than failed.
+func ExampleRegions() {
+	cfg, stop := simulatedAWS(fanouttest.Config{
+		Instances: 3,
+		Region:    map[string]fanouttest.RegionConfig{"me-south-1": {Fault: fanouttest.Disabled}},
+	})
+	defer stop()
+	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.CloseIdleConnections()
+
+	f := fanout.New[int](func(o *fanout.Options) { o.Limit = 8 })
+	results, err := fanout.Regions(context.Background(), f, pool, []string{"eu-west-1", "me-south-1", "us-east-2"},
+		func(ctx context.Context, c *ec2.Client, region string) (int, error) {
+			out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+			if err != nil {
+				return 0, err
+			}
+			return len(out.Reservations), nil
+		},
+		func(o *fanout.RegionOptions) { o.SkipDisabled = true })
+	for _, r := range results {
+		fmt.Println(r.Region, r.Value, r.Skipped != nil, errors.Is(r.Skipped, fanout.ErrRegionDisabled))
+	}
+	fmt.Println("err:", err)
+	// Output:
+	// eu-west-1 3 false false
+	// me-south-1 0 true true
+	// us-east-2 3 false false
+	// err: <nil>
+}
+
+// AccountRegions assumes a role in each account, once per account, and
+// calls every region of it with that account's credentials.
+func ExampleAccountRegions() {
+	cfg, stop := simulatedAWS(fanouttest.Config{})
+	defer stop()
+	accounts, err := fanout.NewAccounts(cfg, func(o *fanout.AccountOptions) { o.RoleName = "Auditor" })
+	if err != nil {
+		log.Fatal(err)
+	}
+	pool, err := fanout.NewClientPool(cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = accounts })
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.CloseIdleConnections()
+
+	results, err := fanout.AccountRegions(context.Background(), fanout.New[string](), pool,
+		[]string{"111111111111", "222222222222"}, []string{"eu-west-1", "us-east-2"},
+		func(ctx context.Context, c *sts.Client, account, region string) (string, error) {
+			out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			if err != nil {
+				return "", err
+			}
+			return aws.ToString(out.Account), nil
+		},
+		func(o *fanout.RegionOptions) { o.ScopeLimit = 1 }) // one account at a time
+	for _, r := range results {
+		fmt.Printf("%s %s: acting in %s\n", r.Account, r.Region, r.Value)
+	}
+	fmt.Println("err:", err)
+	// Output:
+	// 111111111111 eu-west-1: acting in 111111111111
+	// 111111111111 us-east-2: acting in 111111111111
+	// 222222222222 eu-west-1: acting in 222222222222
+	// 222222222222 us-east-2: acting in 222222222222
+	// err: <nil>
+}
+
+// Collect drains an SDK paginator: every page of one region's instances.
+func ExampleCollect() {
+	cfg, stop := simulatedAWS(fanouttest.Config{Instances: 25})
+	defer stop()
+	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.CloseIdleConnections()
+
+	p := ec2.NewDescribeInstancesPaginator(pool.Get("eu-west-1"), &ec2.DescribeInstancesInput{MaxResults: aws.Int32(10)})
+	reservations, err := fanout.Collect(context.Background(), p, p.NextPage, func(out *ec2.DescribeInstancesOutput) []ec2types.Reservation {
+		return out.Reservations
+	})
+	fmt.Println(len(reservations), err)
+	// Output: 25 <nil>
+}

@@ -1,0 +1,82 @@
+package fanout_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/awsfanout/fanout"
+)
+
+func mustBudget(t *testing.T, size int64) *fanout.Budget {
+	t.Helper()
+	b, err := fanout.NewBudget(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestOptionsDefaultsFirst: New starts from the defaults, so an option
+// function sees them, and a value written over them that cannot be
+// honoured is an error, never a silent clamp.
+func TestOptionsDefaultsFirst(t *testing.T) {
+	t.Parallel()
+	var seen fanout.Options
+	f := fanout.New[int](func(o *fanout.Options) { seen = *o })
+	if seen.Limit != fanout.DefaultLimit || f.Limit() != fanout.DefaultLimit {
+		t.Errorf("an option function saw Limit %d, and the Fanout has %d; want DefaultLimit %d", seen.Limit, f.Limit(), fanout.DefaultLimit)
+	}
+	f = fanout.New[int](func(o *fanout.Options) { o.Limit = 0 }) // a user's "-limit 0"
+	_, err := f.Run(context.Background(), []string{"a"}, func(context.Context, string) (int, error) { return 1, nil })
+	if err == nil || !strings.Contains(err.Error(), "Options.Limit is 0") || f.Limit() != 0 {
+		t.Errorf("Limit 0: %v, Limit() %d; want an error naming it and nothing run", err, f.Limit())
+	}
+	for _, size := range []int64{0, -3} {
+		if b, err := fanout.NewBudget(size); b != nil || err == nil || !strings.Contains(err.Error(), "NewBudget") {
+			t.Errorf("NewBudget(%d): %v, %v; want an error", size, b, err)
+		}
+	}
+}
+
+func TestBudgetSharedAcrossTypes(t *testing.T) {
+	t.Parallel()
+	const size = 3
+	b, err := fanout.NewBudget(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c inflight
+	g := newGate()
+	enter := func(ctx context.Context) error {
+		c.add(1)
+		defer c.add(-1)
+		if c.cur.Load() >= size {
+			g.open()
+		}
+		return g.wait(t, ctx)
+	}
+	ints := fanout.New[int](func(o *fanout.Options) { o.Limit = 10; o.Budget = b })
+	strs := fanout.New[string](func(o *fanout.Options) { o.Limit = 10; o.Budget = b })
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, err := ints.Run(context.Background(), keysN(20), func(ctx context.Context, _ string) (int, error) { return 1, enter(ctx) })
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		_, err := strs.Run(context.Background(), keysN(20), func(ctx context.Context, _ string) (string, error) { return "", enter(ctx) })
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	wg.Wait()
+	if p := c.peak.Load(); p != size {
+		t.Errorf("peak in flight across two Fanouts %d; want the Budget's %d", p, size)
+	}
+}
