@@ -200,8 +200,9 @@ func (a *Accounts) check(ctx context.Context, account string) error {
 // pool's client for that account and region (the pool needs Accounts),
 // through f, and returns one RegionResult per item: account by account in
 // the order given, each account's regions in the order given. Result.Key
-// is "account/region". RegionOptions.ScopeLimit bounds the accounts in
-// flight inside the Limit.
+// is "account/region". The items' Scope is their account, so
+// RegionOptions.ScopeLimit (or the Fanout's) bounds the accounts in flight
+// inside the Limit; setting Options.Scope makes the call fail.
 //
 // An account whose role cannot be assumed fails each of its items with an
 // *AccountError naming the account and the role, after one attempt; the
@@ -240,7 +241,7 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 		}
 		return op(ctx, client, t.account, t.region)
 	}
-	return runTargets(ctx, f, targets, keys, call, func(o *Options) { o.Scope = accountOf }, optFns)
+	return runTargets(ctx, f, targets, keys, call, accountOf, optFns)
 }
 
 func accountOf(key string) string {

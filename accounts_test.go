@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/discover"
+	"github.com/awsfanout/fanout/fanouttest"
 	"github.com/awsfanout/fanout/internal/mototest"
 )
 
@@ -181,5 +182,30 @@ func TestAccountsBadInput(t *testing.T) {
 	eusc.Region = "eusc-de-east-1"
 	if arn, err := newAccounts(t, eusc).RoleARN("123456789012"); err != nil || arn != "arn:aws-eusc:iam::123456789012:role/"+fanout.DefaultRoleName {
 		t.Errorf("eusc role ARN: %q, %v", arn, err)
+	}
+}
+
+// TestAccountRegionsOwnsTheScope: AccountRegions groups items by account;
+// a Scope of the caller's would silently stop ScopeLimit from bounding
+// accounts, so it is an error. A Scope set in New is replaced.
+func TestAccountRegionsOwnsTheScope(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cfg := srv.AWSConfig("us-east-1")
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(t, cfg) })
+	op := func(context.Context, *sts.Client, string, string) (int, error) { return 1, nil }
+	accounts, regions := []string{"111111111111", "222222222222"}, []string{"eu-west-1"}
+	res, err := fanout.AccountRegions(context.Background(), fanout.New[int](), pool, accounts, regions, op,
+		func(o *fanout.RegionOptions) { o.Scope = func(string) string { return "all" } })
+	if res != nil || err == nil || !strings.Contains(err.Error(), "leave it unset") {
+		t.Errorf("a caller's Scope: %v, %v; want an error", res, err)
+	}
+	f := fanout.New[int](func(o *fanout.Options) { o.Scope = func(string) string { return "all" } })
+	if res, err := fanout.AccountRegions(context.Background(), f, pool, accounts, regions, op); err != nil || len(res.Values()) != 2 {
+		t.Errorf("a Scope from New: %v, %v", res, err)
 	}
 }

@@ -71,7 +71,7 @@ func DefaultAdaptiveOptions() AdaptiveOptions {
 func (o *AdaptiveOptions) validate() error {
 	switch {
 	case o.Max < 1:
-		return fmt.Errorf("fanout: AdaptiveOptions.Max is %d; want 1 or more", o.Max)
+		return fmt.Errorf("fanout: AdaptiveOptions.Max is %d; want 1 or more (change fields of the options, which start from DefaultAdaptiveOptions, rather than replacing them)", o.Max)
 	case !(o.Decrease > 0 && o.Decrease < 1):
 		return fmt.Errorf("fanout: AdaptiveOptions.Decrease is %v; want more than 0 and less than 1", o.Decrease)
 	case !(o.Increase > 0) || math.IsInf(o.Increase, 1):

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"context"
 	"errors"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -69,6 +70,26 @@ func kindOf(err error) error {
 		return ErrRegionDisabled
 	}
 	return nil
+}
+
+// Classified wraps op, an operation of a plain Fanout.Run over AWS calls,
+// so that its error is classified as Regions classifies one: errors.Is
+// finds ErrRegionDisabled or ErrThrottled, and an item that ends on its
+// context while the SDK is backing off before a retry (an ItemTimeout)
+// also carries the last attempt's error. The last attempt is seen through
+// the retryers of a ClientPool's clients, or of AdaptiveRetryer. Use it
+// where Regions and AccountRegions do not fit, such as many calls to one
+// region.
+func Classified[T any](op func(ctx context.Context, key string) (T, error)) func(ctx context.Context, key string) (T, error) {
+	return func(ctx context.Context, key string) (T, error) {
+		return watch(ctx, new(itemStats), func(ctx context.Context) (T, error) { return op(ctx, key) })
+	}
+}
+
+// watch runs call with st watching its attempts, and classifies its error.
+func watch[T any](ctx context.Context, st *itemStats, call func(context.Context) (T, error)) (T, error) {
+	v, err := call(context.WithValue(ctx, statsKey{}, st))
+	return v, Classify(st.withLastAttempt(err))
 }
 
 // throttles is the SDK's own test for a throttling error, which its

@@ -7,14 +7,18 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/fanouttest"
 	"github.com/awsfanout/fanout/internal/mototest"
 )
 
@@ -91,5 +95,48 @@ func TestUnmodeled429IsAThrottle(t *testing.T) {
 	}
 	if st := pool.Stats()["eu-west-1"]; st.Throttles != fanout.DefaultMaxAttempts || st.Limit >= fanout.DefaultAdaptiveMax {
 		t.Errorf("adaptive limit after %d throttles: %+v; want it cut", fanout.DefaultMaxAttempts, st)
+	}
+}
+
+// TestClassified: a plain Run over AWS calls, with its op wrapped in
+// Classified, classifies errors as Regions does and keeps the last
+// attempt's API error when the item's deadline ends a retry's back-off;
+// without the wrapper, the engine leaves errors alone.
+func TestClassified(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{
+		"eu-west-1":  {Fault: fanouttest.Error500},
+		"me-south-1": {Fault: fanouttest.Disabled},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+		o.Retryer = func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts, o.BaseDelay, o.RateLimiter = 5, time.Second, ratelimit.None // back-offs far past the deadline
+			})
+		}
+	})
+	op := func(ctx context.Context, region string) (int, error) {
+		_, err := pool.Get(region).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		return 0, err
+	}
+	f := fanout.New[int](func(o *fanout.Options) { o.ItemTimeout = 100 * time.Millisecond })
+	keys := []string{"eu-west-1", "me-south-1", "me-south-1"} // a plain Run takes repeated keys
+	res, _ := f.Run(context.Background(), keys, fanout.Classified(op))
+	var apiErr smithy.APIError
+	if err := res[0].Err; !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InternalFailure" {
+		t.Errorf("eu-west-1: %v; want the deadline and the last attempt's InternalFailure", err)
+	}
+	for _, r := range res[1:] {
+		if !errors.Is(r.Err, fanout.ErrRegionDisabled) {
+			t.Errorf("me-south-1: %v; want ErrRegionDisabled", r.Err)
+		}
+	}
+	res, _ = f.Run(context.Background(), keys, op)
+	if err := res[0].Err; !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &apiErr) || errors.Is(res[1].Err, fanout.ErrRegionDisabled) {
+		t.Errorf("unwrapped op: %v, %v; want the errors as the SDK returned them", err, res[1].Err)
 	}
 }

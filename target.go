@@ -61,15 +61,22 @@ func (rs RegionResults[T]) Skipped() RegionResults[T] {
 // call once per target through f.Run, under keys (one per target, unique),
 // wrapping each call so that the adaptive retryer can count its throttled
 // attempts, its error is classified, and a disabled region is skipped when
-// asked. scope, when not nil, is applied to the Options before optFns.
+// asked. scope, when not nil, is the Scope of the items, which optFns may
+// not replace.
 func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys []string,
-	call func(context.Context, target) (T, error), scope func(*Options), optFns []func(*RegionOptions)) (RegionResults[T], error) {
+	call func(context.Context, target) (T, error), scope func(key string) string, optFns []func(*RegionOptions)) (RegionResults[T], error) {
 	ro := RegionOptions{Options: f.options()}
 	if scope != nil {
-		scope(&ro.Options)
+		ro.Scope = nil
 	}
 	for _, fn := range optFns {
 		fn(&ro)
+	}
+	if scope != nil {
+		if ro.Scope != nil {
+			return nil, errors.New("fanout: AccountRegions sets Options.Scope to the account itself; leave it unset")
+		}
+		ro.Scope = scope
 	}
 	index := make(map[string]int, len(keys))
 	for i, key := range keys {
@@ -78,8 +85,7 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys
 	stats := make([]itemStats, len(targets))
 	op := func(ctx context.Context, key string) (T, error) {
 		i := index[key]
-		v, err := call(context.WithValue(ctx, statsKey{}, &stats[i]), targets[i])
-		err = Classify(stats[i].withLastAttempt(err))
+		v, err := watch(ctx, &stats[i], func(ctx context.Context) (T, error) { return call(ctx, targets[i]) })
 		if ro.SkipDisabled && errors.Is(err, ErrRegionDisabled) {
 			return v, Skip(err)
 		}

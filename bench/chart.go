@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -49,9 +50,13 @@ func svg(series map[string][]float64, order []string) string {
 			lo, hi = min(lo, y), max(hi, y)
 		}
 	}
-	lo, hi = logFloor(lo), logCeil(hi)
+	// The axis runs from the power of ten below the lowest value to the one
+	// above the highest.
+	lo, hi = math.Pow(10, math.Floor(math.Log10(lo))), math.Pow(10, math.Ceil(math.Log10(hi)))
 	x := func(i int) float64 { return left + float64(i)*(w-left-right)/float64(len(chartLimits)-1) }
-	y := func(v float64) float64 { return top + (h-top-bottom)*(1-(log10(v)-log10(lo))/(log10(hi)-log10(lo))) }
+	y := func(v float64) float64 {
+		return top + (h-top-bottom)*(1-(math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo)))
+	}
 	colors := map[string]string{"sequential": "#999", "naive": "#d62728", "errgroup": "#1f77b4", "fanout": "#2ca02c", "ideal": "#000"}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)

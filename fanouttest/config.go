@@ -111,7 +111,8 @@ var EC2Buckets = Buckets{
 
 // DefaultRegions are the regions the built-in DescribeRegions lists when
 // Config.Regions is nil: AWS's 34 commercial regions, GovCloud's 2 and
-// China's 2. EnabledRegions keeps those of its config's partition.
+// China's 2. discover.EnabledRegions keeps those of its config's
+// partition.
 var DefaultRegions = []string{
 	"af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
 	"ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
@@ -15,12 +16,18 @@ import (
 // enabled: the real EC2 client sees AWS's AuthFailure, and the fan-out
 // classifies it.
 func Example() {
-	srv := fanouttest.New(fanouttest.Config{
+	srv, err := fanouttest.New(fanouttest.Config{
 		Instances: 7,
 		Region:    map[string]fanouttest.RegionConfig{"me-south-1": {Fault: fanouttest.Disabled}},
 	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer srv.Close()
-	pool := fanout.NewClientPool(srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
+	pool, err := fanout.NewClientPool(srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer pool.CloseIdleConnections()
 
 	res, _ := fanout.Regions(context.Background(), fanout.New[int](), pool, []string{"eu-west-1", "me-south-1", "us-east-2"},

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/discover"
 	"github.com/awsfanout/fanout/fanouttest"
 	"github.com/awsfanout/fanout/internal/mototest"
 )
@@ -28,8 +29,8 @@ func TestMain(m *testing.M) { mototest.Main(m) }
 // with quick retries, both closed when the test ends.
 func start[C, O any](t *testing.T, cfg fanouttest.Config, newFn func(aws.Config, ...func(*O)) C, attempts int) (*fanouttest.Server, *fanout.ClientPool[C]) {
 	t.Helper()
-	srv := fanouttest.New(cfg)
-	pool := fanout.NewClientPool(srv.AWSConfig("us-east-1"), newFn, func(o *fanout.PoolOptions[O]) {
+	srv := newServer(t, cfg)
+	pool, err := fanout.NewClientPool(srv.AWSConfig("us-east-1"), newFn, func(o *fanout.PoolOptions[O]) {
 		o.Retryer = func() aws.Retryer {
 			return retry.AddWithMaxBackoffDelay(retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = attempts
@@ -37,11 +38,22 @@ func start[C, O any](t *testing.T, cfg fanouttest.Config, newFn func(aws.Config,
 			}), time.Millisecond)
 		}
 	})
-	t.Cleanup(func() {
-		pool.CloseIdleConnections()
-		srv.Close()
-	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.CloseIdleConnections) // before the Server closes: cleanups run last in, first out
 	return srv, pool
+}
+
+// newServer returns a Server that is closed when the test ends.
+func newServer(t *testing.T, cfg fanouttest.Config) *fanouttest.Server {
+	t.Helper()
+	srv, err := fanouttest.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func countPages(ctx context.Context, c *ec2.Client, _ string) (int, error) {
@@ -58,7 +70,7 @@ func TestBuiltInResponder(t *testing.T) {
 		Region:    map[string]fanouttest.RegionConfig{"eu-west-1": {Instances: &three}},
 	}, ec2.NewFromConfig, 1)
 	ctx := context.Background()
-	regions, err := pool.EnabledRegions(ctx)
+	regions, err := discover.EnabledRegions(ctx, pool.Config())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +150,7 @@ func TestFaultsAsTheSDKSeesThem(t *testing.T) {
 		}
 		return countPages(ctx, c, region)
 	})
-	byRegion := map[string]fanout.Result[int]{}
+	byRegion := map[string]fanout.RegionResult[int]{}
 	for _, r := range res {
 		byRegion[r.Key] = r
 	}
@@ -173,8 +185,7 @@ func TestFaultsAsTheSDKSeesThem(t *testing.T) {
 	if !errors.Is(fanout.Classify(err), fanout.ErrRegionDisabled) || code(err) != "InvalidClientTokenId" {
 		t.Errorf("STS Disabled: %v", err)
 	}
-	stsThrottled := fanouttest.New(fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: 0.001}}})
-	defer stsThrottled.Close()
+	stsThrottled := newServer(t, fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: 0.001}}})
 	c := sts.NewFromConfig(stsThrottled.AWSConfig("us-east-1"), func(o *sts.Options) { o.RetryMaxAttempts = 1 })
 	_, _ = c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	_, err = c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
@@ -195,11 +206,11 @@ func TestProxyToMoto(t *testing.T) {
 		Region:   map[string]fanouttest.RegionConfig{"eu-west-2": {Fault: fanouttest.Disabled}},
 	}, ec2.NewFromConfig, 1)
 	ctx := context.Background()
-	regions, err := pool.EnabledRegions(ctx, "eu-*")
+	regions, err := discover.EnabledRegions(ctx, pool.Config(), "eu-*")
 	if err != nil || !slices.Contains(regions, "eu-west-2") {
 		t.Fatalf("DescribeRegions through the proxy: %v, %v", regions, err)
 	}
-	res, err := fanout.Regions(ctx, fanout.New[int](), pool, regions, countPages, func(o *fanout.Options) { o.SkipDisabled = true })
+	res, err := fanout.Regions(ctx, fanout.New[int](), pool, regions, countPages, func(o *fanout.RegionOptions) { o.SkipDisabled = true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,22 +227,53 @@ func TestProxyToMoto(t *testing.T) {
 // last attempt's API error.
 func TestLastAttemptSurvivesTheDeadline(t *testing.T) {
 	t.Parallel()
-	srv := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Error500}}})
-	pool := fanout.NewClientPool(srv.AWSConfig("us-east-1"), ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
+	srv := newServer(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Error500}}})
+	pool, err := fanout.NewClientPool(srv.AWSConfig("us-east-1"), ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
 		o.Retryer = func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts, o.BaseDelay, o.RateLimiter = 5, time.Second, ratelimit.None // back-offs far past the deadline
 			})
 		}
 	})
-	t.Cleanup(func() {
-		pool.CloseIdleConnections()
-		srv.Close()
-	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.CloseIdleConnections)
 	res, _ := fanout.Regions(context.Background(), fanout.New[int](), pool, []string{"eu-west-1"}, countPages,
-		func(o *fanout.Options) { o.ItemTimeout = 100 * time.Millisecond })
+		func(o *fanout.RegionOptions) { o.ItemTimeout = 100 * time.Millisecond })
 	var apiErr smithy.APIError
 	if err := res[0].Err; !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InternalError" {
 		t.Errorf("%v; want the deadline and the last attempt's InternalError", err)
+	}
+}
+
+// TestNewRejectsWhatItCannotHonour: New names the first bad setting and
+// starts nothing.
+func TestNewRejectsWhatItCannotHonour(t *testing.T) {
+	t.Parallel()
+	minus := -1
+	for name, tc := range map[string]struct {
+		cfg  fanouttest.Config
+		want string
+	}{
+		"unparsable upstream": {fanouttest.Config{Upstream: "http://[::1"}, `Upstream "http://[::1"`},
+		"upstream not http":   {fanouttest.Config{Upstream: "127.0.0.1:5000"}, `Upstream "127.0.0.1:5000"`},
+		"negative instances":  {fanouttest.Config{Instances: -1}, "Instances is -1"},
+		"negative latency":    {fanouttest.Config{Latency: fanouttest.Latency{Jitter: -time.Millisecond}}, "negative part"},
+		"negative bucket":     {fanouttest.Config{Throttle: &fanouttest.Buckets{Mutating: fanouttest.Bucket{Burst: -5}}}, "negative part"},
+		"bad account":         {fanouttest.Config{Account: "1234"}, `Account "1234"`},
+		"region instances":    {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Instances: &minus}}}, `Region["eu-west-1"]: Instances is -1`},
+		"unknown fault":       {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: 99}}}, "Fault is 99"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv, err := fanouttest.New(tc.cfg)
+			if srv != nil {
+				srv.Close()
+			}
+			if srv != nil || err == nil || !strings.HasPrefix(err.Error(), "fanouttest: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New: %v, %v; want no Server and an error naming %s", srv, err, tc.want)
+			}
+		})
 	}
 }

@@ -34,6 +34,7 @@ import (
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
 
 	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/discover"
 )
 
 func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) }
@@ -70,6 +71,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("want one of -endpoint URL (an emulator: moto_server -H 127.0.0.1 -p 5000) or -aws")
 	case o.setup > 0 && o.aws:
 		return o, errors.New("-setup creates accounts: only against an emulator")
+	case o.role == "":
+		return o, errors.New("-role is empty; want the name of the role to assume in each account")
 	case o.concurrency < 1 || o.accountsInFlight < 1:
 		return o, fmt.Errorf("-concurrency %d and -accounts-in-flight %d must be 1 or more", o.concurrency, o.accountsInFlight)
 	}
@@ -90,13 +93,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	start := time.Now()
-	accts := fanout.NewAccounts(cfg, func(a *fanout.AccountOptions) { a.RoleName, a.ExternalID = o.role, o.externalID })
-	pool := fanout.NewClientPool(cfg, ec2.NewFromConfig, func(p *fanout.PoolOptions[ec2.Options]) {
+	accts, err := fanout.NewAccounts(cfg, func(a *fanout.AccountOptions) { a.RoleName, a.ExternalID = o.role, o.externalID })
+	if err != nil {
+		fmt.Fprintln(stderr, "org-scan:", err)
+		return 1
+	}
+	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig, func(p *fanout.PoolOptions[ec2.Options]) {
 		p.Accounts = accts
 		p.MaxIdleConnsPerHost = o.concurrency
 	})
+	if err != nil {
+		fmt.Fprintln(stderr, "org-scan:", err)
+		return 1
+	}
 	defer pool.CloseIdleConnections()
-	regions, err := pool.EnabledRegions(ctx, globs(o.regions)...)
+	regions, err := discover.EnabledRegions(ctx, pool.Config(), globs(o.regions)...)
 	if err != nil {
 		fmt.Fprintln(stderr, "org-scan:", err)
 		return 1
@@ -108,28 +119,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	accounts, err := fanout.OrganizationAccounts(ctx, org)
+	accounts, err := discover.OrganizationAccounts(ctx, org)
 	if err != nil {
 		fmt.Fprintln(stderr, "org-scan:", err)
 		return 1
 	}
 	f := fanout.New[int](func(fo *fanout.Options) { fo.Limit = int64(o.concurrency) })
-	res, _ := fanout.AccountRegions(ctx, f, pool, accounts, regions,
+	res, err := fanout.AccountRegions(ctx, f, pool, accounts, regions,
 		func(ctx context.Context, c *ec2.Client, _, _ string) (int, error) { return countInstances(ctx, c) },
-		func(fo *fanout.Options) { fo.ScopeLimit = o.accountsInFlight })
+		func(ro *fanout.RegionOptions) { ro.ScopeLimit = o.accountsInFlight })
+	if res == nil {
+		fmt.Fprintln(stderr, "org-scan:", err) // nothing ran
+		return 1
+	}
 	elapsed := time.Since(start)
 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tREGION\tINSTANCES\tERROR")
 	total := 0
 	for _, r := range res {
-		account, region, _ := strings.Cut(r.Key, "/")
 		msg := ""
 		if r.Err != nil {
 			msg = r.Err.Error()
 		}
 		total += r.Value
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", account, region, r.Value, msg)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Account, r.Region, r.Value, msg)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "accounts=%d regions=%d instances=%d failed=%d elapsed=%.3fs\n",

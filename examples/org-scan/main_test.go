@@ -33,7 +33,7 @@ func TestScanMoto(t *testing.T) {
 }
 
 func TestNeedsATarget(t *testing.T) {
-	for _, args := range [][]string{{}, {"-aws", "-setup", "2"}, {"-endpoint", "http://x", "-concurrency", "0"}} {
+	for _, args := range [][]string{{}, {"-aws", "-setup", "2"}, {"-endpoint", "http://x", "-concurrency", "0"}, {"-endpoint", "http://x", "-role", ""}} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 || errb.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())

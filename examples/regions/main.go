@@ -33,6 +33,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/discover"
 	"github.com/awsfanout/fanout/fanouttest"
 )
 
@@ -91,9 +92,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer done()
 
 	start := time.Now()
-	pool := fanout.NewClientPool(cfg, ec2.NewFromConfig)
+	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig)
+	if err != nil {
+		fmt.Fprintln(stderr, "regions:", err)
+		return 1
+	}
 	defer pool.CloseIdleConnections()
-	regions, err := pool.EnabledRegions(ctx, globs(o.regions)...)
+	regions, err := discover.EnabledRegions(ctx, pool.Config(), globs(o.regions)...)
 	if err != nil {
 		fmt.Fprintln(stderr, "regions:", err)
 		return 1
@@ -103,8 +108,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fo.Limit = int64(o.concurrency)
 		fo.OnDone = bar.done
 	})
-	results, _ := fanout.Regions(ctx, f, pool, regions, countInstances)
+	results, err := fanout.Regions(ctx, f, pool, regions, countInstances)
 	bar.finish()
+	if results == nil {
+		fmt.Fprintln(stderr, "regions:", err) // nothing ran
+		return 1
+	}
 	elapsed := time.Since(start)
 
 	if o.json {
@@ -142,14 +151,17 @@ func awsConfig(ctx context.Context, o options, stdout io.Writer) (aws.Config, fu
 			Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "example-secret", ""),
 		}, func() {}, nil
 	}
-	srv := simulate(o.simLatency)
+	srv, err := simulate(o.simLatency)
+	if err != nil {
+		return aws.Config{}, nil, err
+	}
 	fmt.Fprintln(stdout, "simulated AWS: an in-process endpoint (fanouttest) with realistic per-region latency; no AWS account or network used (-aws for your account)")
 	return srv.AWSConfig(o.home), srv.Close, nil
 }
 
 // simulate starts a fanouttest endpoint whose regions answer with the
 // latency of a client in us-east-1, and hold 0 to 39 instances each.
-func simulate(scale float64) *fanouttest.Server {
+func simulate(scale float64) (*fanouttest.Server, error) {
 	rc := map[string]fanouttest.RegionConfig{}
 	for _, r := range fanouttest.DefaultRegions {
 		base := time.Duration(float64(latencyFromUSEast1(r)) * scale)
@@ -208,7 +220,7 @@ func globs(s string) []string {
 	return strings.Split(s, ",")
 }
 
-func writeTable(w io.Writer, results fanout.Results[int]) {
+func writeTable(w io.Writer, results fanout.RegionResults[int]) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "REGION\tINSTANCES\tTIME\tERROR")
 	for _, r := range results {
@@ -216,12 +228,12 @@ func writeTable(w io.Writer, results fanout.Results[int]) {
 		if r.Err != nil {
 			msg = r.Err.Error()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3fs\t%s\n", r.Key, r.Value, r.Elapsed.Seconds(), msg)
+		fmt.Fprintf(tw, "%s\t%d\t%.3fs\t%s\n", r.Region, r.Value, r.Elapsed.Seconds(), msg)
 	}
 	tw.Flush()
 }
 
-func writeJSON(w io.Writer, results fanout.Results[int]) {
+func writeJSON(w io.Writer, results fanout.RegionResults[int]) {
 	enc := json.NewEncoder(w)
 	for _, r := range results {
 		line := struct {
@@ -229,7 +241,7 @@ func writeJSON(w io.Writer, results fanout.Results[int]) {
 			Instances int     `json:"instances"`
 			Seconds   float64 `json:"seconds"`
 			Error     string  `json:"error,omitempty"`
-		}{Region: r.Key, Instances: r.Value, Seconds: r.Elapsed.Seconds()}
+		}{Region: r.Region, Instances: r.Value, Seconds: r.Elapsed.Seconds()}
 		if r.Err != nil {
 			line.Error = r.Err.Error()
 		}

@@ -89,11 +89,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer done()
-	pool := fanout.NewClientPool(cfg, s3.NewFromConfig, func(p *fanout.PoolOptions[s3.Options]) {
+	pool, err := fanout.NewClientPool(cfg, s3.NewFromConfig, func(p *fanout.PoolOptions[s3.Options]) {
 		p.ClientOptions = append(p.ClientOptions, func(so *s3.Options) { so.UsePathStyle = o.endpoint != "" || !o.aws })
 	})
+	if err != nil {
+		fmt.Fprintln(stderr, "s3-bulk:", err)
+		return 1
+	}
 	defer pool.CloseIdleConnections()
-	b := &bulk{s3: pool.Get(o.region), bucket: fmt.Sprintf("fanout-s3-bulk-%d", time.Now().UnixNano()), sizes: map[string]int64{}}
+	client, err := pool.Client("", o.region) // Get would not check the region
+	if err != nil {
+		fmt.Fprintln(stderr, "s3-bulk:", err)
+		return 1
+	}
+	b := &bulk{s3: client, bucket: fmt.Sprintf("fanout-s3-bulk-%d", time.Now().UnixNano()), sizes: map[string]int64{}}
 	rng := rand.New(rand.NewPCG(o.seed, o.seed))
 	for i := range o.objects {
 		b.keys = append(b.keys, fmt.Sprintf("data/%05d.bin", i))

@@ -38,6 +38,13 @@ func TestSimulatedS3(t *testing.T) {
 	}
 }
 
+func TestBadRegion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"-region", "moon-1"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), `s3-bulk: fanout: "moon-1" is not an AWS region name`) {
+		t.Errorf("exit %d, stderr %q; want 1 and the region named", code, errb.String())
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-objects", "0"}, {"-limit", "8"}, {"-aws", "-endpoint", "http://x"}} {
 		var out, errb bytes.Buffer

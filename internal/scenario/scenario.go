@@ -59,17 +59,18 @@ type Outcome struct {
 	Errs   []error  `json:"-"`
 }
 
-// Target is what a scenario's calls go to: a fanouttest server and a way
+// target is what a scenario's calls go to: a fanouttest server and a way
 // to make one call against a client.
 type target struct {
-	srv    *fanouttest.Server
-	limit  int
-	keys   []string // one per call; the region is keyRegion(key)
-	region func(key string) string
-	call   func(ctx context.Context, c *ec2.Client) (int, error)
+	srv   *fanouttest.Server
+	limit int
+	keys  []string // one per call: the region it goes to, repeated for many calls to one region
+	call  func(ctx context.Context, c *ec2.Client) (int, error)
 	// itemTimeout bounds each call in the implementations that can.
 	itemTimeout time.Duration
-	adaptive    fanout.AdaptiveOptions
+	// adaptive, when not nil, tunes the fanout implementation's adaptive
+	// limits, from fanout.DefaultAdaptiveOptions.
+	adaptive func(*fanout.AdaptiveOptions)
 }
 
 // run runs t with impl and measures it.
@@ -107,7 +108,7 @@ func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error)
 		clients := plainClients(cfg)
 		defer clients.close()
 		for i, k := range t.keys {
-			values[i], errs[i] = callWithTimeout(ctx, t, clients.get(t.region(k)))
+			values[i], errs[i] = callWithTimeout(ctx, t, clients.get(k))
 		}
 	case Naive:
 		var wg sync.WaitGroup
@@ -119,7 +120,7 @@ func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error)
 				// gives; without keep-alives, since it serves one call and
 				// nothing could close its idle connection.
 				hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.DisableKeepAlives = true })
-				c, err := config.LoadDefaultConfig(ctx, config.WithRegion(t.region(k)), config.WithHTTPClient(hc),
+				c, err := config.LoadDefaultConfig(ctx, config.WithRegion(k), config.WithHTTPClient(hc),
 					config.WithBaseEndpoint(aws.ToString(cfg.BaseEndpoint)), config.WithCredentialsProvider(cfg.Credentials))
 				if err != nil {
 					errs[i] = err
@@ -136,25 +137,30 @@ func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error)
 		g.SetLimit(t.limit)
 		for i, k := range t.keys {
 			g.Go(func() error {
-				values[i], errs[i] = callWithTimeout(ctx, t, clients.get(t.region(k)))
+				values[i], errs[i] = callWithTimeout(ctx, t, clients.get(k))
 				return nil // errgroup would cancel the rest: keep every answer
 			})
 		}
 		_ = g.Wait()
 	case Fanout:
-		pool := fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
+		pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
 			o.MaxIdleConnsPerHost = max(t.limit, fanout.DefaultMaxIdleConnsPerHost)
-			o.Adaptive = t.adaptive
+			if t.adaptive != nil {
+				t.adaptive(&o.Adaptive)
+			}
 		})
+		if err != nil {
+			return nil, nil, err
+		}
 		defer pool.CloseIdleConnections()
 		f := fanout.New[int](func(o *fanout.Options) {
 			o.Limit = int64(t.limit)
 			o.ItemTimeout = t.itemTimeout
-			o.CountThrottles = true
 		})
-		res, _ := f.Run(ctx, t.keys, func(ctx context.Context, k string) (int, error) {
-			return t.call(ctx, pool.Get(t.region(k)))
-		})
+		res, err := runFanout(ctx, f, pool, t)
+		if res == nil {
+			return nil, nil, err
+		}
 		for i, r := range res {
 			values[i], errs[i] = r.Value, r.Err
 		}
@@ -162,6 +168,14 @@ func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error)
 		return nil, nil, fmt.Errorf("scenario: unknown implementation %q; want one of %q", impl, Impls)
 	}
 	return values, errs, nil
+}
+
+// runFanout makes t's calls through Run, since several may go to one
+// region, with errors classified as Regions classifies them.
+func runFanout(ctx context.Context, f *fanout.Fanout[int], pool *fanout.ClientPool[*ec2.Client], t target) (fanout.Results[int], error) {
+	return f.Run(ctx, t.keys, fanout.Classified(func(ctx context.Context, region string) (int, error) {
+		return t.call(ctx, pool.Get(region))
+	}))
 }
 
 func callWithTimeout(ctx context.Context, t target, c *ec2.Client) (int, error) {

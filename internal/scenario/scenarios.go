@@ -21,7 +21,10 @@ type Params struct {
 	Bucket      fanouttest.Bucket
 	ItemTimeout time.Duration // faults
 	StreamItems int
-	Adaptive    fanout.AdaptiveOptions // the fanout implementation's adaptive limits
+
+	// Adaptive, when not nil, tunes the fanout implementation's adaptive
+	// limits in the throttle scenario, from fanout.DefaultAdaptiveOptions.
+	Adaptive func(*fanout.AdaptiveOptions)
 }
 
 // Default are the sizes the issue names.
@@ -69,9 +72,12 @@ func regions(ctx context.Context, impl string, p Params) (Outcome, error) {
 		rc[r] = fanouttest.RegionConfig{Latency: &l}
 	}
 	const pageSize = 5
-	srv := fanouttest.New(fanouttest.Config{Instances: p.Pages * pageSize, Region: rc})
+	srv, err := fanouttest.New(fanouttest.Config{Instances: p.Pages * pageSize, Region: rc})
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
 	defer srv.Close()
-	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: names, region: same, call: describePages(pageSize)})
+	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: names, call: describePages(pageSize)})
 	o.IdealS = (time.Duration(p.Pages) * p.PageLatency).Seconds()
 	return o, err
 }
@@ -82,13 +88,16 @@ func items(ctx context.Context, impl string, p Params) (Outcome, error) {
 	if impl == Sequential {
 		return Outcome{Impl: impl}, ErrSkipped
 	}
-	srv := fanouttest.New(fanouttest.Config{Instances: 1, Latency: fanouttest.Latency{Fixed: p.Latency}})
+	srv, err := fanouttest.New(fanouttest.Config{Instances: 1, Latency: fanouttest.Latency{Fixed: p.Latency}})
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
 	defer srv.Close()
 	limit := p.ItemsLimit
 	if limit == 0 {
 		limit = p.Limit
 	}
-	o, err := run(ctx, impl, target{srv: srv, limit: limit, keys: repeat("us-east-1", p.Items), region: same, call: describeOnce})
+	o, err := run(ctx, impl, target{srv: srv, limit: limit, keys: repeat("us-east-1", p.Items), call: describeOnce})
 	o.IdealS = (time.Duration(p.Items) * p.Latency / time.Duration(limit)).Seconds()
 	return o, err
 }
@@ -100,12 +109,15 @@ func throttle(ctx context.Context, impl string, p Params) (Outcome, error) {
 		return Outcome{Impl: impl}, ErrSkipped
 	}
 	n := min(p.Items, 1000)
-	srv := fanouttest.New(fanouttest.Config{
+	srv, err := fanouttest.New(fanouttest.Config{
 		Instances: 1, Latency: fanouttest.Latency{Fixed: p.Latency},
 		Throttle: &fanouttest.Buckets{NonMutating: p.Bucket},
 	})
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
 	defer srv.Close()
-	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", n), region: same, call: describeOnce, adaptive: p.Adaptive})
+	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", n), call: describeOnce, adaptive: p.Adaptive})
 	o.IdealS = float64(n-p.Bucket.Burst) / p.Bucket.PerSecond
 	return o, err
 }
@@ -122,14 +134,17 @@ func faults(ctx context.Context, impl string, p Params) (Outcome, error) {
 	if impl == Naive {
 		return Outcome{Impl: impl}, ErrSkipped
 	}
-	srv := fanouttest.New(fanouttest.Config{
+	srv, err := fanouttest.New(fanouttest.Config{
 		Instances: 5, Latency: fanouttest.Latency{Fixed: p.Latency},
 		Region: map[string]fanouttest.RegionConfig{
 			Failing: {Fault: fanouttest.Error500}, Hanging: {Fault: fanouttest.Hang}, Disabled: {Fault: fanouttest.Disabled},
 		},
 	})
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
 	defer srv.Close()
-	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: fanouttest.DefaultRegions, region: same,
+	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: fanouttest.DefaultRegions,
 		call: describePages(5), itemTimeout: p.ItemTimeout})
 	o.IdealS = p.ItemTimeout.Seconds()
 	return o, err
@@ -154,8 +169,6 @@ func stream(ctx context.Context, impl string, p Params) (Outcome, error) {
 	stop()
 	return o, nil
 }
-
-func same(key string) string { return key }
 
 func repeat(s string, n int) []string {
 	out := make([]string, n)
