@@ -70,5 +70,17 @@ func Skip(reason error) error {
 
 type skipError struct{ reason error }
 
+// skipReason returns the reason of a Skip that err is or wraps, or nil.
+func skipReason(err error) error {
+	if err == nil {
+		return nil
+	}
+	var skip *skipError
+	if errors.As(err, &skip) {
+		return skip.reason
+	}
+	return nil
+}
+
 func (e *skipError) Error() string { return "fanout: skip: " + e.reason.Error() }
 func (e *skipError) Unwrap() error { return e.reason }

@@ -19,6 +19,7 @@ import (
 // its Limit.
 type Fanout[T any] struct {
 	once     sync.Once
+	onDone   sync.Mutex          // serializes OnDone across the Fanout's calls
 	opts     *Options            // set by New; nil in the zero Fanout
 	err      error               // invalid options given to New
 	sem      *semaphore.Weighted // the Fanout's Limit, shared by its calls
@@ -63,6 +64,9 @@ func (f *Fanout[T]) init() {
 // calls: its Options.Limit, or its Budget's size if that is smaller; 0 if
 // its options are invalid.
 func (f *Fanout[T]) Limit() int64 {
+	if f == nil {
+		return 0
+	}
 	f.init()
 	return f.limit
 }
@@ -162,15 +166,24 @@ type run[T any] struct {
 	scopeOf   []*scope
 	scopeSems []*semaphore.Weighted
 
+	// What the items hold, for calls nested in them (see nest.go): the
+	// shared semaphores that sems and scopeSems stand for, and what the
+	// enclosing item holds.
+	shared, sharedScopes []*semaphore.Weighted
+	parent               *held
+
 	next atomic.Int64 // the next position in order to claim
 	stop atomic.Bool  // set when a Stream's consumer left
 
-	mu           sync.Mutex // serializes OnDone and guards the counts
+	onDone       *sync.Mutex // the Fanout's: serializes OnDone across its calls, and guards the counts
 	done, failed int
 }
 
 func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 	op func(context.Context, string) (T, error), optFns []func(*Options)) (*run[T], error) {
+	if f == nil {
+		return nil, errors.New("fanout: nil *Fanout")
+	}
 	f.init()
 	switch {
 	case f.err != nil:
@@ -180,7 +193,7 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 	case op == nil:
 		return nil, errors.New("fanout: nil op")
 	}
-	r := &run[T]{keys: keys, op: op, opts: *f.opts}
+	r := &run[T]{keys: keys, op: op, opts: *f.opts, onDone: &f.onDone, parent: heldIn(ctx)}
 	for _, fn := range optFns {
 		fn(&r.opts)
 	}
@@ -195,15 +208,26 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 		r.sems = append(r.sems, semaphore.NewWeighted(l))
 		r.limit = l
 	}
-	r.sems = append(r.sems, f.sem)
+	r.share(f.sem)
 	if b := r.opts.Budget; b != nil {
-		r.sems = append(r.sems, b.sem)
+		r.share(b.sem)
 	}
 	if err := r.groupScopes(f.opts.ScopeLimit, f.scopeSem); err != nil {
 		return nil, err
 	}
-	r.ctx, r.cancel = context.WithCancelCause(ctx)
+	r.ctx, r.cancel = context.WithCancelCause(context.WithValue(ctx, heldKey{}, r.held(1)))
 	return r, nil
+}
+
+// share adds the shared semaphore s to the call's, or the private one that
+// stands for it when the call is nested in an item that holds some of s.
+func (r *run[T]) share(s *semaphore.Weighted) {
+	r.shared = append(r.shared, s)
+	sem, u := r.parent.within(s)
+	r.sems = append(r.sems, sem)
+	if u > 0 {
+		r.limit = min(r.limit, u)
+	}
 }
 
 // workers is the number of goroutines a call starts: no more items than
@@ -258,12 +282,14 @@ func (r *run[T]) do(i int) Result[T] {
 		return r.fail(res, r.notStarted())
 	}
 	start := time.Now()
-	res.Value, err = r.call(res.Key)
+	res.Value, res.Skipped, err = r.call(res.Key, w)
 	res.Elapsed = time.Since(start)
 	releaseAll(r.sems, w)
-	if err != nil {
+	if err != nil || res.Skipped != nil {
 		var zero T
 		res.Value = zero
+	}
+	if err != nil {
 		return r.fail(res, err)
 	}
 	return res
@@ -271,14 +297,8 @@ func (r *run[T]) do(i int) Result[T] {
 
 func (r *run[T]) notStarted() error { return &notStartedError{context.Cause(r.ctx)} }
 
-// fail records err as the item's error, or as its skip reason when the
-// operation asked for a skip (Skip).
+// fail records err as the item's error.
 func (r *run[T]) fail(res Result[T], err error) Result[T] {
-	var skip *skipError
-	if errors.As(err, &skip) {
-		res.Skipped = skip.reason
-		return res
-	}
 	res.Err = &ItemError{Index: res.Index, Key: res.Key, Err: err}
 	return res
 }
@@ -315,16 +335,22 @@ func releaseAll(sems []*semaphore.Weighted, w int64) {
 	}
 }
 
-// call runs op under the item's deadline and turns a panic into an error.
-func (r *run[T]) call(key string) (v T, err error) {
-	ctx := r.ctx
+// call runs op under the item's deadline, holding w, and returns its
+// value, its skip reason when it asked for a skip (Skip), or its error. A
+// panic, in op or in looking into the error it returned, becomes the error.
+func (r *run[T]) call(key string, w int64) (v T, skipped, err error) {
+	ctx := r.holding(w)
 	if r.opts.ItemTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.opts.ItemTimeout)
 		defer cancel()
 	}
 	defer recoverInto(&err)
-	return r.op(ctx, key)
+	v, err = r.op(ctx, key)
+	if skipped = skipReason(err); skipped != nil {
+		err = nil
+	}
+	return v, skipped, err
 }
 
 func recoverInto(err *error) {
@@ -333,27 +359,50 @@ func recoverInto(err *error) {
 	}
 }
 
-// finish reports a finished item: it stops the others under FailFast,
-// calls OnDone, and hands the result to the caller.
+// finish reports a finished item: it calls OnDone, stops the others under
+// FailFast, and hands the result to the caller.
 func (r *run[T]) finish(res Result[T]) {
+	if r.opts.OnDone != nil {
+		res = r.progress(res)
+	}
 	if res.Err != nil && r.opts.FailFast {
 		r.cancel(res.Err)
-	}
-	if r.opts.OnDone != nil {
-		r.progress(res)
 	}
 	r.deliver(res)
 }
 
-func (r *run[T]) progress(res Result[T]) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// progress calls OnDone, one call at a time across the Fanout's calls. A
+// panic in OnDone becomes the item's error.
+func (r *run[T]) progress(res Result[T]) Result[T] {
+	r.onDone.Lock()
+	defer r.onDone.Unlock()
 	r.done++
 	if res.Err != nil {
 		r.failed++
 	}
-	r.opts.OnDone(Progress{
-		Index: res.Index, Key: res.Key, Err: res.Err, Skipped: res.Skipped, Elapsed: res.Elapsed,
-		Done: r.done, Failed: r.failed, Total: len(r.keys),
+	err := guard(func() {
+		r.opts.OnDone(Progress{
+			Index: res.Index, Key: res.Key, Err: res.Err, Skipped: res.Skipped, Elapsed: res.Elapsed,
+			Done: r.done, Failed: r.failed, Total: len(r.keys),
+		})
 	})
+	if err == nil {
+		return res
+	}
+	err = fmt.Errorf("OnDone: %w", err)
+	if res.Err == nil {
+		r.failed++
+	} else {
+		err = errors.Join(res.Err.(*ItemError).Err, err)
+	}
+	var zero T
+	res.Value, res.Skipped = zero, nil
+	return r.fail(res, err)
+}
+
+// guard calls fn and returns its panic, if any, as a *PanicError.
+func guard(fn func()) (err error) {
+	defer recoverInto(&err)
+	fn()
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -622,5 +623,141 @@ func TestStreamRespectsContext(t *testing.T) {
 	cancel()
 	if got != 1000 || skipped < 900 {
 		t.Errorf("yielded %d (%d skipped); want all 1000, most skipped", got, skipped)
+	}
+}
+
+// nastyError is a typed nil whose methods dereference their receiver:
+// returned by an op as an error, it is a non-nil error value that panics
+// when anything looks into it.
+type nastyError struct{ msg string }
+
+func (e *nastyError) Error() string { return e.msg }
+func (e *nastyError) Unwrap() error { return errors.New(e.msg) }
+
+// TestUserValuesCannotCrash: nothing an op returns or a callback does
+// takes the process down; it becomes that item's error.
+func TestUserValuesCannotCrash(t *testing.T) {
+	t.Parallel()
+	f := fanout.New[int](func(o *fanout.Options) {
+		o.OnDone = func(p fanout.Progress) {
+			if p.Key == "ondone" {
+				panic("progress bar bug")
+			}
+		}
+	})
+	res, err := f.Run(context.Background(), []string{"ok", "typed-nil", "ondone"}, func(_ context.Context, key string) (int, error) {
+		if key == "typed-nil" {
+			var e *nastyError
+			return 0, e
+		}
+		return 1, nil
+	})
+	var pe *fanout.PanicError
+	if len(res) != 3 || res[0].Err != nil || !errors.As(res[1].Err, &pe) || !errors.As(res[2].Err, &pe) || err == nil {
+		t.Fatalf("%+v, %v; want the typed nil and the OnDone panic as those items' *PanicError", res, err)
+	}
+	if !strings.Contains(res[2].Err.Error(), "OnDone") {
+		t.Errorf("OnDone's panic: %v; want it named", res[2].Err)
+	}
+	var nilFanout *fanout.Fanout[int]
+	ok := func(context.Context, string) (int, error) { return 1, nil }
+	if res, err := nilFanout.Run(context.Background(), []string{"a"}, ok); res != nil || err == nil || !strings.Contains(err.Error(), "nil *Fanout") {
+		t.Errorf("nil *Fanout Run: %v, %v", res, err)
+	}
+	for r := range nilFanout.Stream(context.Background(), []string{"a"}, ok) {
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "nil *Fanout") {
+			t.Errorf("nil *Fanout Stream: %+v", r)
+		}
+	}
+	if l := nilFanout.Limit(); l != 0 {
+		t.Errorf("nil *Fanout Limit %d", l)
+	}
+}
+
+// TestOnDoneNeverConcurrentAcrossCalls: an OnDone given to New is shared
+// by every call of the Fanout, and is never called concurrently with
+// itself, whichever call finished the item.
+func TestOnDoneNeverConcurrentAcrossCalls(t *testing.T) {
+	t.Parallel()
+	var busy atomic.Bool
+	var overlaps, calls atomic.Int64
+	f := fanout.New[int](func(o *fanout.Options) {
+		o.Limit = 24
+		o.OnDone = func(fanout.Progress) {
+			calls.Add(1)
+			if !busy.CompareAndSwap(false, true) {
+				overlaps.Add(1)
+				return
+			}
+			for range 200 { // stay inside long enough for another call to collide
+				runtime.Gosched()
+			}
+			busy.Store(false)
+		}
+	})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = f.Run(context.Background(), keysN(200), func(context.Context, string) (int, error) { return 1, nil })
+		}()
+	}
+	wg.Wait()
+	if calls.Load() != 600 || overlaps.Load() != 0 {
+		t.Errorf("OnDone called %d times, %d of them concurrently with itself; want 600 and 0", calls.Load(), overlaps.Load())
+	}
+}
+
+// TestNestedRunsDoNotDeadlock: an op that starts a Run on its own Fanout,
+// or on another Fanout sharing its Budget (accounts outside, regions
+// inside), makes progress within the weight its item holds, and the
+// bound is never exceeded.
+func TestNestedRunsDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	const limit = 4
+	for name, inner := range map[string]func(outer *fanout.Fanout[int], b *fanout.Budget) *fanout.Fanout[int]{
+		"same Fanout": func(outer *fanout.Fanout[int], _ *fanout.Budget) *fanout.Fanout[int] { return outer },
+		"shared Budget": func(_ *fanout.Fanout[int], b *fanout.Budget) *fanout.Fanout[int] {
+			return fanout.New[int](func(o *fanout.Options) { o.Budget = b })
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := mustBudget(t, limit)
+			outer := fanout.New[int](func(o *fanout.Options) { o.Limit = 100; o.Budget = b })
+			in := inner(outer, b)
+			var c inflight // leaves: the inner items, which do the work
+			leaf := func(ctx context.Context, _ string) (int, error) {
+				c.add(1)
+				defer c.add(-1)
+				return 1, nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a deadlock fails, not hangs
+			defer cancel()
+			res, err := outer.Run(ctx, keysN(3*limit), func(ctx context.Context, _ string) (int, error) {
+				rs, err := in.Run(ctx, keysN(10), leaf)
+				if err != nil {
+					return 0, err
+				}
+				// and one level deeper, inside an inner item
+				deep, err := in.Run(ctx, keysN(3), func(ctx context.Context, k string) (int, error) {
+					rs, err := in.Run(ctx, keysN(2), leaf)
+					return len(rs.Values()), err
+				})
+				return len(rs.Values()) + len(deep.Values()), err
+			})
+			if err != nil || ctx.Err() != nil {
+				t.Fatalf("nested runs: %v (ctx %v); want every item done", err, ctx.Err())
+			}
+			for _, r := range res {
+				if r.Value != 13 {
+					t.Errorf("item %d: %d inner results; want 13", r.Index, r.Value)
+				}
+			}
+			if p := c.peak.Load(); p > limit {
+				t.Errorf("peak in flight %d above the Budget %d", p, limit)
+			}
+		})
 	}
 }

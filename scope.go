@@ -56,7 +56,9 @@ func (r *run[T]) groupScopes(shared int, sharedSem *semaphore.Weighted) (err err
 		r.scopeSems = append(r.scopeSems, semaphore.NewWeighted(int64(l)))
 	}
 	if sharedSem != nil {
-		r.scopeSems = append(r.scopeSems, sharedSem)
+		r.sharedScopes = append(r.sharedScopes, sharedSem)
+		sem, _ := r.parent.within(sharedSem)
+		r.scopeSems = append(r.scopeSems, sem)
 	}
 	return nil
 }
