@@ -42,8 +42,17 @@
 // item's error, a [*PanicError] with the panic value and the stack, and the
 // other items go on: a fan-out over thirty regions should not lose
 // twenty-nine answers to a bug that one region's data triggers. The same
-// holds for a panic inside Options.Weight. A panic inside Options.OnDone is
-// not recovered. An operation must not call runtime.Goexit (t.FailNow does).
+// holds for everything of the caller's that the package calls or looks
+// into: Options.Weight, Options.Scope, Options.OnDone, and the error an
+// operation returns (a typed nil whose methods dereference it included).
+// An operation must not call runtime.Goexit (t.FailNow does).
+//
+// Nesting: an operation may start a call on its own Fanout, or on another
+// that shares its Budget (accounts outside, regions inside). The nested
+// call runs within the weight its item holds, so it never waits for units
+// its own ancestors hold, and the bound holds across the levels: once the
+// outer items hold the whole limit, each inner call runs as many items at
+// once as its parent item weighs.
 //
 // Bad input fails at once and names itself, never hangs: an item whose
 // weight is below 1 or above the Limit fails with an error naming the key,

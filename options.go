@@ -64,9 +64,10 @@ type Options struct {
 	ScopeLimit int
 
 	// OnDone, when not nil, is called once for each finished item, in the
-	// order items finish, never concurrently with itself: a progress bar
-	// needs no lock. It runs on the goroutine that ran the item, so it
-	// should be quick.
+	// order items finish, never concurrently with itself, across all the
+	// Fanout's calls: a progress bar needs no lock. It runs on the goroutine
+	// that ran the item, so it should be quick. A panic in it becomes the
+	// item's error.
 	OnDone func(Progress)
 }
 
