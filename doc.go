@@ -68,7 +68,8 @@
 //
 // Concurrency: a Fanout and a Budget are safe for concurrent use. Options
 // passed to a call apply to a copy, so concurrent calls never see each
-// other's settings. OnDone is never called concurrently with itself.
+// other's settings. OnDone is never called concurrently with itself, even by
+// concurrent calls of one Fanout.
 //
 // # AWS
 //
