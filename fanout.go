@@ -96,7 +96,7 @@ func (f *Fanout[T]) Run(ctx context.Context, keys []string,
 	defer r.cancel(nil)
 	results := make(Results[T], len(keys))
 	r.deliver = func(res Result[T]) { results[res.Index] = res }
-	r.start().Wait()
+	r.wait(r.start())
 	return results, results.Err()
 }
 
@@ -127,7 +127,7 @@ func (f *Fanout[T]) Stream(ctx context.Context, keys []string,
 		r.deliver = func(res Result[T]) { ch <- res }
 		wg := r.start()
 		go func() {
-			wg.Wait()
+			r.wait(wg)
 			close(ch)
 		}()
 		defer func() {
@@ -163,6 +163,7 @@ type run[T any] struct {
 	// scopeSems (the call's cap, the Fanout's) bound the scopes in flight
 	// when a ScopeLimit is set.
 	order     []int
+	scopes    []*scope // in order of first key
 	scopeOf   []*scope
 	scopeSems []*semaphore.Weighted
 
@@ -236,6 +237,13 @@ func (r *run[T]) workers() int {
 	return int(min(int64(len(r.keys)), r.limit))
 }
 
+// wait waits for the workers, then gives back the scope slots of scopes
+// whose last items never ran.
+func (r *run[T]) wait(wg *sync.WaitGroup) {
+	wg.Wait()
+	r.releaseScopes()
+}
+
 func (r *run[T]) start() *sync.WaitGroup {
 	wg := new(sync.WaitGroup)
 	n := r.workers()
@@ -264,13 +272,14 @@ func (r *run[T]) work(wg *sync.WaitGroup) {
 // do runs item i and returns its result.
 func (r *run[T]) do(i int) Result[T] {
 	res := Result[T]{Index: i, Key: r.keys[i]}
+	if r.scopeOf != nil {
+		defer r.leaveScope(r.scopeOf[i])
+	}
 	if r.ctx.Err() != nil {
 		return r.fail(res, r.notStarted())
 	}
 	if r.scopeOf != nil {
-		sc := r.scopeOf[i]
-		defer r.leaveScope(sc)
-		if !r.enterScope(sc) {
+		if !r.enterScope(r.scopeOf[i]) {
 			return r.fail(res, r.notStarted())
 		}
 	}

@@ -25,8 +25,8 @@ type Options struct {
 	// Limit bounds the total weight of operations running at once; it must
 	// be at least 1. Default: DefaultLimit.
 	//
-	// Set in New, it is the Fanout's budget, shared by all of its concurrent
-	// calls. Set per call, it caps that call inside the Fanout's budget; it
+	// Set in New, it bounds the Fanout as a whole: all of its concurrent
+	// calls share it. Set per call, it caps that call inside the Fanout's budget; it
 	// never raises it.
 	Limit int64
 

@@ -32,6 +32,11 @@ func (r *run[T]) groupScopes(shared int, sharedSem *semaphore.Weighted) (err err
 		}
 		return nil
 	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("fanout: Options.Scope: %w", err)
+		}
+	}()
 	defer recoverInto(&err)
 	byName := make(map[string]*scope)
 	var scopes []*scope // in order of first key
@@ -47,6 +52,7 @@ func (r *run[T]) groupScopes(shared int, sharedSem *semaphore.Weighted) (err err
 		sc.items = append(sc.items, i)
 		r.scopeOf[i] = sc
 	}
+	r.scopes = scopes
 	r.order = make([]int, 0, len(r.keys))
 	for _, sc := range scopes {
 		sc.remaining.Store(int64(len(sc.items)))
@@ -76,5 +82,16 @@ func (r *run[T]) enterScope(sc *scope) bool {
 func (r *run[T]) leaveScope(sc *scope) {
 	if sc.remaining.Add(-1) == 0 && sc.admitted.Load() {
 		releaseAll(r.scopeSems, 1)
+	}
+}
+
+// releaseScopes gives back the slots of the scopes that were admitted but
+// whose items did not all run, once the call's workers are done: a Stream
+// left early claims no more items, so those scopes never reach their end.
+func (r *run[T]) releaseScopes() {
+	for _, sc := range r.scopes {
+		if sc.admitted.Load() && sc.remaining.Swap(0) > 0 {
+			releaseAll(r.scopeSems, 1)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/smithy-go"
 
@@ -154,5 +155,60 @@ func TestSkip(t *testing.T) {
 	if !errors.As(res[2].Err, &ie) || ie.Err != error(disabled) || errors.Is(err, fanout.ErrRegionDisabled) ||
 		res[2].Err.Error() != `fanout: item 2 "me-south-1": api error AuthFailure: AWS was not able to validate the provided access credentials` {
 		t.Errorf("a plain Run changed the op's error: %v", res[2].Err)
+	}
+}
+
+// TestSharedScopeSlotsComeBack: a call that ends early (its ctx
+// cancelled, FailFast, a Stream left) gives back every slot of the
+// Fanout's ScopeLimit it took, so the next call runs.
+func TestSharedScopeSlotsComeBack(t *testing.T) {
+	t.Parallel()
+	keys := []string{"a/1", "a/2", "a/3", "b/1", "b/2"}
+	newF := func() *fanout.Fanout[int] {
+		return fanout.New[int](func(o *fanout.Options) {
+			o.Limit = 1
+			o.ScopeLimit = 1
+			o.Scope = func(key string) string { acct, _, _ := strings.Cut(key, "/"); return acct }
+		})
+	}
+	boom := errors.New("boom")
+	for name, end := range map[string]func(f *fanout.Fanout[int]){
+		"cancelled": func(f *fanout.Fanout[int]) {
+			ctx, cancel := context.WithCancel(context.Background())
+			_, _ = f.Run(ctx, keys, func(context.Context, string) (int, error) { cancel(); return 1, nil })
+		},
+		"FailFast": func(f *fanout.Fanout[int]) {
+			_, _ = f.Run(context.Background(), keys, func(context.Context, string) (int, error) { return 0, boom },
+				func(o *fanout.Options) { o.FailFast = true })
+		},
+		"Stream left": func(f *fanout.Fanout[int]) {
+			for range f.Stream(context.Background(), keys, func(context.Context, string) (int, error) { return 1, nil }) {
+				break
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newF()
+			end(f)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a leaked slot fails, not hangs
+			defer cancel()
+			res, err := f.Run(ctx, keys, func(context.Context, string) (int, error) { return 1, nil })
+			if err != nil || len(res.Values()) != len(keys) {
+				t.Errorf("the next call: %d of %d ran, %v", len(res.Values()), len(keys), err)
+			}
+		})
+	}
+}
+
+// TestSkipAsCauseIsStillNotStarted: items that never started failed, even
+// when the ctx was cancelled with a Skip as its cause.
+func TestSkipAsCauseIsStillNotStarted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(fanout.Skip(errors.New("user shutdown")))
+	res, err := fanout.New[int]().Run(ctx, []string{"a", "b"}, func(context.Context, string) (int, error) { return 1, nil })
+	if err == nil || len(res.Failed()) != 2 || len(res.Skipped()) != 0 || !errors.Is(res[0].Err, fanout.ErrNotStarted) {
+		t.Errorf("%+v, %v; want both items failed as not started", res, err)
 	}
 }
