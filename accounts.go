@@ -202,7 +202,8 @@ func (a *Accounts) check(ctx context.Context, account string) error {
 // the order given, each account's regions in the order given. Result.Key
 // is "account/region". The items' Scope is their account, so
 // RegionOptions.ScopeLimit (or the Fanout's) bounds the accounts in flight
-// inside the Limit; setting Options.Scope makes the call fail.
+// inside the Limit: a Scope set in New does not apply, and one set in
+// optFns makes the call fail.
 //
 // An account whose role cannot be assumed fails each of its items with an
 // *AccountError naming the account and the role, after one attempt; the
@@ -241,7 +242,7 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 		}
 		return op(ctx, client, t.account, t.region)
 	}
-	return runTargets(ctx, f, targets, keys, call, accountOf, optFns)
+	return runTargets(ctx, f, targets, keys, call, pool.confirmDisabled, accountOf, optFns)
 }
 
 func accountOf(key string) string {

@@ -16,8 +16,11 @@ import (
 // from JSON services, OptInRequired). errors.Is finds it through an item's
 // error; errors.As still reaches the smithy.APIError.
 //
-// The same codes also answer genuinely invalid credentials; when every
-// region fails this way, suspect the credentials rather than the regions.
+// The same codes also answer credentials AWS does not accept. Classify
+// cannot tell them apart; Regions and AccountRegions can, and call a region
+// disabled only once the same credentials worked in the config's own
+// region (sts GetCallerIdentity): otherwise the item fails with
+// ErrCredentialsRefused.
 var ErrRegionDisabled = errors.New("fanout: region not enabled for this account")
 
 // ErrThrottled classifies a throttling error that outlasted the SDK's
@@ -52,8 +55,12 @@ func isThrottle(err error) bool {
 }
 
 func kindOf(err error) error {
-	if err == nil || errors.Is(err, ErrRegionDisabled) || errors.Is(err, ErrThrottled) {
+	if err == nil || errors.Is(err, ErrRegionDisabled) || errors.Is(err, ErrThrottled) || errors.Is(err, ErrCredentialsRefused) {
 		return nil // already classified
+	}
+	var acct *AccountError
+	if errors.As(err, &acct) {
+		return nil // a role that cannot be assumed is about the account, never a region
 	}
 	var quota ratelimit.QuotaExceededError
 	if errors.As(err, &quota) {
@@ -81,6 +88,9 @@ func kindOf(err error) error {
 // where Regions and AccountRegions do not fit, such as many calls to one
 // region.
 func Classified[T any](op func(ctx context.Context, key string) (T, error)) func(ctx context.Context, key string) (T, error) {
+	if op == nil {
+		return nil // so that Run says "nil op"
+	}
 	return func(ctx context.Context, key string) (T, error) {
 		return watch(ctx, new(itemStats), func(ctx context.Context) (T, error) { return op(ctx, key) })
 	}

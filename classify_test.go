@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -42,15 +44,26 @@ func TestClassificationOverTheWire(t *testing.T) {
 		return cfg
 	}
 
-	srv, _ := mototest.ErrorServer(t, http.StatusUnauthorized, "text/xml", ec2AuthFailure)
+	// EC2 answers AuthFailure in the region, while the same keys work with
+	// STS in the config's region: the region is not enabled.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		if strings.Contains(r.Header.Get("Authorization"), "/sts/aws4_request") {
+			io.WriteString(w, callerIdentity)
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, ec2AuthFailure)
+	}))
+	t.Cleanup(srv.Close)
 	ec2Pool := newPool(t, withEndpoint(srv.URL), ec2.NewFromConfig)
 	res, err := fanout.Regions(ctx, fanout.New[int](), ec2Pool, []string{"me-south-1"}, countInstances)
 	check("EC2 AuthFailure", res[0].Err, fanout.ErrRegionDisabled, "AuthFailure")
 	check("joined", err, fanout.ErrRegionDisabled, "AuthFailure")
 	res, err = fanout.Regions(ctx, fanout.New[int](), ec2Pool, []string{"me-south-1"}, countInstances,
 		func(o *fanout.RegionOptions) { o.SkipDisabled = true })
-	if err != nil || !errors.Is(res[0].Skipped, fanout.ErrRegionDisabled) {
-		t.Errorf("SkipDisabled: %+v, %v", res[0], err)
+	if !errors.Is(res[0].Skipped, fanout.ErrRegionDisabled) || err == nil || !strings.Contains(err.Error(), "every region") {
+		t.Errorf("SkipDisabled: %+v, %v; want it skipped, and an error since every region was", res[0], err)
 	}
 
 	srv, _ = mototest.ErrorServer(t, http.StatusForbidden, "text/xml", stsInvalidToken)

@@ -116,6 +116,8 @@ type ClientPool[C any] struct {
 	mu       sync.Mutex
 	clients  map[target]*lazy[C]
 	limiters map[target]*Adaptive
+
+	verified verifier // accounts whose credentials are known to work
 }
 
 // target is one client of a pool, and one item of the AWS fan-outs: an
@@ -130,7 +132,10 @@ type lazy[V any] struct {
 }
 
 func (l *lazy[V]) get(build func() (V, error)) (V, error) {
-	l.once.Do(func() { l.v, l.err = build() })
+	l.once.Do(func() {
+		defer recoverInto(&l.err) // a constructor's panic is the value's error, for good
+		l.v, l.err = build()
+	})
 	return l.v, l.err
 }
 

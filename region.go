@@ -11,9 +11,12 @@ import (
 // Regions runs op once per region, each with the pool's client for that
 // region, through f, and returns one RegionResult per region in input
 // order. Errors from a region that is not enabled classify as
-// ErrRegionDisabled, throttling as ErrThrottled (see Classify);
-// RegionOptions.SkipDisabled reports the former as skipped. optFns start
-// from f's Options.
+// ErrRegionDisabled, once the same credentials worked in the config's own
+// region (one sts GetCallerIdentity, remembered by the pool), and as
+// ErrCredentialsRefused when they did not; throttling classifies as
+// ErrThrottled (see Classify). RegionOptions.SkipDisabled reports disabled
+// regions as skipped; when every region answers as disabled, the returned
+// error says so all the same. optFns start from f's Options.
 //
 // The region list must be non-empty, without duplicates, and hold only
 // region names of the partitions the SDK knows; otherwise Regions runs
@@ -28,9 +31,14 @@ func Regions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], r
 		targets[i] = target{region: region}
 	}
 	call := func(ctx context.Context, t target) (T, error) {
-		return op(ctx, pool.Get(t.region), t.region)
+		client, err := pool.Client("", t.region)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return op(ctx, client, t.region)
 	}
-	return runTargets(ctx, f, targets, regions, call, nil, optFns)
+	return runTargets(ctx, f, targets, regions, call, pool.confirmDisabled, nil, optFns)
 }
 
 func checkRegion(region string) error {

@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // RegionOptions configures one call of Regions or AccountRegions: the
@@ -60,11 +61,12 @@ func (rs RegionResults[T]) Skipped() RegionResults[T] {
 // runTargets is the seam between the AWS layer and the engine: it runs
 // call once per target through f.Run, under keys (one per target, unique),
 // wrapping each call so that the adaptive retryer can count its throttled
-// attempts, its error is classified, and a disabled region is skipped when
-// asked. scope, when not nil, is the Scope of the items, which optFns may
+// attempts, its error is classified, a region is called disabled only once
+// confirm says so, and a disabled region is skipped when asked. scope, when not nil, is the Scope of the items, which optFns may
 // not replace.
 func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys []string,
-	call func(context.Context, target) (T, error), scope func(key string) string, optFns []func(*RegionOptions)) (RegionResults[T], error) {
+	call func(context.Context, target) (T, error), confirm func(context.Context, error, target) error,
+	scope func(key string) string, optFns []func(*RegionOptions)) (RegionResults[T], error) {
 	ro := RegionOptions{Options: f.options()}
 	if scope != nil {
 		ro.Scope = nil
@@ -86,7 +88,10 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys
 	op := func(ctx context.Context, key string) (T, error) {
 		i := index[key]
 		v, err := watch(ctx, &stats[i], func(ctx context.Context) (T, error) { return call(ctx, targets[i]) })
-		if ro.SkipDisabled && errors.Is(err, ErrRegionDisabled) {
+		if !errors.Is(err, ErrRegionDisabled) {
+			return v, err
+		}
+		if err = confirm(ctx, err, targets[i]); ro.SkipDisabled && errors.Is(err, ErrRegionDisabled) {
 			return v, Skip(err)
 		}
 		return v, err
@@ -96,8 +101,15 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys
 		return nil, err
 	}
 	out := make(RegionResults[T], len(results))
+	disabled := 0
 	for i, r := range results {
 		out[i] = RegionResult[T]{Result: r, Account: targets[i].account, Region: targets[i].region, Throttles: stats[i].throttleCount()}
+		if errors.Is(r.Err, ErrRegionDisabled) || errors.Is(r.Skipped, ErrRegionDisabled) {
+			disabled++
+		}
+	}
+	if disabled > 0 && disabled == len(out) {
+		err = errors.Join(fmt.Errorf("fanout: every region answered as not enabled for the account (%d of %d): check the region list", disabled, len(out)), err)
 	}
 	return out, err
 }

@@ -3,9 +3,15 @@ package fanout_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
 
@@ -83,5 +89,96 @@ func TestRegionResults(t *testing.T) {
 		if err == nil || err.Error() != res.Err().Error() || !errors.Is(err, fanout.ErrThrottled) {
 			t.Errorf("err %v; want the joined item errors", err)
 		}
+	}
+}
+
+// refusingServer answers as AWS answers credentials it does not know: the
+// same codes a region that is not enabled gives.
+func refusingServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		if strings.Contains(r.Header.Get("Authorization"), "/sts/aws4_request") {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, stsInvalidToken)
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, ec2AuthFailure)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestRefusedCredentialsAreNotDisabledRegions: with keys AWS does not
+// know, every region answers AuthFailure, as a region that is not enabled
+// does. Nothing may be skipped as disabled: each item fails, saying the
+// credentials were refused, and so does a role that cannot be assumed.
+func TestRefusedCredentialsAreNotDisabledRegions(t *testing.T) {
+	t.Parallel()
+	srv := refusingServer(t)
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDUNKNOWN", "unknown-secret", "")}
+	skip := func(o *fanout.RegionOptions) { o.SkipDisabled = true }
+	regions := []string{"eu-west-1", "us-east-2", "ap-south-1"}
+	pool := newPool(t, cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) { o.Retryer = fastRetries })
+	res, err := fanout.Regions(context.Background(), fanout.New[int](), pool, regions, countInstances, skip)
+	if err == nil || len(res.Skipped()) != 0 || len(res.Failed()) != len(regions) {
+		t.Fatalf("bad keys: %d skipped, %d failed, err %v; want every region failed", len(res.Skipped()), len(res.Failed()), err)
+	}
+	for _, r := range res {
+		var apiErr smithy.APIError
+		if !errors.Is(r.Err, fanout.ErrCredentialsRefused) || errors.Is(r.Err, fanout.ErrRegionDisabled) ||
+			!errors.As(r.Err, &apiErr) || apiErr.ErrorCode() != "AuthFailure" {
+			t.Errorf("%s: %v; want ErrCredentialsRefused with the AuthFailure, not ErrRegionDisabled", r.Region, r.Err)
+		}
+		if msg := r.Err.Error(); !strings.Contains(msg, "credentials") || strings.Contains(msg, "unknown-secret") {
+			t.Errorf("%s: %q; want it to say the credentials were refused, without the secret", r.Region, msg)
+		}
+	}
+
+	// A role that cannot be assumed, because the caller's own keys are
+	// refused, fails its account's items; it is never a disabled region.
+	accts := newAccounts(t, cfg)
+	apool := newPool(t, cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) { o.Accounts = accts; o.Retryer = fastRetries })
+	ares, err := fanout.AccountRegions(context.Background(), fanout.New[int](), apool, []string{"111111111111"}, regions,
+		func(ctx context.Context, c *ec2.Client, _, region string) (int, error) {
+			return countInstances(ctx, c, region)
+		}, skip)
+	if err == nil || len(ares.Skipped()) != 0 {
+		t.Fatalf("refused AssumeRole: %d skipped, err %v; want every item failed", len(ares.Skipped()), err)
+	}
+	for _, r := range ares {
+		var ae *fanout.AccountError
+		if !errors.As(r.Err, &ae) || errors.Is(r.Err, fanout.ErrRegionDisabled) {
+			t.Errorf("%s/%s: %v; want an *AccountError, not ErrRegionDisabled", r.Account, r.Region, r.Err)
+		}
+	}
+}
+
+// TestEveryRegionDisabledFailsLoudly: regions the account has not enabled
+// are skipped when asked, once the credentials are known to work; but a
+// run where every region looks disabled returns an error all the same.
+func TestEveryRegionDisabledFailsLoudly(t *testing.T) {
+	t.Parallel()
+	regions := []string{"me-south-1", "af-south-1"}
+	rc := map[string]fanouttest.RegionConfig{}
+	for _, r := range regions {
+		rc[r] = fanouttest.RegionConfig{Fault: fanouttest.Disabled}
+	}
+	srv, err := fanouttest.New(fanouttest.Config{Region: rc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
+	res, err := fanout.Regions(context.Background(), fanout.New[int](), pool, regions, countInstances,
+		func(o *fanout.RegionOptions) { o.SkipDisabled = true })
+	if len(res.Skipped()) != len(regions) || err == nil || !strings.Contains(err.Error(), "every region") {
+		t.Errorf("%d of %d skipped, err %v; want every region skipped and an error saying so", len(res.Skipped()), len(regions), err)
+	}
+	res, err = fanout.Regions(context.Background(), fanout.New[int](), pool, append(regions, "eu-west-1"), countInstances,
+		func(o *fanout.RegionOptions) { o.SkipDisabled = true })
+	if len(res.Skipped()) != len(regions) || err != nil {
+		t.Errorf("with one enabled region: %d skipped, err %v; want the disabled ones skipped, no error", len(res.Skipped()), err)
 	}
 }

@@ -1,0 +1,87 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// ErrCredentialsRefused classifies an error that AWS answered with the
+// codes of a region that is not enabled (AuthFailure, InvalidClientTokenId,
+// UnrecognizedClientException) when the same credentials are refused in
+// the config's own region too: the keys, not the region, are at fault.
+// errors.As still reaches the API error.
+var ErrCredentialsRefused = errors.New("fanout: credentials refused")
+
+// verifier checks, once per account, that an account's credentials are
+// accepted: sts GetCallerIdentity with them in the config's own region. A
+// success is remembered; a failure is not, so the next item asks again.
+type verifier struct {
+	mu sync.Mutex
+	ok map[string]bool
+}
+
+// confirmDisabled decides what an error classified ErrRegionDisabled from
+// account's item in region is: a region that is not enabled when the
+// account's credentials work in the config's region, refused credentials
+// when they are refused there too, and unknown otherwise. Only the first
+// keeps ErrRegionDisabled.
+func (p *ClientPool[C]) confirmDisabled(ctx context.Context, err error, t target) error {
+	cerr := p.checkCredentials(ctx, t.account)
+	if cerr == nil {
+		return err
+	}
+	raw := err
+	if ce, ok := err.(*classifiedError); ok {
+		raw = ce.err
+	}
+	if kindOf(cerr) == ErrRegionDisabled {
+		return &refusedError{err: raw, check: cerr, region: p.base.Region}
+	}
+	return fmt.Errorf("%w (a region that is not enabled answers so, and so do refused credentials; checking the credentials in %s failed: %v)", raw, p.base.Region, cerr)
+}
+
+func (p *ClientPool[C]) checkCredentials(ctx context.Context, account string) error {
+	p.verified.mu.Lock()
+	ok := p.verified.ok[account]
+	p.verified.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := checkRegion(p.base.Region); err != nil {
+		return fmt.Errorf("the config's region: %w", err)
+	}
+	cfg := p.base.Copy()
+	if account != "" {
+		creds, err := p.accounts.Credentials(account)
+		if err != nil {
+			return err
+		}
+		cfg.Credentials = creds
+	}
+	if _, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+		return err
+	}
+	p.verified.mu.Lock()
+	defer p.verified.mu.Unlock()
+	if p.verified.ok == nil {
+		p.verified.ok = make(map[string]bool)
+	}
+	p.verified.ok[account] = true
+	return nil
+}
+
+// refusedError is the error of an item whose credentials were refused.
+type refusedError struct {
+	err, check error
+	region     string
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("credentials refused (sts GetCallerIdentity in %s refused them too: %v): %v", e.region, e.check, e.err)
+}
+func (e *refusedError) Is(target error) bool { return target == ErrCredentialsRefused }
+func (e *refusedError) Unwrap() error        { return e.err }
