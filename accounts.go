@@ -221,9 +221,9 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 	}
 	targets := make([]target, 0, len(accounts)*len(regions))
 	keys := make([]string, 0, len(accounts)*len(regions))
-	checks := make(map[string]*lazy[struct{}], len(accounts))
+	checks := make(map[string]*accountCheck, len(accounts))
 	for _, acct := range accounts {
-		checks[acct] = new(lazy[struct{}])
+		checks[acct] = new(accountCheck)
 		for _, region := range regions {
 			targets = append(targets, target{acct, region})
 			keys = append(keys, acct+"/"+region)
@@ -231,9 +231,7 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 	}
 	call := func(ctx context.Context, t target) (T, error) {
 		var zero T
-		if _, err := checks[t.account].get(func() (struct{}, error) {
-			return struct{}{}, pool.accounts.check(ctx, t.account)
-		}); err != nil {
+		if err := checks[t.account].do(ctx, pool.accounts, t.account); err != nil {
 			return zero, err
 		}
 		client, err := pool.Client(t.account, t.region)
@@ -248,4 +246,33 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 func accountOf(key string) string {
 	acct, _, _ := strings.Cut(key, "/")
 	return acct
+}
+
+// accountCheck assumes an account's role once for one AccountRegions
+// call: its answer, success or refusal, holds for the account's other
+// items, so a denied role costs one STS call, not one per region. An
+// answer cut short by the item's own context is no answer: the next item
+// asks again.
+type accountCheck struct {
+	mu   sync.Mutex
+	done bool
+	err  error
+}
+
+func (c *accountCheck) do(ctx context.Context, accounts *Accounts, account string) error {
+	c.mu.Lock()
+	done, err := c.done, c.err
+	c.mu.Unlock()
+	if done {
+		return err
+	}
+	// Not under the lock, so that each item waits on its own context;
+	// concurrent items share one AssumeRole through the credentials cache.
+	err = accounts.check(ctx, account)
+	if err == nil || !isContextErr(err) || ctx.Err() == nil {
+		c.mu.Lock()
+		c.done, c.err = true, err
+		c.mu.Unlock()
+	}
+	return err
 }

@@ -1,9 +1,16 @@
 package fanout_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,5 +214,49 @@ func TestAccountRegionsOwnsTheScope(t *testing.T) {
 	f := fanout.New[int](func(o *fanout.Options) { o.Scope = func(string) string { return "all" } })
 	if res, err := fanout.AccountRegions(context.Background(), f, pool, accounts, regions, op); err != nil || len(res.Values()) != 2 {
 		t.Errorf("a Scope from New: %v, %v", res, err)
+	}
+}
+
+// TestAccountCheckForgetsADeadline: the first item of an account whose
+// AssumeRole outlasts the item's deadline fails on it; the account's other
+// items try again rather than inherit that failure.
+func TestAccountCheckForgetsADeadline(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var assumes atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if strings.Contains(string(body), "Action=AssumeRole") && assumes.Add(1) == 1 {
+			time.Sleep(1500 * time.Millisecond) // the endpoint is slow once: latency, not synchronisation
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	cfg := srv.AWSConfig("us-east-1")
+	cfg.BaseEndpoint = aws.String(slow.URL)
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(t, cfg) })
+	f := fanout.New[string](func(o *fanout.Options) { o.Limit = 1; o.ItemTimeout = time.Second })
+	res, _ := fanout.AccountRegions(context.Background(), f, pool, []string{"111111111111"}, []string{"eu-west-1", "eu-west-2", "eu-west-3"},
+		func(ctx context.Context, c *sts.Client, _, _ string) (string, error) {
+			out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			if err != nil {
+				return "", err
+			}
+			return aws.ToString(out.Account), nil
+		})
+	if !errors.Is(res[0].Err, context.DeadlineExceeded) {
+		t.Errorf("first item: %v; want its deadline", res[0].Err)
+	}
+	for _, r := range res[1:] {
+		if r.Err != nil || r.Value != "111111111111" {
+			t.Errorf("%s: %v; want the account's other items to try again and succeed", r.Region, r.Err)
+		}
 	}
 }

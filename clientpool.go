@@ -198,11 +198,14 @@ func cached(p aws.CredentialsProvider) aws.CredentialsProvider {
 }
 
 // Get returns the client for region in the config's own account. It does
-// not check region; Client does.
+// not check region, and returns the zero C if the client could not be
+// built (its constructor panicked); Client returns those errors.
 func (p *ClientPool[C]) Get(region string) C {
-	c, _ := p.client(target{region: region}, func() (aws.CredentialsProvider, error) { return p.base.Credentials, nil })
+	c, _ := p.client(target{region: region}, p.baseCredentials)
 	return c
 }
+
+func (p *ClientPool[C]) baseCredentials() (aws.CredentialsProvider, error) { return p.base.Credentials, nil }
 
 // Client returns the client for account and region. An empty account means
 // the config's own; any other needs the pool's Accounts. It fails for a
@@ -213,7 +216,7 @@ func (p *ClientPool[C]) Client(account, region string) (C, error) {
 		return zero, err
 	}
 	if account == "" {
-		return p.Get(region), nil
+		return p.client(target{region: region}, p.baseCredentials)
 	}
 	if p.accounts == nil {
 		return zero, fmt.Errorf("fanout: client for account %q: the pool has no Accounts (PoolOptions.Accounts)", account)

@@ -2,14 +2,17 @@ package fanout_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/discover"
+	"github.com/awsfanout/fanout/fanouttest"
 	"github.com/awsfanout/fanout/internal/mototest"
 )
 
@@ -91,5 +94,40 @@ func TestRegionsEveryPartition(t *testing.T) {
 		if r.Region != regions[i] || r.Key != regions[i] || r.Value != regions[i] || r.Account != "" {
 			t.Errorf("result %d: %+v", i, r)
 		}
+	}
+}
+
+// TestClientConstructorPanic: a client constructor that panics for one
+// region fails that region's items, every time, and the others run.
+func TestClientConstructorPanic(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	newFn := func(cfg aws.Config, optFns ...func(*sts.Options)) *sts.Client {
+		if cfg.Region == "eu-west-1" {
+			panic("no endpoint for " + cfg.Region)
+		}
+		return sts.NewFromConfig(cfg, optFns...)
+	}
+	pool := newPool(t, srv.AWSConfig("us-east-1"), newFn)
+	for range 2 {
+		res, _ := fanout.Regions(context.Background(), fanout.New[string](), pool, []string{"eu-west-1", "us-east-2"},
+			func(ctx context.Context, c *sts.Client, _ string) (string, error) {
+				out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+				if err != nil {
+					return "", err
+				}
+				return aws.ToString(out.Account), nil
+			})
+		var pe *fanout.PanicError
+		if !errors.As(res[0].Err, &pe) || !strings.Contains(res[0].Err.Error(), "no endpoint for eu-west-1") || res[1].Err != nil {
+			t.Errorf("%v / %v; want eu-west-1's constructor panic as its error, and us-east-2 fine", res[0].Err, res[1].Err)
+		}
+	}
+	if _, err := pool.Client("", "eu-west-1"); err == nil {
+		t.Error("Client for the region whose constructor panicked: no error")
 	}
 }
