@@ -205,7 +205,9 @@ func (p *ClientPool[C]) Get(region string) C {
 	return c
 }
 
-func (p *ClientPool[C]) baseCredentials() (aws.CredentialsProvider, error) { return p.base.Credentials, nil }
+func (p *ClientPool[C]) baseCredentials() (aws.CredentialsProvider, error) {
+	return p.base.Credentials, nil
+}
 
 // Client returns the client for account and region. An empty account means
 // the config's own; any other needs the pool's Accounts. It fails for a
