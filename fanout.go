@@ -32,10 +32,7 @@ type Fanout[T any] struct {
 // call, which then runs nothing.
 func New[T any](optFns ...func(*Options)) *Fanout[T] {
 	o := defaultOptions()
-	for _, fn := range optFns {
-		fn(&o)
-	}
-	f := &Fanout[T]{opts: &o}
+	f := &Fanout[T]{opts: &o, err: apply("New", &o, optFns)}
 	f.init()
 	return f
 }
@@ -46,7 +43,10 @@ func (f *Fanout[T]) init() {
 			o := defaultOptions()
 			f.opts = &o
 		}
-		if f.err = f.opts.validate(); f.err != nil {
+		if f.err == nil {
+			f.err = f.opts.validate()
+		}
+		if f.err != nil {
 			return
 		}
 		f.limit = f.opts.Limit
@@ -195,8 +195,8 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 		return nil, errors.New("fanout: nil op")
 	}
 	r := &run[T]{keys: keys, op: op, opts: *f.opts, onDone: &f.onDone, parent: heldIn(ctx)}
-	for _, fn := range optFns {
-		fn(&r.opts)
+	if err := apply("call", &r.opts, optFns); err != nil {
+		return nil, err
 	}
 	if err := r.opts.validate(); err != nil {
 		return nil, err

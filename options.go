@@ -104,7 +104,28 @@ func NewBudget(size int64) (*Budget, error) {
 	return &Budget{sem: semaphore.NewWeighted(size), size: size}, nil
 }
 
-// Size returns the total weight the Budget lets run at once.
-func (b *Budget) Size() int64 { return b.size }
+// Size returns the total weight the Budget lets run at once; 0 for a nil
+// Budget.
+func (b *Budget) Size() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.size
+}
 
 var errBudgetPerCall = errors.New("fanout: Options.Budget can only be set in New")
+
+// apply applies optFns to o in order: the one way every constructor and
+// call of this package takes its options. A nil function, or one that
+// panics, is an error that names it.
+func apply[O any](what string, o *O, optFns []func(*O)) error {
+	for i, fn := range optFns {
+		if fn == nil {
+			return fmt.Errorf("fanout: %s: option function %d is nil", what, i)
+		}
+		if err := guard(func() { fn(o) }); err != nil {
+			return fmt.Errorf("fanout: %s: option function %d: %w", what, i, err)
+		}
+	}
+	return nil
+}

@@ -80,3 +80,30 @@ func TestBudgetSharedAcrossTypes(t *testing.T) {
 		t.Errorf("peak in flight across two Fanouts %d; want the Budget's %d", p, size)
 	}
 }
+
+// TestOptionFunctionsCannotCrash: a nil option function, or one that
+// panics, is an error that names it.
+func TestOptionFunctionsCannotCrash(t *testing.T) {
+	t.Parallel()
+	ok := func(context.Context, string) (int, error) { return 1, nil }
+	boom := func(*fanout.Options) { panic("flag parsing bug") }
+	for name, tc := range map[string]struct {
+		f    *fanout.Fanout[int]
+		call []func(*fanout.Options)
+		want string
+	}{
+		"nil in New":     {fanout.New[int](nil), nil, "fanout: New: option function 0 is nil"},
+		"panic in New":   {fanout.New[int](func(*fanout.Options) {}, boom), nil, "fanout: New: option function 1: panic: flag parsing bug"},
+		"nil per call":   {fanout.New[int](), []func(*fanout.Options){nil}, "fanout: call: option function 0 is nil"},
+		"panic per call": {fanout.New[int](), []func(*fanout.Options){boom}, "fanout: call: option function 0: panic: flag parsing bug"},
+	} {
+		res, err := tc.f.Run(context.Background(), []string{"a"}, ok, tc.call...)
+		if res != nil || err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %v, %v; want %q", name, res, err, tc.want)
+		}
+	}
+	var nilBudget *fanout.Budget
+	if nilBudget.Size() != 0 {
+		t.Error("a nil Budget's Size is not 0")
+	}
+}

@@ -71,8 +71,8 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys
 	if scope != nil {
 		ro.Scope = nil
 	}
-	for _, fn := range optFns {
-		fn(&ro)
+	if err := apply("RegionOptions", &ro, optFns); err != nil {
+		return nil, err
 	}
 	if scope != nil {
 		if ro.Scope != nil {
