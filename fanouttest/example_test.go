@@ -42,10 +42,12 @@ func Example() {
 		fmt.Println(r.Key, r.Value, errors.Is(r.Err, fanout.ErrRegionDisabled))
 	}
 	st := srv.Stats()
+	// Three DescribeInstances, and one GetCallerIdentity in us-east-1 that
+	// told a disabled region from refused credentials.
 	fmt.Println("requests:", st.Total.Requests)
 	// Output:
 	// eu-west-1 7 false
 	// me-south-1 0 true
 	// us-east-2 7 false
-	// requests: 3
+	// requests: 4
 }

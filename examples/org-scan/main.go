@@ -167,7 +167,8 @@ func awsConfig(ctx context.Context, o options, stdout io.Writer) (aws.Config, er
 }
 
 func countInstances(ctx context.Context, c *ec2.Client) (int, error) {
-	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(10)})
+	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(10)},
+		func(o *ec2.DescribeInstancesPaginatorOptions) { o.StopOnDuplicateToken = true }) // a looping endpoint ends, not spins
 	rs, err := fanout.Collect(ctx, p, p.NextPage, func(o *ec2.DescribeInstancesOutput) []ec2types.Reservation { return o.Reservations })
 	n := 0
 	for _, r := range rs {

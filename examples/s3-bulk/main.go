@@ -267,14 +267,14 @@ func (b *bulk) deleteBatch(keys []string) func(ctx context.Context, name string)
 }
 
 func (b *bulk) count(ctx context.Context, prefix string) (int, error) {
-	p := s3.NewListObjectsV2Paginator(b.s3, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix})
+	p := s3.NewListObjectsV2Paginator(b.s3, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix}, stopOnRepeat)
 	objs, err := fanout.Collect(ctx, p, p.NextPage, func(o *s3.ListObjectsV2Output) []s3types.Object { return o.Contents })
 	return len(objs), err
 }
 
 // empty deletes everything the run left in its bucket, and the bucket.
 func (b *bulk) empty(ctx context.Context) {
-	p := s3.NewListObjectsV2Paginator(b.s3, &s3.ListObjectsV2Input{Bucket: &b.bucket})
+	p := s3.NewListObjectsV2Paginator(b.s3, &s3.ListObjectsV2Input{Bucket: &b.bucket}, stopOnRepeat)
 	objs, _ := fanout.Collect(ctx, p, p.NextPage, func(o *s3.ListObjectsV2Output) []s3types.Object { return o.Contents })
 	var keys []string
 	for _, o := range objs {
@@ -283,3 +283,7 @@ func (b *bulk) empty(ctx context.Context) {
 	_, _ = fanout.New[int64]().Run(ctx, batches(keys, 1000), b.deleteBatch(keys))
 	_, _ = b.s3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &b.bucket})
 }
+
+// stopOnRepeat ends a listing whose endpoint repeats a continuation token,
+// rather than looping on it.
+func stopOnRepeat(o *s3.ListObjectsV2PaginatorOptions) { o.StopOnDuplicateToken = true }
