@@ -93,6 +93,11 @@ type Accounts struct {
 // NewAccounts returns Accounts that assume roles with cfg's credentials,
 // through STS in cfg's region, or an error that names an option that
 // cannot be honoured or a config without a region.
+//
+// The STS client retries as a pool's clients do (NewRetryer: no retry
+// quota), and when cfg's HTTP client is the SDK's, or none, it is rebuilt
+// as a pool's is (DefaultMaxIdleConnsPerHost, DefaultResponseTimeout). A
+// Retryer or HTTPClient set in AccountOptions.STSOptions replaces them.
 func NewAccounts(cfg aws.Config, optFns ...func(*AccountOptions)) (*Accounts, error) {
 	o := AccountOptions{
 		RoleName:               DefaultRoleName,
@@ -111,6 +116,11 @@ func NewAccounts(cfg aws.Config, optFns ...func(*AccountOptions)) (*Accounts, er
 		return nil, fmt.Errorf("fanout: NewAccounts: the config's Region %q is not an AWS region name; set the region to call STS in", cfg.Region)
 	}
 	cfg.Credentials = cached(cfg.Credentials)
+	// The config's retryer (LoadDefaultConfig's) has the SDK's retry
+	// quota, which the retries of many accounts' AssumeRole at once drain;
+	// and the SDK's HTTP client waits for ever on an endpoint that stalls.
+	cfg.Retryer = NewRetryer
+	cfg.HTTPClient, _ = sizedHTTPClient(cfg.HTTPClient, DefaultMaxIdleConnsPerHost, DefaultResponseTimeout)
 	return &Accounts{
 		opts:      o,
 		partition: p.ID,
@@ -140,6 +150,9 @@ func (a *Accounts) RoleARN(account string) (string, error) {
 
 // Credentials returns account's credentials cache, shared by every client
 // in that account. Nothing is called until credentials are first needed.
+// Within AccountRegions, a retrieval runs on the call's ctx (see there);
+// elsewhere it runs as the SDK's cache runs it, to its end even if the
+// caller gives up, bounded by the STS client's response timeout.
 func (a *Accounts) Credentials(account string) (aws.CredentialsProvider, error) {
 	roleARN, err := a.RoleARN(account)
 	if err != nil {
@@ -157,7 +170,7 @@ func (a *Accounts) Credentials(account string) (aws.CredentialsProvider, error) 
 			o.ExternalID = aws.String(a.opts.ExternalID)
 		}
 	})
-	c := aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) {
+	c := aws.NewCredentialsCache(callBound{p}, func(o *aws.CredentialsCacheOptions) {
 		o.ExpiryWindow = a.opts.ExpiryWindow
 		o.ExpiryWindowJitterFrac = a.opts.ExpiryWindowJitterFrac
 	})
@@ -189,11 +202,94 @@ func (a *Accounts) check(ctx context.Context, account string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := creds.Retrieve(ctx); err != nil {
+	for try := 1; ; try++ {
+		_, err = creds.Retrieve(ctx)
+		// A retrieval shared with another call, which then ended, fails
+		// on that call's ctx, not ours: ask again, a few times at most.
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.Canceled) || try == maxForeignCancels {
+			break
+		}
+	}
+	if err != nil {
 		roleARN, _ := a.RoleARN(account)
 		return &AccountError{Account: account, RoleARN: roleARN, Err: err}
 	}
 	return nil
+}
+
+// maxForeignCancels bounds how often check asks again for credentials
+// whose retrieval another call cancelled.
+const maxForeignCancels = 3
+
+// retrievals are the credential retrievals that one AccountRegions call
+// starts. The SDK's CredentialsCache runs a retrieval in a goroutine of
+// its own, on a context stripped of cancellation (so that one caller
+// giving up does not fail the others that share it): left alone, an
+// AssumeRole in flight when the call's ctx ended would run on after the
+// call returned, for as long as STS took to answer. Through callBound, a
+// retrieval runs on the call's ctx instead, and the call waits for it.
+type retrievals struct {
+	ctx context.Context // the call's, carrying the retrievals themselves
+
+	mu      sync.Mutex
+	running int
+	closed  bool          // the call is returning
+	done    chan struct{} // closed once closed with none running
+}
+
+// retrievalsKey carries a call's retrievals in its contexts, which the
+// credentials cache passes on to callBound.
+type retrievalsKey struct{}
+
+func newRetrievals(ctx context.Context) *retrievals {
+	r := &retrievals{done: make(chan struct{})}
+	// The retrievals run on ctx too, so that one that needs another
+	// (a role assumed with credentials from another role) counts it.
+	r.ctx = context.WithValue(ctx, retrievalsKey{}, r)
+	return r
+}
+
+// start counts a retrieval in, unless the call returned.
+func (r *retrievals) start() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed && r.running == 0 {
+		return false
+	}
+	r.running++
+	return true
+}
+
+func (r *retrievals) end() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running--; r.closed && r.running == 0 {
+		close(r.done)
+	}
+}
+
+// wait returns once no retrieval is running.
+func (r *retrievals) wait() {
+	r.mu.Lock()
+	r.closed = true
+	if r.running == 0 {
+		close(r.done)
+	}
+	r.mu.Unlock()
+	<-r.done
+}
+
+// callBound is the provider under an account's credentials cache: a
+// retrieval that an AccountRegions call started runs on that call's ctx,
+// counted in its retrievals; any other runs as the cache asks.
+type callBound struct{ aws.CredentialsProvider }
+
+func (p callBound) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if r, ok := ctx.Value(retrievalsKey{}).(*retrievals); ok && r.start() {
+		defer r.end()
+		ctx = r.ctx
+	}
+	return p.CredentialsProvider.Retrieve(ctx)
 }
 
 // AccountRegions runs op once per account and region, each with the
@@ -208,6 +304,12 @@ func (a *Accounts) check(ctx context.Context, account string) error {
 // An account whose role cannot be assumed fails each of its items with an
 // *AccountError naming the account and the role, after one attempt; the
 // other accounts go on.
+//
+// The credentials an account's items share are retrieved on the call's
+// ctx, not on one item's: an item that gives up (ItemTimeout) leaves the
+// AssumeRole to the account's other items, and when ctx ends, the
+// AssumeRole in flight ends with it. AccountRegions returns once every
+// retrieval it started has ended.
 func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], accounts, regions []string,
 	op func(ctx context.Context, client C, account, region string) (T, error), optFns ...func(*RegionOptions)) (RegionResults[T], error) {
 	if err := checkTargets(f, pool, op == nil, regions); err != nil {
@@ -240,7 +342,9 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 		}
 		return op(ctx, client, t.account, t.region)
 	}
-	return runTargets(ctx, f, targets, keys, call, pool.confirmDisabled, accountOf, optFns)
+	r := newRetrievals(ctx)
+	defer r.wait()
+	return runTargets(r.ctx, f, targets, keys, call, pool.confirmDisabled, accountOf, optFns)
 }
 
 func accountOf(key string) string {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"go.uber.org/goleak"
+
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/discover"
 	"github.com/awsfanout/fanout/fanouttest"
@@ -259,4 +263,103 @@ func TestAccountCheckForgetsADeadline(t *testing.T) {
 			t.Errorf("%s: %v; want the account's other items to try again and succeed", r.Region, r.Err)
 		}
 	}
+}
+
+// flakyAssumeRole puts a proxy in front of a fanouttest Server that
+// answers the first failures AssumeRole attempts into each role with a 500,
+// in STS's error format, and counts the attempts per role.
+func flakyAssumeRole(t *testing.T, srv *fanouttest.Server, failures int) (*httptest.Server, func(roleARN string) int) {
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if form, _ := url.ParseQuery(string(body)); form.Get("Action") == "AssumeRole" {
+			mu.Lock()
+			attempts[form.Get("RoleArn")]++
+			n := attempts[form.Get("RoleArn")]
+			mu.Unlock()
+			if n <= failures {
+				w.Header().Set("Content-Type", "text/xml")
+				w.WriteHeader(http.StatusInternalServerError)
+				io.WriteString(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>An internal error has occurred.</Message></Error><RequestId>5</RequestId></ErrorResponse>`)
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(flaky.Close)
+	return flaky, func(roleARN string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return attempts[roleARN]
+	}
+}
+
+// TestAssumeRoleRetriesWithoutAQuota: 60 accounts whose AssumeRole fails
+// twice with a 500 before it succeeds all run. The STS client retries like
+// the pool's clients, without the SDK's 500-token retry quota, which the
+// retries of 60 accounts at once drain ("retry quota exceeded").
+func TestAssumeRoleRetriesWithoutAQuota(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	flaky, attempts := flakyAssumeRole(t, srv, 2)
+	cfg := srv.AWSConfig("us-east-1")
+	cfg.BaseEndpoint = aws.String(flaky.URL)
+	accts := newAccounts(t, cfg)
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = accts })
+	accounts := make([]string, 60)
+	for i := range accounts {
+		accounts[i] = fmt.Sprintf("%012d", 100000000000+i)
+	}
+	res, _ := fanout.AccountRegions(context.Background(), fanout.New[string](func(o *fanout.Options) { o.Limit = 64 }), pool, accounts, []string{"eu-west-1"},
+		callerAccountIn)
+	if failed := res.Failed(); len(failed) > 0 {
+		t.Errorf("%d of %d accounts failed; first: %v", len(failed), len(accounts), failed[0].Err)
+	}
+	for _, acct := range accounts {
+		if arn, _ := accts.RoleARN(acct); attempts(arn) != 3 {
+			t.Errorf("%s: %d AssumeRole attempts; want 3 (two 500s, then the answer)", acct, attempts(arn))
+			break
+		}
+	}
+}
+
+// TestCancelledAssumeRoleLeavesNothingBehind: when a call's ctx ends while
+// AssumeRole is in flight, the retrieval ends with it and the call returns
+// only after it did. The SDK's credentials cache runs retrievals in a
+// goroutine of its own, on a context that ignores cancellation. Not
+// parallel: goleak looks at every goroutine.
+func TestCancelledAssumeRoleLeavesNothingBehind(t *testing.T) {
+	// STS is called in us-east-1, which never answers.
+	srv, err := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"us-east-1": {Fault: fanouttest.Hang}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()} // no timeout of its own
+	cfg := srv.AWSConfig("us-east-1")
+	cfg.HTTPClient = hc
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(t, cfg) })
+	before := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	res, _ := fanout.AccountRegions(ctx, fanout.New[string](), pool, []string{"111111111111"}, []string{"eu-west-1"},
+		callerAccountIn)
+	var ae *fanout.AccountError
+	if err := res[0].Err; !errors.As(err, &ae) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("%v; want an *AccountError with the call's deadline", err)
+	}
+	hc.CloseIdleConnections()
+	goleak.VerifyNone(t, before)
+}
+
+func callerAccountIn(ctx context.Context, c *sts.Client, _, region string) (string, error) {
+	return callerAccount(ctx, c, region)
 }

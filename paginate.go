@@ -2,6 +2,8 @@ package fanout
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"iter"
 )
 
@@ -18,32 +20,92 @@ type Paginator interface{ HasMorePages() bool }
 //		return out.Reservations
 //	})
 //
+// It stops at the first error, returning the items so far with it, and
+// when ctx ends, with ctx's error, even if next ignores ctx. A nil ctx,
+// paginator, next or items is an error that names it; a panic in the
+// paginator, next or items becomes a *PanicError.
+//
 // Paginators are not safe for concurrent use: make one per operation, and
 // fan out across targets instead.
 func Collect[Item, Out, O any](ctx context.Context, p Paginator,
 	next func(context.Context, ...func(*O)) (Out, error), items func(Out) []Item) ([]Item, error) {
+	if err := checkPaging(ctx, "Collect", p, next == nil); err != nil {
+		return nil, err
+	}
+	if items == nil {
+		return nil, errors.New("fanout: Collect: nil items func")
+	}
 	var all []Item
-	for page, err := range Pages(ctx, p, next) {
+	for page, err := range pageSeq(ctx, p, next) {
+		if err == nil {
+			var got []Item
+			got, err = guarded(func() ([]Item, error) { return items(page), nil })
+			all = append(all, got...)
+		}
 		if err != nil {
 			return all, err
 		}
-		all = append(all, items(page)...)
 	}
 	return all, nil
 }
 
 // Pages yields a paginator's pages one at a time, and stops after the
-// first error, which it yields.
+// first error, which it yields. It stops when ctx ends, yielding ctx's
+// error, even if next ignores ctx. A nil ctx, paginator or next is
+// yielded as an error that names it; a panic in the paginator or next is
+// yielded as a *PanicError.
 func Pages[Out, O any](ctx context.Context, p Paginator,
 	next func(context.Context, ...func(*O)) (Out, error)) iter.Seq2[Out, error] {
+	if err := checkPaging(ctx, "Pages", p, next == nil); err != nil {
+		return func(yield func(Out, error) bool) {
+			var zero Out
+			yield(zero, err)
+		}
+	}
+	return pageSeq(ctx, p, next)
+}
+
+func checkPaging(ctx context.Context, fn string, p Paginator, nilNext bool) error {
+	switch {
+	case ctx == nil:
+		return fmt.Errorf("fanout: %s: nil Context", fn)
+	case p == nil:
+		return fmt.Errorf("fanout: %s: nil paginator", fn)
+	case nilNext:
+		return fmt.Errorf("fanout: %s: nil next func (pass the paginator's NextPage)", fn)
+	}
+	return nil
+}
+
+// pageSeq is Pages on checked input. Only the calls into the paginator
+// are guarded: a panic in the loop body that yield runs is the consumer's.
+func pageSeq[Out, O any](ctx context.Context, p Paginator,
+	next func(context.Context, ...func(*O)) (Out, error)) iter.Seq2[Out, error] {
 	return func(yield func(Out, error) bool) {
-		for p.HasMorePages() {
-			page, err := next(ctx)
+		for {
+			more, err := guarded(func() (bool, error) { return p.HasMorePages(), nil })
+			if err == nil && !more {
+				return
+			}
+			var page Out
+			switch {
+			case err != nil:
+			case ctx.Err() != nil: // next may ignore ctx and never stop
+				err = ctx.Err()
+			default:
+				page, err = guarded(func() (Out, error) { return next(ctx) })
+			}
 			if !yield(page, err) || err != nil {
 				return
 			}
 		}
 	}
+}
+
+// guarded calls fn, whose panic becomes its *PanicError.
+func guarded[V any](fn func() (V, error)) (v V, err error) {
+	defer recoverInto(&err)
+	return fn()
 }
 
 // Page is a batch of items from one key's pages, as Items yields it.
@@ -61,10 +123,19 @@ type Page[Item any] struct {
 // page by page as they arrive, from all keys at once, without holding them
 // all: at most one page per operation in flight waits for the consumer.
 // Each key ends with a Page whose Done is set, carrying its error if it
-// failed. Breaking out of the loop cancels the rest, as with Stream.
+// failed. Breaking out of the loop cancels the rest, as with Stream. A nil
+// ctx, f or pages fails every key with an error that names it.
 func Items[Item any](ctx context.Context, f *Fanout[int], keys []string,
 	pages func(ctx context.Context, key string) iter.Seq2[[]Item, error], optFns ...func(*Options)) iter.Seq[Page[Item]] {
 	return func(yield func(Page[Item]) bool) {
+		if err := checkItems(ctx, pages == nil); err != nil {
+			for i, key := range keys {
+				if !yield(Page[Item]{Index: i, Key: key, Err: &ItemError{Index: i, Key: key, Err: err}, Done: true}) {
+					return
+				}
+			}
+			return
+		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		ch := make(chan Page[Item])
@@ -103,4 +174,14 @@ func Items[Item any](ctx context.Context, f *Fanout[int], keys []string,
 			}
 		}
 	}
+}
+
+func checkItems(ctx context.Context, nilPages bool) error {
+	switch {
+	case ctx == nil:
+		return errors.New("fanout: Items: nil Context")
+	case nilPages:
+		return errors.New("fanout: Items: nil pages func")
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -69,4 +70,25 @@ func TestOrganizationAccountsFailure(t *testing.T) {
 	if ids != nil || !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AWSOrganizationsNotInUseException" || strings.Contains(err.Error(), "org-secret") {
 		t.Errorf("%v, %v; want the API error, and no secret", ids, err)
 	}
+}
+
+// TestOrganizationAccountsStopsOnARepeatedToken: an endpoint that answers
+// every page with the same NextToken ends the listing after the page that
+// repeats it, rather than looping for ever; the account it lists twice is
+// returned once.
+func TestOrganizationAccountsStopsOnARepeatedToken(t *testing.T) {
+	t.Parallel()
+	srv, pages := mototest.ErrorServer(t, http.StatusOK, "application/x-amz-json-1.1",
+		`{"Accounts":[{"Id":"111111111111","State":"ACTIVE","Status":"ACTIVE"}],"NextToken":"again"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a guard: the loop it tests would run until it
+	defer cancel()
+	ids, err := discover.OrganizationAccounts(ctx, orgClient(srv.URL))
+	if err != nil || !slices.Equal(ids, []string{"111111111111"}) || pages.Load() != 2 {
+		t.Errorf("%v, %v after %d pages; want the account once, after 2 pages", ids, err, pages.Load())
+	}
+}
+
+func orgClient(endpoint string) *organizations.Client {
+	return organizations.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDORG", "org-secret", "")})
 }

@@ -26,8 +26,12 @@ import (
 //
 // It fails, naming the problem, when cfg has no region, a pattern is not a
 // glob, DescribeRegions fails (when it is denied, the error says to pass
-// the regions explicitly), or no region is left.
+// the regions explicitly), or no region is left. When ctx has no
+// deadline, DefaultTimeout bounds the call.
 func EnabledRegions(ctx context.Context, cfg aws.Config, patterns ...string) ([]string, error) {
+	if ctx == nil {
+		return nil, errors.New("discover: EnabledRegions: nil Context")
+	}
 	p, ok := partition.Of(cfg.Region)
 	if !ok {
 		return nil, fmt.Errorf("discover: EnabledRegions: the config's Region %q is not an AWS region name; set one in the partition to list", cfg.Region)
@@ -36,10 +40,13 @@ func EnabledRegions(ctx context.Context, cfg aws.Config, patterns ...string) ([]
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	out, err := ec2.NewFromConfig(cfg).DescribeRegions(ctx, &ec2.DescribeRegionsInput{
 		Filters: []ec2types.Filter{{Name: aws.String("opt-in-status"), Values: []string{"opt-in-not-required", "opted-in"}}},
 	})
 	if err != nil {
+		err = timedOut(ctx, err)
 		var apiErr smithy.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "UnauthorizedOperation" || apiErr.ErrorCode() == "AccessDenied" || apiErr.ErrorCode() == "AccessDeniedException") {
 			return nil, fmt.Errorf("discover: EnabledRegions: ec2:DescribeRegions was denied; grant it, or pass the regions explicitly (fanout.Regions(ctx, f, pool, []string{\"us-east-1\", ...}, op)): %w", err)

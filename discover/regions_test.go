@@ -8,11 +8,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/smithy-go"
 	"github.com/awsfanout/fanout/discover"
+	"github.com/awsfanout/fanout/fanouttest"
 	"github.com/awsfanout/fanout/internal/mototest"
 )
 
@@ -92,5 +95,40 @@ func TestEnabledRegionsBadInput(t *testing.T) {
 	cfg.BaseEndpoint = aws.String("http://127.0.0.1:1") // never reached: the pattern fails first
 	if _, err := discover.EnabledRegions(context.Background(), cfg, "eu-*", "[x"); err == nil || !strings.Contains(err.Error(), `"[x"`) {
 		t.Errorf("bad glob: %v", err)
+	}
+}
+
+// TestDiscoveryHasADefaultTimeout: with a ctx that has no deadline, a
+// stalled endpoint fails the call after DefaultTimeout, with an error that
+// says so, instead of hanging it. Not parallel: it shortens the timeout
+// for the package.
+func TestDiscoveryHasADefaultTimeout(t *testing.T) {
+	defer discover.SetTimeout(200 * time.Millisecond)()
+	srv, err := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"us-east-1": {Fault: fanouttest.Hang}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cfg := srv.AWSConfig("us-east-1")
+	for prefix, call := range map[string]func() error{
+		"discover: EnabledRegions: ": func() error {
+			_, err := discover.EnabledRegions(context.Background(), cfg)
+			return err
+		},
+		"discover: organizations ListAccounts: ": func() error {
+			_, err := discover.OrganizationAccounts(context.Background(), organizations.NewFromConfig(cfg))
+			return err
+		},
+	} {
+		done := make(chan error, 1)
+		go func() { done <- call() }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), prefix+"no answer within 200ms (DefaultTimeout") {
+				t.Errorf("%v; want the default timeout, named after %q", err, prefix)
+			}
+		case <-time.After(20 * time.Second): // a guard, far above the 200ms it tests
+			t.Fatalf("%sstill waiting on a stalled endpoint after 20s", prefix)
+		}
 	}
 }

@@ -64,7 +64,7 @@ const (
 	// Reset closes the connection without an answer.
 	Reset
 	// Hang never answers; the request ends when the client gives up or
-	// the Server closes.
+	// the Server closes, which drops its connection.
 	Hang
 	// Disabled answers as AWS answers a region the account has not
 	// enabled: EC2 401 AuthFailure, STS 403 InvalidClientTokenId, JSON

@@ -194,6 +194,46 @@ func TestFaultsAsTheSDKSeesThem(t *testing.T) {
 	}
 }
 
+// TestCloseFailsCallsInFlight: a call that Close cuts short, during a
+// Hang or a latency wait, fails; it never reads as an empty success.
+func TestCloseFailsCallsInFlight(t *testing.T) {
+	t.Parallel()
+	long := fanouttest.Latency{Fixed: time.Hour}
+	for name, rc := range map[string]fanouttest.RegionConfig{
+		"hang":    {Fault: fanouttest.Hang},
+		"latency": {Latency: &long},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv, pool := start(t, fanouttest.Config{Instances: 3, Region: map[string]fanouttest.RegionConfig{"eu-west-1": rc}}, ec2.NewFromConfig, 1)
+			type answer struct {
+				out *ec2.DescribeInstancesOutput
+				err error
+			}
+			done := make(chan answer, 1)
+			go func() {
+				out, err := pool.Get("eu-west-1").DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
+				done <- answer{out, err}
+			}()
+			waitInFlight(t, srv, "eu-west-1")
+			srv.Close()
+			if a := <-done; a.err == nil {
+				t.Errorf("a call in flight when Close ran succeeded with %d reservations; want an error", len(a.out.Reservations))
+			}
+		})
+	}
+}
+
+// waitInFlight returns once a request to region is in the Server's hands.
+func waitInFlight(t *testing.T, srv *fanouttest.Server, region string) {
+	t.Helper()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for srv.Stats().Region[region].PeakInFlight == 0 {
+		<-tick.C
+	}
+}
+
 // TestProxyToMoto puts faults in front of moto_server.
 func TestProxyToMoto(t *testing.T) {
 	moto := mototest.Require(t)
@@ -217,8 +257,10 @@ func TestProxyToMoto(t *testing.T) {
 	if s := res.Skipped(); len(s) != 1 || s[0].Key != "eu-west-2" {
 		t.Errorf("skipped %v; want eu-west-2", s)
 	}
-	if st := srv.Stats(); st.Total.Requests != int64(1+len(regions)) {
-		t.Errorf("%d requests; want %d", st.Total.Requests, 1+len(regions))
+	// DescribeRegions, one page per region, and the GetCallerIdentity in
+	// the config's own region that confirms eu-west-2 is disabled.
+	if st := srv.Stats(); st.Total.Requests != int64(2+len(regions)) {
+		t.Errorf("%d requests; want %d", st.Total.Requests, 2+len(regions))
 	}
 }
 

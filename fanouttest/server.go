@@ -107,8 +107,9 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the Server, ending hung requests, and waits for its
-// handlers to return.
+// Close stops the Server and waits for its handlers to return. Requests
+// still hanging or waiting out their latency fail: their connections are
+// dropped without an answer, so a client never reads them as a success.
 func (s *Server) Close() {
 	s.once.Do(func() { close(s.closing) })
 	s.srv.CloseClientConnections()
@@ -169,10 +170,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-s.closing:
 		}
-		return
+		abort()
 	}
 	if !s.sleep(r.Context(), rc) {
-		return
+		abort()
 	}
 	switch {
 	case rc.Fault == Disabled:
@@ -268,15 +269,20 @@ func hasFilter(form url.Values) bool {
 	return false
 }
 
+// abort drops the connection under the request without answering: a
+// handler that returned instead would send 200 with an empty body, which
+// the SDK reads as an empty success.
+func abort() { panic(http.ErrAbortHandler) }
+
 // reset closes the connection under the request without answering.
 func reset(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		panic(http.ErrAbortHandler)
+		abort()
 	}
 	conn, _, err := hj.Hijack()
 	if err != nil {
-		return
+		abort()
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0) // an RST, as a dropped connection gives
