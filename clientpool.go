@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -22,6 +23,18 @@ const DefaultMaxIdleConnsPerHost = 128
 // call, the first included.
 const DefaultMaxAttempts = 5
 
+// DefaultResponseTimeout bounds how long each attempt of a pool client's
+// call waits for the response's headers, so that an endpoint that takes a
+// request and never answers fails the attempt, which the retryer may
+// retry, instead of hanging the call until its context ends (the SDK's
+// own HTTP client has no such bound). AWS APIs answer within a second or
+// two; 30 seconds is well above that and above the longest long poll of
+// SQS ReceiveMessage (WaitTimeSeconds 20). It is not a deadline on the
+// body, so a slow download or an event stream is not cut. Calls that hold
+// their answer longer need a higher PoolOptions.ResponseTimeout: SWF's
+// polls (60 seconds), a synchronous Lambda Invoke (up to 15 minutes).
+const DefaultResponseTimeout = 30 * time.Second
+
 // PoolOptions configures a ClientPool; O is the service's client options
 // type, such as ec2.Options. NewClientPool starts from the defaults each
 // field names and applies its option functions in order.
@@ -31,17 +44,26 @@ type PoolOptions[O any] struct {
 	ClientOptions []func(*O)
 
 	// HTTPClient is shared by every client of the pool. Default (nil): the
-	// config's, with room for MaxIdleConnsPerHost idle connections per
-	// endpoint when it is the SDK's (as LoadDefaultConfig makes it, with
-	// AWS_CA_BUNDLE and proxy settings kept), or NewHTTPClient's when the
-	// config has none. Share one between pools to share connections
-	// between services.
+	// config's, rebuilt with room for MaxIdleConnsPerHost idle connections
+	// per endpoint and a ResponseTimeout when it is the SDK's (as
+	// LoadDefaultConfig makes it, with AWS_CA_BUNDLE and proxy settings
+	// kept), or NewHTTPClient's when the config has none. An HTTP client
+	// of the caller's own, set here or in the config, is used as it is:
+	// its timeouts are the caller's to set. Share one between pools to
+	// share connections between services.
 	HTTPClient aws.HTTPClient
 
 	// MaxIdleConnsPerHost sizes the default HTTP client's idle
 	// connections per endpoint; keep it at least the fan-out's Limit.
 	// At least 1. Default: DefaultMaxIdleConnsPerHost.
 	MaxIdleConnsPerHost int
+
+	// ResponseTimeout bounds each attempt's wait for the response headers
+	// (http.Transport.ResponseHeaderTimeout) in the HTTP client the pool
+	// builds; reading the body may take longer. Above 0. Default:
+	// DefaultResponseTimeout. The pool cannot set it on an HTTP client of
+	// the caller's own, so another value with such a client is an error.
+	ResponseTimeout time.Duration
 
 	// Retryer returns a new retryer; each client gets its own, so one
 	// region's throttling cannot spend another's retries. Default:
@@ -58,36 +80,51 @@ type PoolOptions[O any] struct {
 	// DisableAdaptive turns it off.
 	Adaptive        AdaptiveOptions
 	DisableAdaptive bool
+
+	// Breaker tunes the breaker each client gets: after Threshold
+	// connection-level failures in a row (refused, reset, timed out; an
+	// API error is the endpoint answering) the client's attempts fail at
+	// once with ErrEndpointDown, instead of each call retrying a dead
+	// endpoint, until a probe after Cooldown gets an answer. Default:
+	// DefaultBreakerOptions. DisableBreaker turns it off.
+	Breaker        BreakerOptions
+	DisableBreaker bool
 }
 
 // NewHTTPClient returns an HTTP client with the SDK's default transport
-// settings (timeouts, TLS) and room for maxIdleConnsPerHost idle
-// connections per endpoint, so that a fan-out reuses its connections
-// instead of opening new ones on every burst; a maxIdleConnsPerHost below
-// 1 is an error.
+// settings (timeouts, TLS), room for maxIdleConnsPerHost idle connections
+// per endpoint, so that a fan-out reuses its connections instead of
+// opening new ones on every burst, and DefaultResponseTimeout to the
+// response headers (its Transport is an *http.Transport, to change it);
+// a maxIdleConnsPerHost below 1 is an error.
 func NewHTTPClient(maxIdleConnsPerHost int) (*http.Client, error) {
 	if maxIdleConnsPerHost < 1 {
 		return nil, fmt.Errorf("fanout: NewHTTPClient(%d): want 1 or more idle connections per host", maxIdleConnsPerHost)
 	}
-	return sizedHTTPClient(nil, maxIdleConnsPerHost).(*http.Client), nil
+	hc, _ := sizedHTTPClient(nil, maxIdleConnsPerHost, DefaultResponseTimeout)
+	return hc.(*http.Client), nil
 }
 
 // sizedHTTPClient returns base with room for n idle connections per
-// endpoint. The SDK's BuildableClient (LoadDefaultConfig's, carrying
-// AWS_CA_BUNDLE and proxy settings) is rebuilt from a copy of its
-// transport; another client of the user's is theirs to size.
-func sizedHTTPClient(base aws.HTTPClient, n int) aws.HTTPClient {
+// endpoint and a response timeout, and whether it built a new client. The
+// SDK's BuildableClient (LoadDefaultConfig's, carrying AWS_CA_BUNDLE and
+// proxy settings) is rebuilt from a copy of its transport; another client
+// of the user's is theirs.
+func sizedHTTPClient(base aws.HTTPClient, n int, timeout time.Duration) (aws.HTTPClient, bool) {
 	b, ok := base.(*awshttp.BuildableClient)
 	switch {
 	case base == nil:
 		b = awshttp.NewBuildableClient()
 	case !ok:
-		return base
+		return base, false
 	}
 	tr := b.GetTransport()
 	tr.MaxIdleConnsPerHost = n
 	tr.MaxIdleConns = 0 // no limit across endpoints: a fan-out talks to many
-	return &http.Client{Transport: tr, Timeout: b.GetTimeout()}
+	// To the headers, not a whole-request timeout: that would cut long
+	// bodies and streams.
+	tr.ResponseHeaderTimeout = timeout
+	return &http.Client{Transport: tr, Timeout: b.GetTimeout()}, true
 }
 
 // NewRetryer returns the SDK's standard retryer, with its jittered
@@ -117,12 +154,24 @@ type ClientPool[C any] struct {
 	clients  map[target]*lazy[C]
 	limiters map[target]*Adaptive
 
+	breaker  *BreakerOptions // nil when disabled
+	breakers map[target]*Breaker
+
 	verified verifier // accounts whose credentials are known to work
 }
 
 // target is one client of a pool, and one item of the AWS fan-outs: an
 // account (empty for the config's own) and a region.
 type target struct{ account, region string }
+
+// String is the target's key in Stats and Breakers: the region for the
+// config's own account, "account/region" for others.
+func (t target) String() string {
+	if t.account == "" {
+		return t.region
+	}
+	return t.account + "/" + t.region
+}
 
 // lazy is a value built once, on first use.
 type lazy[V any] struct {
@@ -147,8 +196,10 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 	optFns ...func(*PoolOptions[O])) (*ClientPool[C], error) {
 	o := PoolOptions[O]{
 		MaxIdleConnsPerHost: DefaultMaxIdleConnsPerHost,
+		ResponseTimeout:     DefaultResponseTimeout,
 		Retryer:             NewRetryer,
 		Adaptive:            DefaultAdaptiveOptions(),
+		Breaker:             DefaultBreakerOptions(),
 	}
 	for _, fn := range optFns {
 		fn(&o)
@@ -156,8 +207,8 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 	if err := o.validate(newFn == nil); err != nil {
 		return nil, err
 	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = sizedHTTPClient(cfg.HTTPClient, o.MaxIdleConnsPerHost)
+	if err := o.resolveHTTPClient(cfg.HTTPClient); err != nil {
+		return nil, err
 	}
 	cfg.HTTPClient = o.HTTPClient
 	cfg.Retryer = o.Retryer
@@ -168,11 +219,33 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 		build:    func(c aws.Config) C { return newFn(c, o.ClientOptions...) },
 		clients:  make(map[target]*lazy[C]),
 		limiters: make(map[target]*Adaptive),
+		breakers: make(map[target]*Breaker),
 	}
 	if !o.DisableAdaptive {
 		p.adaptive = &o.Adaptive
 	}
+	if !o.DisableBreaker {
+		p.breaker = &o.Breaker
+	}
 	return p, nil
+}
+
+// resolveHTTPClient sets o.HTTPClient to the client the pool shares,
+// built from the config's when that is the SDK's, and fails when
+// ResponseTimeout was set for a client the pool does not build.
+func (o *PoolOptions[O]) resolveHTTPClient(cfgClient aws.HTTPClient) error {
+	where := "PoolOptions.HTTPClient"
+	if o.HTTPClient == nil {
+		var built bool
+		if o.HTTPClient, built = sizedHTTPClient(cfgClient, o.MaxIdleConnsPerHost, o.ResponseTimeout); built {
+			return nil
+		}
+		where = "the config's HTTPClient"
+	}
+	if o.ResponseTimeout != DefaultResponseTimeout {
+		return fmt.Errorf("fanout: PoolOptions.ResponseTimeout is %v, but %s is the caller's own (a %T), which the pool uses as it is; set the timeout on that client", o.ResponseTimeout, where, o.HTTPClient)
+	}
+	return nil
 }
 
 func (o *PoolOptions[O]) validate(nilNewFn bool) error {
@@ -181,12 +254,19 @@ func (o *PoolOptions[O]) validate(nilNewFn bool) error {
 		return errors.New("fanout: NewClientPool: nil client constructor (pass one like ec2.NewFromConfig)")
 	case o.MaxIdleConnsPerHost < 1:
 		return fmt.Errorf("fanout: PoolOptions.MaxIdleConnsPerHost is %d; want 1 or more", o.MaxIdleConnsPerHost)
+	case o.ResponseTimeout <= 0:
+		return fmt.Errorf("fanout: PoolOptions.ResponseTimeout is %v; want a time above 0 to wait for a response's headers", o.ResponseTimeout)
 	case o.Retryer == nil:
 		return errors.New("fanout: PoolOptions.Retryer is nil; leave the default (NewRetryer) or set one")
-	case o.DisableAdaptive:
+	case !o.DisableAdaptive:
+		if err := o.Adaptive.validate(); err != nil {
+			return err
+		}
+	}
+	if o.DisableBreaker {
 		return nil
 	}
-	return o.Adaptive.validate()
+	return o.Breaker.validate()
 }
 
 func cached(p aws.CredentialsProvider) aws.CredentialsProvider {
@@ -260,6 +340,12 @@ func (p *ClientPool[C]) client(t target, creds func() (aws.CredentialsProvider, 
 			newRetryer := cfg.Retryer
 			cfg.Retryer = func() aws.Retryer { return AdaptiveRetryer(newRetryer(), a) }
 		}
+		// Outside the adaptive limit: an attempt the breaker fails must
+		// not wait for a place among the requests in flight.
+		if cfg.Retryer, err = p.withBreaker(t, cfg.Retryer); err != nil {
+			var zero C
+			return zero, err
+		}
 		return p.build(cfg), nil
 	})
 }
@@ -271,11 +357,7 @@ func (p *ClientPool[C]) Stats() map[string]AdaptiveStats {
 	defer p.mu.Unlock()
 	stats := make(map[string]AdaptiveStats, len(p.limiters))
 	for t, a := range p.limiters {
-		key := t.region
-		if t.account != "" {
-			key = t.account + "/" + t.region
-		}
-		stats[key] = a.Stats()
+		stats[t.String()] = a.Stats()
 	}
 	return stats
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"maps"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -128,13 +131,19 @@ func TestPoolKeepsTheConfigsTransport(t *testing.T) {
 		t.Fatal("the pool's HTTP client is not an *http.Client")
 	}
 	tr := hc.Transport.(*http.Transport)
-	if tr.TLSClientConfig == nil || tr.TLSClientConfig.ServerName != "corporate-ca" || tr.MaxIdleConnsPerHost != fanout.DefaultMaxIdleConnsPerHost {
-		t.Errorf("TLS config %+v, idle per host %d", tr.TLSClientConfig, tr.MaxIdleConnsPerHost)
+	if tr.TLSClientConfig == nil || tr.TLSClientConfig.ServerName != "corporate-ca" || tr.MaxIdleConnsPerHost != fanout.DefaultMaxIdleConnsPerHost ||
+		tr.ResponseHeaderTimeout != fanout.DefaultResponseTimeout {
+		t.Errorf("TLS config %+v, idle per host %d, response timeout %v", tr.TLSClientConfig, tr.MaxIdleConnsPerHost, tr.ResponseHeaderTimeout)
 	}
 	mine := &http.Client{}
 	cfg.HTTPClient = mine
 	if got := newPool(t, cfg, sts.NewFromConfig).Config().HTTPClient; got != mine {
 		t.Error("the pool replaced an HTTP client of the user's own")
+	}
+	// ... so a ResponseTimeout cannot be honoured there.
+	if p, err := fanout.NewClientPool(cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.ResponseTimeout = time.Minute }); p != nil || err == nil ||
+		!strings.Contains(err.Error(), "PoolOptions.ResponseTimeout is 1m0s, but the config's HTTPClient is the caller's own") {
+		t.Errorf("a ResponseTimeout with the config's own client: %v, %v; want an error naming both", p, err)
 	}
 }
 
@@ -143,16 +152,21 @@ func TestPoolOptions(t *testing.T) {
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDOPT", "opt-secret", "")}
 	var seen fanout.PoolOptions[sts.Options]
 	if _, err := fanout.NewClientPool(cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { seen = *o }); err != nil ||
-		seen.MaxIdleConnsPerHost != fanout.DefaultMaxIdleConnsPerHost || seen.Retryer == nil || seen.Adaptive != fanout.DefaultAdaptiveOptions() {
+		seen.MaxIdleConnsPerHost != fanout.DefaultMaxIdleConnsPerHost || seen.ResponseTimeout != fanout.DefaultResponseTimeout || seen.Retryer == nil || seen.Adaptive != fanout.DefaultAdaptiveOptions() {
 		t.Errorf("an option function saw %+v (%v); want the defaults", seen, err)
 	}
 	for name, tc := range map[string]struct {
 		fn   func(*fanout.PoolOptions[sts.Options])
 		want string
 	}{
-		"idle conns": {func(o *fanout.PoolOptions[sts.Options]) { o.MaxIdleConnsPerHost = 0 }, "PoolOptions.MaxIdleConnsPerHost is 0"},
-		"retryer":    {func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = nil }, "PoolOptions.Retryer is nil"},
-		"adaptive":   {func(o *fanout.PoolOptions[sts.Options]) { o.Adaptive.Max = -1 }, "AdaptiveOptions.Max is -1"},
+		"idle conns":                {func(o *fanout.PoolOptions[sts.Options]) { o.MaxIdleConnsPerHost = 0 }, "PoolOptions.MaxIdleConnsPerHost is 0"},
+		"retryer":                   {func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = nil }, "PoolOptions.Retryer is nil"},
+		"no response timeout":       {func(o *fanout.PoolOptions[sts.Options]) { o.ResponseTimeout = 0 }, "PoolOptions.ResponseTimeout is 0s"},
+		"negative response timeout": {func(o *fanout.PoolOptions[sts.Options]) { o.ResponseTimeout = -time.Second }, "PoolOptions.ResponseTimeout is -1s"},
+		"response timeout on a client of the caller's": {func(o *fanout.PoolOptions[sts.Options]) {
+			o.HTTPClient, o.ResponseTimeout = &http.Client{}, time.Minute
+		}, "PoolOptions.ResponseTimeout is 1m0s, but PoolOptions.HTTPClient"},
+		"adaptive": {func(o *fanout.PoolOptions[sts.Options]) { o.Adaptive.Max = -1 }, "AdaptiveOptions.Max is -1"},
 	} {
 		if p, err := fanout.NewClientPool(cfg, sts.NewFromConfig, tc.fn); p != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, %v; want an error containing %q", name, p, err, tc.want)
@@ -169,6 +183,15 @@ func TestPoolOptions(t *testing.T) {
 	}
 	if hc, err := fanout.NewHTTPClient(0); hc != nil || err == nil || !strings.Contains(err.Error(), "NewHTTPClient(0)") {
 		t.Errorf("NewHTTPClient(0): %v, %v", hc, err)
+	}
+	if hc, err := fanout.NewHTTPClient(8); err != nil || hc.Transport.(*http.Transport).ResponseHeaderTimeout != fanout.DefaultResponseTimeout {
+		t.Errorf("NewHTTPClient(8): %v; want DefaultResponseTimeout on its transport", err)
+	}
+	// A client of the caller's is theirs: the pool keeps it, with the
+	// default timeout left as it is.
+	mine := &http.Client{}
+	if p, err := fanout.NewClientPool(cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.HTTPClient = mine }); err != nil || p.Config().HTTPClient != mine {
+		t.Errorf("a client of the caller's with the default timeout: %v", err)
 	}
 }
 
@@ -212,4 +235,61 @@ func TestPoolStats(t *testing.T) {
 	if _, err := off.Get("eu-west-1").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil || len(off.Stats()) != 0 {
 		t.Errorf("adaptive off: %v, Stats %+v; want none", err, off.Stats())
 	}
+}
+
+// TestResponseTimeoutEndsAHang: a region that never answers fails each
+// attempt on the pool's ResponseTimeout, long before the caller's own
+// deadline, instead of hanging until it.
+func TestResponseTimeoutEndsAHang(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Hang}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+		o.ResponseTimeout = 100 * time.Millisecond
+		o.Retryer = fastRetries
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // the test's own deadline
+	defer cancel()
+	res, _ := fanout.Regions(ctx, fanout.New[string](), pool, []string{"eu-west-1"}, callerAccount)
+	err = res[0].Err
+	var netErr net.Error
+	if ctx.Err() != nil || !errors.As(err, &netErr) || !netErr.Timeout() || !strings.Contains(err.Error(), "timeout awaiting response headers") {
+		t.Errorf("%v (the test's deadline: %v); want the response timeout", err, ctx.Err())
+	}
+	if n := srv.Stats().Region["eu-west-1"].Requests; n != fanout.DefaultMaxAttempts {
+		t.Errorf("%d attempts; want each of the %d to time out and be retried", n, fanout.DefaultMaxAttempts)
+	}
+}
+
+// TestResponseTimeoutIsToTheHeaders: the timeout ends the wait for a
+// response's headers, not the reading of its body, so a slow body (a
+// stream, a large download) is not cut.
+func TestResponseTimeoutIsToTheHeaders(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>`)
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond) // a body slower than the timeout: latency, not synchronisation
+		io.WriteString(w, `<Arn>arn:aws:iam::123456789012:user/x</Arn><UserId>X</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>`)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDRT", "rt-secret", "")}
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.ResponseTimeout = 100 * time.Millisecond })
+	if acct, err := callerAccount(context.Background(), pool.Get("us-east-1"), "us-east-1"); err != nil || acct != "123456789012" {
+		t.Errorf("%q, %v; want the answer whose body came after the timeout", acct, err)
+	}
+}
+
+func callerAccount(ctx context.Context, c *sts.Client, _ string) (string, error) {
+	out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.Account), nil
 }
