@@ -59,12 +59,17 @@ type AccountOptions struct {
 	STSOptions []func(*sts.Options)
 }
 
-var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+var (
+	sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	roleNameRE    = regexp.MustCompile(`^([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`) // an IAM role name, after an optional path
+)
 
 func (o *AccountOptions) validate() error {
 	switch {
 	case o.RoleName == "" && o.RoleARN == nil:
 		return errors.New("fanout: AccountOptions.RoleName is empty and RoleARN is nil; name the role to assume")
+	case o.RoleARN == nil && !roleNameRE.MatchString(o.RoleName):
+		return fmt.Errorf("fanout: AccountOptions.RoleName %q is not an IAM role name (letters, digits and +=,.@_-, after an optional path/)", o.RoleName)
 	case !sessionNameRE.MatchString(o.SessionName):
 		return fmt.Errorf("fanout: AccountOptions.SessionName %q is not 2 to 64 of letters, digits and +=,.@_-", o.SessionName)
 	case o.Duration != 0 && (o.Duration < 15*time.Minute || o.Duration > 12*time.Hour):
@@ -105,8 +110,8 @@ func NewAccounts(cfg aws.Config, optFns ...func(*AccountOptions)) (*Accounts, er
 		ExpiryWindow:           DefaultExpiryWindow,
 		ExpiryWindowJitterFrac: DefaultExpiryWindowJitterFrac,
 	}
-	for _, fn := range optFns {
-		fn(&o)
+	if err := apply("NewAccounts", &o, optFns); err != nil {
+		return nil, err
 	}
 	if err := o.validate(); err != nil {
 		return nil, err

@@ -169,10 +169,12 @@ func TestAccountsBadInput(t *testing.T) {
 		fn   func(*fanout.AccountOptions)
 		want string
 	}{
-		"no role":        {func(o *fanout.AccountOptions) { o.RoleName = "" }, "AccountOptions.RoleName is empty"},
-		"session name":   {func(o *fanout.AccountOptions) { o.SessionName = "a b" }, `AccountOptions.SessionName "a b"`},
-		"short duration": {func(o *fanout.AccountOptions) { o.Duration = time.Minute }, "AccountOptions.Duration is 1m0s"},
-		"window":         {func(o *fanout.AccountOptions) { o.ExpiryWindow = -time.Second }, "AccountOptions.ExpiryWindow is -1s"},
+		"no role":         {func(o *fanout.AccountOptions) { o.RoleName = "" }, "AccountOptions.RoleName is empty"},
+		"role with space": {func(o *fanout.AccountOptions) { o.RoleName = "has space" }, `AccountOptions.RoleName "has space" is not an IAM role name`},
+		"nil option":      {nil, "fanout: NewAccounts: option function 0 is nil"},
+		"session name":    {func(o *fanout.AccountOptions) { o.SessionName = "a b" }, `AccountOptions.SessionName "a b"`},
+		"short duration":  {func(o *fanout.AccountOptions) { o.Duration = time.Minute }, "AccountOptions.Duration is 1m0s"},
+		"window":          {func(o *fanout.AccountOptions) { o.ExpiryWindow = -time.Second }, "AccountOptions.ExpiryWindow is -1s"},
 		// A jitter set without a window is kept, not overwritten.
 		"jitter": {func(o *fanout.AccountOptions) { o.ExpiryWindowJitterFrac = 1.5 }, "AccountOptions.ExpiryWindowJitterFrac is 1.5"},
 	} {

@@ -201,8 +201,8 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 		Adaptive:            DefaultAdaptiveOptions(),
 		Breaker:             DefaultBreakerOptions(),
 	}
-	for _, fn := range optFns {
-		fn(&o)
+	if err := apply("NewClientPool", &o, optFns); err != nil {
+		return nil, err
 	}
 	if err := o.validate(newFn == nil); err != nil {
 		return nil, err

@@ -6,7 +6,7 @@
 // [DefaultTimeout], so that an endpoint that stalls cannot hang a program
 // that set none.
 //
-// It is the only package of this module that imports the EC2 and
+// It is the only package of the library that imports the EC2 and
 // Organizations clients, which are large to compile: a program that fans
 // out over a fixed list, or over another service, imports the root
 // package alone and never builds them.

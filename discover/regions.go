@@ -65,6 +65,9 @@ func EnabledRegions(ctx context.Context, cfg aws.Config, patterns ...string) ([]
 	}
 	slices.Sort(regions)
 	if len(regions) == 0 {
+		if len(patterns) == 0 {
+			return nil, fmt.Errorf("discover: EnabledRegions: DescribeRegions listed no enabled region of partition %s", p.ID)
+		}
 		return nil, fmt.Errorf("discover: EnabledRegions: no enabled region of partition %s matches %q", p.ID, patterns)
 	}
 	return regions, nil

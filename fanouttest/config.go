@@ -2,10 +2,13 @@ package fanouttest
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/awsfanout/fanout/internal/partition"
 )
 
 // DefaultAccount is the account ID the built-in responder reports when
@@ -147,7 +150,15 @@ func (c *Config) validate() error {
 	if err := c.check("Config", c.Instances, c.Latency, c.Throttle); err != nil {
 		return err
 	}
+	for _, region := range c.Regions {
+		if _, ok := partition.Of(region); !ok {
+			return fmt.Errorf("fanouttest: Config.Regions: %q is not an AWS region name", region)
+		}
+	}
 	for region, rc := range c.Region {
+		if _, ok := partition.Of(region); !ok { // a typo would leave its fault unused, silently
+			return fmt.Errorf("fanouttest: Config.Region: %q is not an AWS region name", region)
+		}
 		n := c.Instances
 		if rc.Instances != nil {
 			n = *rc.Instances
@@ -175,8 +186,13 @@ func (c *Config) check(where string, instances int, l Latency, b *Buckets) error
 	}
 	if b != nil {
 		for _, k := range []Bucket{b.NonMutating, b.UnfilteredDescribe, b.Mutating} {
-			if k.Burst < 0 || k.PerSecond < 0 {
+			switch {
+			case k.Burst < 0 || k.PerSecond < 0:
 				return fmt.Errorf("fanouttest: %s: bucket %+v has a negative part", where, k)
+			case math.IsNaN(k.PerSecond) || math.IsInf(k.PerSecond, 0):
+				return fmt.Errorf("fanouttest: %s: bucket %+v: PerSecond is not a number of requests", where, k)
+			case k.Burst == 0 && k.PerSecond > 0:
+				return fmt.Errorf("fanouttest: %s: bucket %+v refills a Burst of 0; want a Burst of 1 or more", where, k)
 			}
 		}
 	}

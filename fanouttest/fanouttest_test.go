@@ -3,6 +3,7 @@ package fanouttest_test
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -306,6 +307,10 @@ func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 		"bad account":         {fanouttest.Config{Account: "1234"}, `Account "1234"`},
 		"region instances":    {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Instances: &minus}}}, `Region["eu-west-1"]: Instances is -1`},
 		"unknown fault":       {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: 99}}}, "Fault is 99"},
+		"region typo":         {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-l": {Fault: fanouttest.Disabled}}}, `"eu-west-l" is not an AWS region name`},
+		"listed region":       {fanouttest.Config{Regions: []string{"us-east-1", "not a region"}}, `"not a region" is not an AWS region name`},
+		"burst 0 refilled":    {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{PerSecond: 5}}}, "Burst of 0"},
+		"NaN rate":            {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: math.NaN()}}}, "PerSecond is not a number"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
