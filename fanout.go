@@ -265,8 +265,21 @@ func (r *run[T]) work(wg *sync.WaitGroup) {
 		if r.order != nil {
 			i = r.order[i]
 		}
-		r.finish(r.do(i))
+		r.finish(r.safeDo(i))
 	}
+}
+
+// safeDo is do, with any panic that escapes it made the item's error, so
+// that a worker never takes the process down and every item still gets
+// its one result. The caller's code is guarded where do calls it; this is
+// the last line.
+func (r *run[T]) safeDo(i int) (res Result[T]) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = r.fail(Result[T]{Index: i, Key: r.keys[i]}, &PanicError{Value: p, Stack: debug.Stack()})
+		}
+	}()
+	return r.do(i)
 }
 
 // do runs item i and returns its result.
