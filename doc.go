@@ -47,12 +47,15 @@
 // operation returns (a typed nil whose methods dereference it included).
 // An operation must not call runtime.Goexit (t.FailNow does).
 //
-// Nesting: an operation may start a call on its own Fanout, or on another
-// that shares its Budget (accounts outside, regions inside). The nested
-// call runs within the weight its item holds, so it never waits for units
-// its own ancestors hold, and the bound holds across the levels: once the
-// outer items hold the whole limit, each inner call runs as many items at
-// once as its parent item weighs.
+// Nesting: an operation may start calls on its own Fanout, or on another
+// that shares its Budget (accounts outside, regions inside). A nested call
+// runs within what its item holds, and waits on no shared limit, so it can
+// neither wait for units its own ancestors hold nor for a slot held by a
+// call that waits for them: it never deadlocks, and the bound holds across
+// the levels. Calls nested in one item share what the item holds (an item
+// of weight 1 runs its nested items one at a time); the nested call's own
+// Fanout's Limit caps that call alone. A nested call must end before its
+// item does. OnDone must not start a call on its own Fanout.
 //
 // Bad input fails at once and names itself, never hangs: an item whose
 // weight is below 1 or above the Limit fails with an error naming the key,
@@ -88,7 +91,15 @@
 // and throttling as [ErrThrottled] (see [Classify]); errors.As still
 // reaches the smithy.APIError. [Collect], [Pages] and [Items] drain and
 // stream SDK paginators. Each pool client carries an [Adaptive] limit that
-// backs off when the service throttles and recovers on success.
+// backs off when the service throttles and recovers on success, and a
+// [Breaker]: after [DefaultBreakerThreshold] connection failures in a row
+// (refused, reset, timed out; an API error is the endpoint answering) the
+// client's calls fail at once with [ErrEndpointDown], which wraps the last
+// failure and is never retried, until a probe after
+// [DefaultBreakerCooldown] gets an answer. Without it a dead endpoint would
+// cost every call left all of its attempts and back-offs, since the pool's
+// retryer has no retry quota to run out. One region's dead endpoint leaves
+// the other regions' clients alone.
 //
 // Region names are checked against every partition the pinned SDK knows
 // (aws, aws-cn, aws-us-gov, aws-eusc, the ISO partitions).

@@ -172,6 +172,7 @@ type run[T any] struct {
 	// enclosing item holds.
 	shared, sharedScopes []*semaphore.Weighted
 	parent               *held
+	nested               bool // an enclosing item holds some of the shared semaphores
 
 	next atomic.Int64 // the next position in order to claim
 	stop atomic.Bool  // set when a Stream's consumer left
@@ -209,26 +210,33 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 		r.sems = append(r.sems, semaphore.NewWeighted(l))
 		r.limit = l
 	}
-	r.share(f.sem)
+	var budget *semaphore.Weighted
 	if b := r.opts.Budget; b != nil {
-		r.share(b.sem)
+		budget = b.sem
+	}
+	r.nested = r.parent.holdsAny(f.sem, budget, f.scopeSem)
+	r.share(f.sem, f.opts.Limit)
+	if b := r.opts.Budget; b != nil {
+		r.share(b.sem, b.size)
 	}
 	if err := r.groupScopes(f.opts.ScopeLimit, f.scopeSem); err != nil {
 		return nil, err
 	}
-	r.ctx, r.cancel = context.WithCancelCause(context.WithValue(ctx, heldKey{}, r.held(1)))
+	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	return r, nil
 }
 
-// share adds the shared semaphore s to the call's, or the private one that
-// stands for it when the call is nested in an item that holds some of s.
-func (r *run[T]) share(s *semaphore.Weighted) {
+// share adds the shared semaphore s, of the given size, to the call's, or,
+// when the call is nested, the private one that stands for it (nest.go).
+func (r *run[T]) share(s *semaphore.Weighted, size int64) {
 	r.shared = append(r.shared, s)
-	sem, u := r.parent.within(s)
-	r.sems = append(r.sems, sem)
-	if u > 0 {
-		r.limit = min(r.limit, u)
+	if !r.nested {
+		r.sems = append(r.sems, s)
+		return
 	}
+	sem, u := r.parent.stand(s, size)
+	r.sems = append(r.sems, sem)
+	r.limit = min(r.limit, u)
 }
 
 // workers is the number of goroutines a call starts: no more items than

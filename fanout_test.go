@@ -761,3 +761,105 @@ func TestNestedRunsDoNotDeadlock(t *testing.T) {
 		})
 	}
 }
+
+// TestNestedCallsWaitOnNothingShared: a nested call never waits on a
+// shared semaphore its item does not hold, since whoever holds it may be
+// waiting for what the item holds. Here a top-level call holds the other
+// Fanout's only slot (and the Fanout's scope slot) until the nested call
+// is done: a nested call that waited for it would never end.
+func TestNestedCallsWaitOnNothingShared(t *testing.T) {
+	t.Parallel()
+	leaf := func(context.Context, string) (int, error) { return 1, nil }
+	scope := func(o *fanout.Options) { o.Scope = func(k string) string { return k } }
+	for name, tc := range map[string]struct {
+		outer, inner *fanout.Fanout[int]
+		innerOpts    []func(*fanout.Options)
+	}{
+		"other Fanout, shared Budget": func() (c struct {
+			outer, inner *fanout.Fanout[int]
+			innerOpts    []func(*fanout.Options)
+		}) {
+			b := mustBudget(t, 2)
+			c.outer = fanout.New[int](func(o *fanout.Options) { o.Limit = 1; o.Budget = b })
+			c.inner = fanout.New[int](func(o *fanout.Options) { o.Limit = 1; o.Budget = b })
+			return c
+		}(),
+		"same Fanout, shared ScopeLimit": func() (c struct {
+			outer, inner *fanout.Fanout[int]
+			innerOpts    []func(*fanout.Options)
+		}) {
+			f := fanout.New[int](func(o *fanout.Options) { o.Limit = 2; o.ScopeLimit = 1 })
+			c.outer, c.inner, c.innerOpts = f, f, []func(*fanout.Options){scope}
+			return c
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a deadlock fails, not hangs
+			defer cancel()
+			holding, nestedDone := make(chan struct{}), make(chan struct{})
+			topErr := make(chan error, 1)
+			go func() { // holds the inner Fanout's slot until the nested call is done
+				_, err := tc.inner.Run(ctx, []string{"top"}, func(ctx context.Context, _ string) (int, error) {
+					close(holding)
+					select {
+					case <-nestedDone:
+						return 1, nil
+					case <-ctx.Done():
+						return 0, ctx.Err()
+					}
+				}, tc.innerOpts...)
+				topErr <- err
+			}()
+			<-holding
+			_, err := tc.outer.Run(ctx, []string{"outer"}, func(ctx context.Context, _ string) (int, error) {
+				defer close(nestedDone)
+				rs, err := tc.inner.Run(ctx, keysN(3), leaf, tc.innerOpts...)
+				return len(rs.Values()), err
+			})
+			if err != nil || <-topErr != nil {
+				t.Errorf("nested call: %v; want it to end without the slot someone else held", err)
+			}
+		})
+	}
+}
+
+// TestNestedSiblingsShareTheirItemsUnits: calls nested in one item at the
+// same time share what that item holds; they do not each get its size.
+func TestNestedSiblingsShareTheirItemsUnits(t *testing.T) {
+	t.Parallel()
+	const limit = 2
+	var c inflight
+	g := newGate()
+	leaf := func(ctx context.Context, _ string) (int, error) {
+		c.add(1)
+		defer c.add(-1)
+		if c.cur.Load() >= limit {
+			g.open()
+		}
+		return 1, g.wait(t, ctx)
+	}
+	f := fanout.New[int](func(o *fanout.Options) { o.Limit = limit })
+	_, err := f.Run(context.Background(), []string{"acct1", "acct2"}, func(ctx context.Context, _ string) (int, error) {
+		var wg sync.WaitGroup
+		errs := make([]error, 5)
+		for i := range errs { // regions and global services at once
+			wg.Add(1)
+			go func() { defer wg.Done(); _, errs[i] = f.Run(ctx, keysN(4), leaf) }()
+		}
+		wg.Wait()
+		return 0, errors.Join(errs...)
+	})
+	if err != nil || c.peak.Load() > limit {
+		t.Errorf("peak in flight %d (%v); want at most the Limit %d", c.peak.Load(), err, limit)
+	}
+}
+
+func TestBudgetNotMadeByNewBudget(t *testing.T) {
+	t.Parallel()
+	f := fanout.New[int](func(o *fanout.Options) { o.Budget = &fanout.Budget{} })
+	res, err := f.Run(context.Background(), []string{"a"}, func(context.Context, string) (int, error) { return 1, nil })
+	if res != nil || err == nil || !strings.Contains(err.Error(), "Options.Budget") {
+		t.Errorf("a zero Budget: %v, %v; want an error naming it", res, err)
+	}
+}

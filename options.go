@@ -81,6 +81,9 @@ func (o *Options) validate() error {
 	if o.ScopeLimit < 0 {
 		return fmt.Errorf("fanout: Options.ScopeLimit is %d; want 0 (none) or more", o.ScopeLimit)
 	}
+	if o.Budget != nil && o.Budget.sem == nil {
+		return errors.New("fanout: Options.Budget was not made by NewBudget")
+	}
 	if o.ItemTimeout < 0 {
 		return fmt.Errorf("fanout: Options.ItemTimeout is %v; want 0 (none) or more", o.ItemTimeout)
 	}

@@ -63,7 +63,10 @@ func (r *run[T]) groupScopes(shared int, sharedSem *semaphore.Weighted) (err err
 	}
 	if sharedSem != nil {
 		r.sharedScopes = append(r.sharedScopes, sharedSem)
-		sem, _ := r.parent.within(sharedSem)
+		sem := sharedSem
+		if r.nested {
+			sem, _ = r.parent.stand(sharedSem, int64(shared))
+		}
 		r.scopeSems = append(r.scopeSems, sem)
 	}
 	return nil
