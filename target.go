@@ -104,7 +104,7 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys
 	disabled := 0
 	for i, r := range results {
 		out[i] = RegionResult[T]{Result: r, Account: targets[i].account, Region: targets[i].region, Throttles: stats[i].throttleCount()}
-		if errors.Is(r.Err, ErrRegionDisabled) || errors.Is(r.Skipped, ErrRegionDisabled) {
+		if isSafely(r.Err, ErrRegionDisabled) || isSafely(r.Skipped, ErrRegionDisabled) {
 			disabled++
 		}
 	}
@@ -112,4 +112,12 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys
 		err = errors.Join(fmt.Errorf("fanout: every region answered as not enabled for the account (%d of %d): check the region list", disabled, len(out)), err)
 	}
 	return out, err
+}
+
+// isSafely is errors.Is for an error that may hold a value of the
+// caller's whose methods panic (a panic(err) of a typed nil, say): such an
+// error is not target.
+func isSafely(err, target error) (is bool) {
+	defer func() { _ = recover() }()
+	return errors.Is(err, target)
 }

@@ -182,3 +182,34 @@ func TestEveryRegionDisabledFailsLoudly(t *testing.T) {
 		t.Errorf("with one enabled region: %d skipped, err %v; want the disabled ones skipped, no error", len(res.Skipped()), err)
 	}
 }
+
+// TestRegionsSurviveAPanickedTypedNil: an op that panics with an error
+// value whose methods dereference a nil receiver fails its own item; the
+// fan-out looks into the item errors afterwards without crashing.
+func TestRegionsSurviveAPanickedTypedNil(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
+	res, _ := fanout.Regions(context.Background(), fanout.New[int](), pool, []string{"eu-west-1", "us-east-2"},
+		func(_ context.Context, _ *ec2.Client, region string) (int, error) {
+			if region == "eu-west-1" {
+				var e *isNastyError
+				panic(error(e))
+			}
+			return 1, nil
+		})
+	var pe *fanout.PanicError
+	if len(res) != 2 || !errors.As(res[0].Err, &pe) || res[1].Value != 1 {
+		t.Errorf("%+v; want eu-west-1's panic as its error and us-east-2 fine", res)
+	}
+}
+
+// isNastyError is a typed nil whose Is dereferences its receiver.
+type isNastyError struct{ code string }
+
+func (e *isNastyError) Error() string        { return "nasty" }
+func (e *isNastyError) Is(target error) bool { return e.code == target.Error() }
