@@ -125,11 +125,21 @@ func NewAccounts(cfg aws.Config, optFns ...func(*AccountOptions)) (*Accounts, er
 	// quota, which the retries of many accounts' AssumeRole at once drain;
 	// and the SDK's HTTP client waits for ever on an endpoint that stalls.
 	cfg.Retryer = NewRetryer
+	cfg.APIOptions = withRecoverAttempts(cfg.APIOptions)
 	cfg.HTTPClient, _ = sizedHTTPClient(cfg.HTTPClient, DefaultMaxIdleConnsPerHost, DefaultResponseTimeout)
+	for i, fn := range o.STSOptions {
+		if fn == nil {
+			return nil, fmt.Errorf("fanout: AccountOptions.STSOptions[%d] is nil", i)
+		}
+	}
+	var client *sts.Client
+	if err := guard(func() { client = sts.NewFromConfig(cfg, o.STSOptions...) }); err != nil {
+		return nil, fmt.Errorf("fanout: NewAccounts: building the STS client with AccountOptions.STSOptions: %w", err)
+	}
 	return &Accounts{
 		opts:      o,
 		partition: p.ID,
-		sts:       sts.NewFromConfig(cfg, o.STSOptions...),
+		sts:       client,
 		creds:     make(map[string]*aws.CredentialsCache),
 	}, nil
 }
@@ -137,6 +147,9 @@ func NewAccounts(cfg aws.Config, optFns ...func(*AccountOptions)) (*Accounts, er
 // RoleARN returns the ARN of the role assumed in account, or an error
 // naming a malformed account ID or ARN.
 func (a *Accounts) RoleARN(account string) (string, error) {
+	if err := a.made(); err != nil {
+		return "", err
+	}
 	if err := checkAccount(account); err != nil {
 		return "", err
 	}
@@ -159,6 +172,9 @@ func (a *Accounts) RoleARN(account string) (string, error) {
 // elsewhere it runs as the SDK's cache runs it, to its end even if the
 // caller gives up, bounded by the STS client's response timeout.
 func (a *Accounts) Credentials(account string) (aws.CredentialsProvider, error) {
+	if err := a.made(); err != nil {
+		return nil, err
+	}
 	roleARN, err := a.RoleARN(account)
 	if err != nil {
 		return nil, err
@@ -175,12 +191,20 @@ func (a *Accounts) Credentials(account string) (aws.CredentialsProvider, error) 
 			o.ExternalID = aws.String(a.opts.ExternalID)
 		}
 	})
-	c := aws.NewCredentialsCache(callBound{p}, func(o *aws.CredentialsCacheOptions) {
+	c := aws.NewCredentialsCache(callBound{recovering{p}}, func(o *aws.CredentialsCacheOptions) {
 		o.ExpiryWindow = a.opts.ExpiryWindow
 		o.ExpiryWindowJitterFrac = a.opts.ExpiryWindowJitterFrac
 	})
 	a.creds[account] = c
 	return c, nil
+}
+
+// made fails for a nil or zero Accounts, which has no STS client.
+func (a *Accounts) made() error {
+	if a == nil || a.sts == nil {
+		return errors.New("fanout: Accounts was not made by NewAccounts (a nil or zero *Accounts has no STS client)")
+	}
+	return nil
 }
 
 // AccountError is the error of every item of an account whose credentials
@@ -317,6 +341,9 @@ func (p callBound) Retrieve(ctx context.Context) (aws.Credentials, error) {
 // retrieval it started has ended.
 func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], accounts, regions []string,
 	op func(ctx context.Context, client C, account, region string) (T, error), optFns ...func(*RegionOptions)) (RegionResults[T], error) {
+	if ctx == nil {
+		return nil, errors.New("fanout: AccountRegions: nil ctx")
+	}
 	if err := checkTargets(f, pool, op == nil, regions); err != nil {
 		return nil, err
 	}

@@ -365,3 +365,124 @@ func TestCancelledAssumeRoleLeavesNothingBehind(t *testing.T) {
 func callerAccountIn(ctx context.Context, c *sts.Client, _, region string) (string, error) {
 	return callerAccount(ctx, c, region)
 }
+
+type panickingProvider struct{}
+
+func (panickingProvider) Retrieve(context.Context) (aws.Credentials, error) { panic("provider boom") }
+
+type panickingHTTP struct{}
+
+func (panickingHTTP) Do(*http.Request) (*http.Response, error) { panic("sts boom") }
+
+// TestCredentialsPanicIsTheItemsError: the SDK's credentials cache
+// retrieves in a goroutine of its own and panics again there, which would
+// end the process; a provider's panic, or that of the STS transport during
+// AssumeRole, is the items' error instead.
+func TestCredentialsPanicIsTheItemsError(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	op := func(ctx context.Context, c *sts.Client, _, _ string) (string, error) {
+		out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.Account), nil
+	}
+	for name, tc := range map[string]struct {
+		provider  bool // the config's provider panics, else the STS transport
+		accounts  bool
+		wantPanic string
+	}{
+		"provider, Regions":             {provider: true, wantPanic: "provider boom"},
+		"provider, AccountRegions":      {provider: true, accounts: true, wantPanic: "provider boom"},
+		"STS transport, AccountRegions": {accounts: true, wantPanic: "sts boom"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := srv.AWSConfig("us-east-1")
+			if tc.provider {
+				cfg.Credentials = panickingProvider{}
+			}
+			var res fanout.RegionResults[string]
+			f := fanout.New[string]()
+			if tc.accounts {
+				accts := newAccounts(t, cfg, func(o *fanout.AccountOptions) {
+					if !tc.provider {
+						o.STSOptions = append(o.STSOptions, func(o *sts.Options) { o.HTTPClient = panickingHTTP{} })
+					}
+				})
+				pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = accts })
+				res, _ = fanout.AccountRegions(context.Background(), f, pool, []string{"111111111111"}, []string{"eu-west-1", "eu-west-2"}, op)
+			} else {
+				pool := newPool(t, cfg, sts.NewFromConfig)
+				res, _ = fanout.Regions(context.Background(), f, pool, []string{"eu-west-1", "eu-west-2"},
+					func(ctx context.Context, c *sts.Client, r string) (string, error) { return op(ctx, c, "", r) })
+			}
+			for _, r := range res {
+				var pe *fanout.PanicError
+				if !errors.As(r.Err, &pe) || pe.Value != tc.wantPanic || !strings.HasPrefix(r.Err.Error(), "fanout: ") {
+					t.Errorf("%s: %v; want the %q panic", r.Key, r.Err, tc.wantPanic)
+				}
+			}
+		})
+	}
+}
+
+// TestEntryPointsRejectBadInput: each fails with an error naming what is
+// wrong, instead of panicking.
+func TestEntryPointsRejectBadInput(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cfg := srv.AWSConfig("us-east-1")
+	var nilPool *fanout.ClientPool[*sts.Client]
+	for name, tc := range map[string]struct {
+		call func() error
+		want string
+	}{
+		"AccountRegions nil ctx": {func() error {
+			pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(t, cfg) })
+			//lint:ignore SA1012 the nil ctx is the point
+			_, err := fanout.AccountRegions(nil, fanout.New[int](), pool, []string{"111111111111"}, []string{"eu-west-1"}, //nolint:staticcheck
+				func(context.Context, *sts.Client, string, string) (int, error) { return 0, nil })
+			return err
+		}, "nil ctx"},
+		"NewBreaker(nil)": {func() error { _, err := fanout.NewBreaker(nil); return err }, "option function 0 is nil"},
+		"nil STSOptions": {func() error {
+			_, err := fanout.NewAccounts(cfg, func(o *fanout.AccountOptions) { o.STSOptions = append(o.STSOptions, nil) })
+			return err
+		}, "STSOptions[0] is nil"},
+		"panicking STSOptions": {func() error {
+			_, err := fanout.NewAccounts(cfg, func(o *fanout.AccountOptions) {
+				o.STSOptions = append(o.STSOptions, func(*sts.Options) { panic("sts option") })
+			})
+			return err
+		}, "STSOptions"},
+		"nil pool Client": {func() error { _, err := nilPool.Client("", "eu-west-1"); return err }, "nil *ClientPool"},
+		"zero Accounts Credentials": {func() error {
+			_, err := (&fanout.Accounts{}).Credentials("111111111111")
+			return err
+		}, "not made by NewAccounts"},
+		"zero Accounts RoleARN": {func() error {
+			_, err := (&fanout.Accounts{}).RoleARN("111111111111")
+			return err
+		}, "not made by NewAccounts"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := tc.call()
+			if err == nil || !strings.HasPrefix(err.Error(), "fanout: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v; want an error naming %q", err, tc.want)
+			}
+		})
+	}
+	if len(nilPool.Stats()) != 0 || len(nilPool.Breakers()) != 0 || nilPool.Len() != 0 {
+		t.Error("a nil pool has stats, breakers or clients")
+	}
+}

@@ -127,8 +127,8 @@ type Breaker struct {
 // honoured.
 func NewBreaker(optFns ...func(*BreakerOptions)) (*Breaker, error) {
 	o := DefaultBreakerOptions()
-	for _, fn := range optFns {
-		fn(&o)
+	if err := apply("NewBreaker", &o, optFns); err != nil {
+		return nil, err
 	}
 	return newBreaker(o, "")
 }
@@ -318,6 +318,9 @@ func (r *breakerRetryer) RetryDelay(attempt int, err error) (time.Duration, erro
 // keys the adaptive limits: by region for the config's own account and
 // "account/region" for others.
 func (p *ClientPool[C]) Breakers() map[string]BreakerStats {
+	if p == nil {
+		return map[string]BreakerStats{}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	stats := make(map[string]BreakerStats, len(p.breakers))

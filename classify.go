@@ -86,7 +86,10 @@ func kindOf(err error) error {
 // also carries the last attempt's error. The last attempt is seen through
 // the retryers of a ClientPool's clients, or of AdaptiveRetryer. Use it
 // where Regions and AccountRegions do not fit, such as many calls to one
-// region.
+// region. Unlike them, it cannot tell refused credentials from a region
+// that is not enabled, which AWS answers with the same codes: both are
+// ErrRegionDisabled here, as only Regions and AccountRegions check the
+// credentials.
 func Classified[T any](op func(ctx context.Context, key string) (T, error)) func(ctx context.Context, key string) (T, error) {
 	if op == nil {
 		return nil // so that Run says "nil op"

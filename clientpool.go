@@ -1,10 +1,12 @@
 package fanout
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // DefaultMaxIdleConnsPerHost sizes the idle connections a ClientPool's HTTP
@@ -213,6 +216,7 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 	cfg.HTTPClient = o.HTTPClient
 	cfg.Retryer = o.Retryer
 	cfg.Credentials = cached(cfg.Credentials)
+	cfg.APIOptions = withRecoverAttempts(cfg.APIOptions)
 	p := &ClientPool[C]{
 		base:     cfg,
 		accounts: o.Accounts,
@@ -269,12 +273,48 @@ func (o *PoolOptions[O]) validate(nilNewFn bool) error {
 	return o.Breaker.validate()
 }
 
+// cached wraps p in a credentials cache, unless it is one. Between the two
+// goes recovering: the cache retrieves in a goroutine of its own and
+// re-panics there, where nothing can recover.
 func cached(p aws.CredentialsProvider) aws.CredentialsProvider {
 	switch p.(type) {
 	case nil, *aws.CredentialsCache, aws.AnonymousCredentials:
 		return p
 	}
-	return aws.NewCredentialsCache(p)
+	return aws.NewCredentialsCache(recovering{p})
+}
+
+// recovering is a credentials provider whose panic is its error, a
+// *PanicError naming the provider's type.
+type recovering struct{ aws.CredentialsProvider }
+
+func (p recovering) Retrieve(ctx context.Context) (creds aws.Credentials, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("fanout: credentials provider %T: %w", p.CredentialsProvider, &PanicError{Value: v, Stack: debug.Stack()})
+		}
+	}()
+	return p.CredentialsProvider.Retrieve(ctx)
+}
+
+// withRecoverAttempts returns apiOptions, not shared with the caller's
+// slice, with recoverAttempts added.
+func withRecoverAttempts(apiOptions []func(*middleware.Stack) error) []func(*middleware.Stack) error {
+	return append(apiOptions[:len(apiOptions):len(apiOptions)], recoverAttempts)
+}
+
+// recoverAttempts is an API option that makes a panic in an attempt (the
+// HTTP client, a deserializer, a middleware of the caller's below it) that
+// attempt's error, a *PanicError with the stack. It runs inside the retry
+// middleware, which gives back the attempt's tokens (its place in the
+// adaptive limit, its breaker probe) only when the attempt returns.
+func recoverAttempts(stack *middleware.Stack) error {
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("fanout.RecoverAttempt",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (
+			out middleware.DeserializeOutput, md middleware.Metadata, err error) {
+			defer recoverInto(&err)
+			return next.HandleDeserialize(ctx, in)
+		}), middleware.Before)
 }
 
 // Get returns the client for region in the config's own account. It does
@@ -294,6 +334,9 @@ func (p *ClientPool[C]) baseCredentials() (aws.CredentialsProvider, error) {
 // malformed account ID or region name, naming it.
 func (p *ClientPool[C]) Client(account, region string) (C, error) {
 	var zero C
+	if p == nil {
+		return zero, errors.New("fanout: nil *ClientPool")
+	}
 	if err := checkRegion(region); err != nil {
 		return zero, err
 	}
@@ -353,6 +396,9 @@ func (p *ClientPool[C]) client(t target, creds func() (aws.CredentialsProvider, 
 // Stats returns a snapshot of each client's adaptive limit, keyed by
 // region for the config's own account and "account/region" for others.
 func (p *ClientPool[C]) Stats() map[string]AdaptiveStats {
+	if p == nil {
+		return map[string]AdaptiveStats{}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	stats := make(map[string]AdaptiveStats, len(p.limiters))
@@ -372,6 +418,9 @@ func (p *ClientPool[C]) CloseIdleConnections() {
 
 // Len returns the number of clients the pool holds.
 func (p *ClientPool[C]) Len() int {
+	if p == nil {
+		return 0
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.clients)

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -292,4 +293,56 @@ func callerAccount(ctx context.Context, c *sts.Client, _ string) (string, error)
 		return "", err
 	}
 	return aws.ToString(out.Account), nil
+}
+
+// panickingTransport panics on its first n requests, then sends them on.
+type panickingTransport struct {
+	left atomic.Int64
+	next aws.HTTPClient
+}
+
+func (p *panickingTransport) Do(r *http.Request) (*http.Response, error) {
+	if p.left.Add(-1) >= 0 {
+		panic("transport boom")
+	}
+	return p.next.Do(r)
+}
+
+// TestTransportPanicIsTheAttemptsError: a transport that panics fails the
+// call with a *PanicError, and gives back the places in the adaptive limit
+// that its attempts took: the retry middleware releases them only when
+// the attempt returns. More panics than the limit has places, then a call
+// that must not wait for one.
+func TestTransportPanicIsTheAttemptsError(t *testing.T) {
+	t.Parallel()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	const panics = 12
+	hc, err := fanout.NewHTTPClient(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &panickingTransport{next: hc}
+	tr.left.Store(panics)
+	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+		o.HTTPClient = tr
+		o.Adaptive.Max = panics
+	})
+	for _, r := range identities(t, pool, "eu-west-1", keysN(panics), 1) {
+		var pe *fanout.PanicError
+		if !errors.As(r.Err, &pe) || len(pe.Stack) == 0 || pe.Value != "transport boom" {
+			t.Errorf("%s: %v; want the transport's panic", r.Key, r.Err)
+		}
+	}
+	if st := pool.Stats()["eu-west-1"]; st.InFlight != 0 {
+		t.Errorf("after the panics: %+v; want nothing in flight", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := pool.Get("eu-west-1").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+		t.Errorf("a call once the transport works: %v", err)
+	}
 }
