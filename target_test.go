@@ -213,3 +213,41 @@ type isNastyError struct{ code string }
 
 func (e *isNastyError) Error() string        { return "nasty" }
 func (e *isNastyError) Is(target error) bool { return e.code == target.Error() }
+
+// TestKeysOfAnotherPartition: commercial keys are refused in China and
+// GovCloud with the codes of a disabled region; they are refused keys
+// there, checked in that partition, not disabled regions.
+func TestKeysOfAnotherPartition(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		auth := r.Header.Get("Authorization")
+		switch {
+		case strings.Contains(auth, "/us-east-1/sts/"):
+			io.WriteString(w, callerIdentity)
+		case strings.Contains(auth, "/sts/"):
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, stsInvalidToken)
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, ec2AuthFailure)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDCOMMERCIAL", "commercial-secret", "")}
+	pool := newPool(t, cfg, ec2.NewFromConfig)
+	res, err := fanout.Regions(context.Background(), fanout.New[int](), pool, []string{"me-south-1", "cn-north-1", "us-gov-west-1"},
+		countInstances, func(o *fanout.RegionOptions) { o.SkipDisabled = true })
+	if !errors.Is(res[0].Skipped, fanout.ErrRegionDisabled) {
+		t.Errorf("me-south-1: %+v; want skipped as disabled: the keys work in its partition", res[0])
+	}
+	for _, r := range res[1:] {
+		if r.Skipped != nil || !errors.Is(r.Err, fanout.ErrCredentialsRefused) {
+			t.Errorf("%s: skipped %v, err %v; want ErrCredentialsRefused", r.Region, r.Skipped, r.Err)
+		}
+	}
+	if err == nil {
+		t.Error("no error for the refused partitions")
+	}
+}

@@ -7,12 +7,15 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/awsfanout/fanout/internal/partition"
 )
 
 // ErrCredentialsRefused classifies an error that AWS answered with the
 // codes of a region that is not enabled (AuthFailure, InvalidClientTokenId,
 // UnrecognizedClientException) when the same credentials are refused in
-// the config's own region too: the keys, not the region, are at fault.
+// the config's own region too (for a region of another partition, in that
+// partition's global region): the keys, not the region, are at fault.
 // errors.As still reaches the API error.
 var ErrCredentialsRefused = errors.New("fanout: credentials refused")
 
@@ -25,12 +28,14 @@ type verifier struct {
 }
 
 // confirmDisabled decides what an error classified ErrRegionDisabled from
-// account's item in region is: a region that is not enabled when the
-// account's credentials work in the config's region, refused credentials
-// when they are refused there too, and unknown otherwise. Only the first
-// keeps ErrRegionDisabled.
+// the item t is: a region that is not enabled when the account's
+// credentials work in a region of the same partition (the config's own,
+// or the partition's global region when t's region is in another), refused
+// credentials when they are refused there too, and unknown otherwise. Only
+// the first keeps ErrRegionDisabled.
 func (p *ClientPool[C]) confirmDisabled(ctx context.Context, err error, t target) error {
-	cerr := p.checkCredentials(ctx, t.account)
+	region := p.checkRegion(t.region)
+	cerr := p.checkCredentials(ctx, t.account, region)
 	if cerr == nil {
 		return err
 	}
@@ -39,22 +44,33 @@ func (p *ClientPool[C]) confirmDisabled(ctx context.Context, err error, t target
 		raw = ce.err
 	}
 	if kindOf(cerr) == ErrRegionDisabled {
-		return &refusedError{err: raw, check: cerr, region: p.base.Region}
+		return &refusedError{err: raw, check: cerr, region: region}
 	}
-	return fmt.Errorf("%w (a region that is not enabled answers so, and so do refused credentials; checking the credentials in %s failed: %v)", raw, p.base.Region, cerr)
+	return fmt.Errorf("%w (a region that is not enabled answers so, and so do refused credentials; checking the credentials in %s failed: %v)", raw, region, cerr)
 }
 
-func (p *ClientPool[C]) checkCredentials(ctx context.Context, account string) error {
+// checkRegion is where credentials used in region are checked: the
+// config's own region when it is of region's partition, else that
+// partition's global region. Keys of one partition are refused in every
+// other.
+func (p *ClientPool[C]) checkRegion(region string) string {
+	want, _ := partition.Of(region)
+	if have, ok := partition.Of(p.base.Region); ok && have.ID == want.ID {
+		return p.base.Region
+	}
+	return want.GlobalRegion
+}
+
+func (p *ClientPool[C]) checkCredentials(ctx context.Context, account, region string) error {
+	key := account + "/" + region
 	p.verified.mu.Lock()
-	ok := p.verified.ok[account]
+	ok := p.verified.ok[key]
 	p.verified.mu.Unlock()
 	if ok {
 		return nil
 	}
-	if err := checkRegion(p.base.Region); err != nil {
-		return fmt.Errorf("the config's region: %w", err)
-	}
 	cfg := p.base.Copy()
+	cfg.Region = region
 	if account != "" {
 		creds, err := p.accounts.Credentials(account)
 		if err != nil {
@@ -70,7 +86,7 @@ func (p *ClientPool[C]) checkCredentials(ctx context.Context, account string) er
 	if p.verified.ok == nil {
 		p.verified.ok = make(map[string]bool)
 	}
-	p.verified.ok[account] = true
+	p.verified.ok[key] = true
 	return nil
 }
 
