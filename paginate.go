@@ -15,7 +15,8 @@ type Paginator interface{ HasMorePages() bool }
 // Collect drains a paginator and returns the items of every page, from
 // items(page). Pass the paginator and its NextPage method:
 //
-//	p := ec2.NewDescribeInstancesPaginator(client, &ec2.DescribeInstancesInput{})
+//	p := ec2.NewDescribeInstancesPaginator(client, &ec2.DescribeInstancesInput{},
+//		func(o *ec2.DescribeInstancesPaginatorOptions) { o.StopOnDuplicateToken = true })
 //	rs, err := fanout.Collect(ctx, p, p.NextPage, func(out *ec2.DescribeInstancesOutput) []types.Reservation {
 //		return out.Reservations
 //	})

@@ -1,6 +1,7 @@
 package fanouttest
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -195,6 +196,22 @@ func (c *Config) check(where string, instances int, l Latency, b *Buckets) error
 				return fmt.Errorf("fanouttest: %s: bucket %+v refills a Burst of 0; want a Burst of 1 or more", where, k)
 			}
 		}
+	}
+	return nil
+}
+
+// builtInOnly names a setting that only the built-in responder uses, set
+// beside an Upstream that answers instead.
+func (c *Config) builtInOnly() error {
+	if c.Upstream == "" {
+		return nil
+	}
+	used := c.Instances != 0 || c.Account != "" || c.Regions != nil
+	for _, rc := range c.Region {
+		used = used || rc.Instances != nil
+	}
+	if used {
+		return errors.New("fanouttest: Config.Instances, Account, Regions and RegionConfig.Instances are the built-in responder's; with Upstream set, the upstream answers instead")
 	}
 	return nil
 }

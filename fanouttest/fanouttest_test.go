@@ -299,18 +299,19 @@ func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 		cfg  fanouttest.Config
 		want string
 	}{
-		"unparsable upstream": {fanouttest.Config{Upstream: "http://[::1"}, `Upstream "http://[::1"`},
-		"upstream not http":   {fanouttest.Config{Upstream: "127.0.0.1:5000"}, `Upstream "127.0.0.1:5000"`},
-		"negative instances":  {fanouttest.Config{Instances: -1}, "Instances is -1"},
-		"negative latency":    {fanouttest.Config{Latency: fanouttest.Latency{Jitter: -time.Millisecond}}, "negative part"},
-		"negative bucket":     {fanouttest.Config{Throttle: &fanouttest.Buckets{Mutating: fanouttest.Bucket{Burst: -5}}}, "negative part"},
-		"bad account":         {fanouttest.Config{Account: "1234"}, `Account "1234"`},
-		"region instances":    {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Instances: &minus}}}, `Region["eu-west-1"]: Instances is -1`},
-		"unknown fault":       {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: 99}}}, "Fault is 99"},
-		"region typo":         {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-l": {Fault: fanouttest.Disabled}}}, `"eu-west-l" is not an AWS region name`},
-		"listed region":       {fanouttest.Config{Regions: []string{"us-east-1", "not a region"}}, `"not a region" is not an AWS region name`},
-		"burst 0 refilled":    {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{PerSecond: 5}}}, "Burst of 0"},
-		"NaN rate":            {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: math.NaN()}}}, "PerSecond is not a number"},
+		"unparsable upstream":   {fanouttest.Config{Upstream: "http://[::1"}, `Upstream "http://[::1"`},
+		"upstream not http":     {fanouttest.Config{Upstream: "127.0.0.1:5000"}, `Upstream "127.0.0.1:5000"`},
+		"negative instances":    {fanouttest.Config{Instances: -1}, "Instances is -1"},
+		"negative latency":      {fanouttest.Config{Latency: fanouttest.Latency{Jitter: -time.Millisecond}}, "negative part"},
+		"negative bucket":       {fanouttest.Config{Throttle: &fanouttest.Buckets{Mutating: fanouttest.Bucket{Burst: -5}}}, "negative part"},
+		"bad account":           {fanouttest.Config{Account: "1234"}, `Account "1234"`},
+		"region instances":      {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Instances: &minus}}}, `Region["eu-west-1"]: Instances is -1`},
+		"unknown fault":         {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: 99}}}, "Fault is 99"},
+		"upstream and built-in": {fanouttest.Config{Upstream: "http://127.0.0.1:5000", Instances: 7}, "with Upstream set"},
+		"region typo":           {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-l": {Fault: fanouttest.Disabled}}}, `"eu-west-l" is not an AWS region name`},
+		"listed region":         {fanouttest.Config{Regions: []string{"us-east-1", "not a region"}}, `"not a region" is not an AWS region name`},
+		"burst 0 refilled":      {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{PerSecond: 5}}}, "Burst of 0"},
+		"NaN rate":              {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: math.NaN()}}}, "PerSecond is not a number"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

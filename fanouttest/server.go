@@ -82,6 +82,9 @@ func (c *counters) enter() {
 // New starts a Server on a loopback port, or returns an error that names
 // a setting of cfg it cannot honour.
 func New(cfg Config) (*Server, error) {
+	if err := cfg.builtInOnly(); err != nil { // before the defaults fill them
+		return nil, err
+	}
 	if cfg.Regions == nil {
 		cfg.Regions = DefaultRegions
 	}
