@@ -7,9 +7,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/time/rate"
 )
 
@@ -29,20 +31,29 @@ type AdaptiveOptions struct {
 	// requests in flight; at least 1. Default: DefaultAdaptiveMax.
 	Max int
 
-	// Decrease multiplies the limit on a throttling response; between 0 and
-	// 1, both excluded. Default: DefaultAdaptiveDecrease.
+	// Decrease multiplies the limit on requests in flight on a throttling
+	// response; between 0 and 1, both excluded. Below one request per round
+	// trip, where the limit is a rate, a throttle cuts it by a fifth (see
+	// Adaptive). Default: DefaultAdaptiveDecrease.
 	Decrease float64
 
 	// Increase is added to the limit over each round of successful
-	// requests (limit successes); above 0. Default: DefaultAdaptiveIncrease,
-	// a slow climb, since each step above the client's quota costs a
-	// throttled request, while the quota's bucket refills during the climb.
+	// requests (limit successes), and below one request per round trip,
+	// is the fraction each success adds to the rate; above 0. Default:
+	// DefaultAdaptiveIncrease, a slow climb, since each step above the
+	// client's quota costs a throttled request, while the quota's bucket
+	// refills during the climb.
 	Increase float64
 
 	// Rate and Burst, when Rate is positive, add a token bucket in front of
 	// the client, for users who know their quota (EC2's non-mutating calls:
 	// 20 per second, burst 100); Burst must then be at least 1. A bucket
-	// that matches the quota avoids throttling altogether. Default: none.
+	// that matches the quota avoids throttling altogether. A request the
+	// bucket could start only after its context's deadline fails at once,
+	// with an error that is both context.DeadlineExceeded and ErrThrottled
+	// to errors.Is. Default: none; the adaptive limit finds a quota by
+	// itself, below one request per round trip too, at the price of the
+	// throttles it takes to find it.
 	Rate  rate.Limit
 	Burst int
 
@@ -54,7 +65,8 @@ type AdaptiveOptions struct {
 
 	// DisablePacing turns off the spacing of request starts by the round
 	// trip time over the limit, leaving a plain limit on requests in
-	// flight.
+	// flight, which then stops at one: without pacing, nothing can go
+	// slower than one request per round trip.
 	DisablePacing bool
 }
 
@@ -86,10 +98,21 @@ func (o *AdaptiveOptions) validate() error {
 	return nil
 }
 
-// Adaptive is an AIMD limit on the requests in flight to one client: a
-// throttling response cuts the limit (multiplicative decrease), once per
-// round of requests, and successes raise it again (additive increase),
-// never above Max and never below 1. It is safe for concurrent use.
+// Adaptive is an AIMD limit on the requests of one client: a throttling
+// response cuts the limit (multiplicative decrease), once per round of
+// requests, and successes raise it again (additive increase), never above
+// Max. It is safe for concurrent use.
+//
+// Down to one request in flight, the limit is the number of requests in
+// flight. Below that it is a rate: one request at a time, its starts spaced
+// by more than the round trip, so that a quota of a few requests per second
+// against a fast endpoint (40 per second with a millisecond's round trip:
+// a twenty-fifth of a request per round trip) is met rather than throttled
+// for ever. A rate hunts just under the rate last throttled: a throttle
+// cuts it by a fifth, and successes raise it by 1% each until it is back
+// there, by Increase (7%) each below and above that band. Either kind of
+// limit falls at once to what the client was delivered since the last
+// cut when that is lower.
 //
 // ClientPool gives each of its clients one, through the client's retryer,
 // so it limits HTTP attempts, not items: a call that backs off before a
@@ -99,19 +122,27 @@ type Adaptive struct {
 	bucket *rate.Limiter
 	now    func() time.Time // the clock; tests replace it
 
-	mu        sync.Mutex
-	limit     float64
-	inflight  int
-	waiters   []chan struct{}
-	requests  int64
-	throttles int64
+	mu            sync.Mutex
+	limit         float64 // requests in flight, at least 1, while rate is 0
+	rate          float64 // requests per second when below one per round trip; else 0
+	throttledRate float64 // the rate last throttled, while the limit has been a rate since; else 0
+	inflight      int
+	waiters       []chan struct{}
+	requests      int64
+	throttles     int64
 
 	rtt     time.Duration // moving average of successful requests' latency
 	next    time.Time     // pacing: the earliest next start
 	lastCut time.Time
+	cuts    int       // how many cuts so far
 	epoch   time.Time // the last cut, or the first request
 	okSince int       // successes since epoch
 }
+
+// minRate is the slowest an Adaptive paces a client: one request every ten
+// seconds. A client that sees nothing but throttles would otherwise cut
+// its rate for ever, and take as long to recover.
+const minRate = 0.1
 
 // NewAdaptive returns an Adaptive limit configured by optFns, applied in
 // order to DefaultAdaptiveOptions, or an error that names an option that
@@ -137,44 +168,86 @@ func newAdaptive(o AdaptiveOptions) (*Adaptive, error) {
 
 // AdaptiveStats is a snapshot of one client's adaptive limit.
 type AdaptiveStats struct {
-	Limit     float64 // the current limit on requests in flight
-	InFlight  int     // requests in flight now
-	Requests  int64   // requests finished
-	Throttles int64   // of which were throttled
+	// Limit is the current limit in requests per round trip: the requests
+	// allowed in flight, or below 1, the fraction of one request per round
+	// trip the client is paced at (0.25: one request every four round
+	// trips).
+	Limit     float64
+	InFlight  int   // requests in flight now
+	Requests  int64 // requests finished
+	Throttles int64 // of which were throttled
 }
 
 // Stats returns a snapshot of the limit and its counts.
 func (a *Adaptive) Stats() AdaptiveStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return AdaptiveStats{Limit: a.limit, InFlight: a.inflight, Requests: a.requests, Throttles: a.throttles}
+	return AdaptiveStats{Limit: a.perRTT(), InFlight: a.inflight, Requests: a.requests, Throttles: a.throttles}
 }
 
 // Acquire waits for room for one request and returns the time it
-// started, which Release needs, or ctx's error.
+// started, which Release needs, or an error: ctx's, or, when the client's
+// own bucket (AdaptiveOptions.Rate) could not start the request before
+// ctx's deadline, at once an error that errors.Is finds both
+// context.DeadlineExceeded and ErrThrottled in.
 func (a *Adaptive) Acquire(ctx context.Context) (time.Time, error) {
-	if a.bucket != nil {
-		if err := a.bucket.Wait(ctx); err != nil {
-			return time.Time{}, err
-		}
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	if err := a.waitBucket(ctx); err != nil {
+		return time.Time{}, err
 	}
 	if err := a.admit(ctx); err != nil {
 		return time.Time{}, err
 	}
-	if d := a.pace(); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			a.inflight--
-			a.wake()
-			return time.Time{}, ctx.Err()
-		}
+	if err := a.waitPace(ctx); err != nil {
+		a.giveBack()
+		return time.Time{}, err
 	}
 	return a.now(), nil
+}
+
+// waitBucket takes a token from the client's own bucket, if it has one,
+// waiting for it unless the wait would outlast ctx.
+func (a *Adaptive) waitBucket(ctx context.Context) error {
+	if a.bucket == nil {
+		return nil
+	}
+	now := a.now()
+	r := a.bucket.ReserveN(now, 1) // always possible: Burst is at least 1
+	d := r.DelayFrom(now)
+	if d == 0 {
+		return nil
+	}
+	if deadline, ok := ctx.Deadline(); ok && d > time.Until(deadline) {
+		r.CancelAt(now)
+		return &rateWaitError{rate: a.opts.Rate, burst: a.opts.Burst, wait: d}
+	}
+	if err := sleep(ctx, d); err != nil {
+		r.CancelAt(a.now())
+		return err
+	}
+	return nil
+}
+
+// rateWaitError is the error of a request that the client's own bucket
+// could start only after its context's deadline: rate.Limiter.Wait's
+// "would exceed context deadline", which is neither.
+type rateWaitError struct {
+	rate  rate.Limit
+	burst int
+	wait  time.Duration
+}
+
+func (e *rateWaitError) Error() string {
+	return fmt.Sprintf("fanout: throttled by the client's own quota (AdaptiveOptions.Rate %v per second, Burst %d): "+
+		"the request could start in %v, after its context's deadline", float64(e.rate), e.burst, e.wait.Round(time.Millisecond))
+}
+
+// Is reports the error as the deadline it ran into and as a throttle: the
+// client's quota, like the SDK's retry quota, is a throttle of its own.
+func (e *rateWaitError) Is(target error) bool {
+	return target == context.DeadlineExceeded || target == ErrThrottled
 }
 
 // admit waits for a place among the requests in flight.
@@ -208,71 +281,222 @@ func (a *Adaptive) admit(ctx context.Context) error {
 	}
 }
 
-// pace spaces request starts by rtt/limit, once the client has been
-// throttled, so that a limit between two whole numbers means a rate
-// between them: at 2.5, two and a half requests per round trip. It
-// returns how long to wait.
-func (a *Adaptive) pace() time.Duration {
-	if a.opts.DisablePacing {
-		return 0
+// waitPace waits for the request's start as pace spaces it; if ctx ends
+// first, the start it was given goes back to the next request. A start
+// spaced before a cut is spaced again after its wait: sent at the old
+// spacing, it would be throttled and, as a request sent after the cut,
+// cut the limit again for a rate the cut already corrected.
+func (a *Adaptive) waitPace(ctx context.Context) error {
+	for {
+		d, start, next, cuts := a.pace()
+		if d <= 0 {
+			return nil
+		}
+		if err := sleep(ctx, d); err != nil {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if a.next.Equal(next) { // no start was spaced after this one
+				a.next = start
+			}
+			return err
+		}
+		if !a.cutSince(cuts) {
+			return nil
+		}
 	}
+}
+
+// cutSince reports whether the limit was cut since it had been cut cuts
+// times.
+func (a *Adaptive) cutSince(cuts int) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.rtt == 0 || a.lastCut.IsZero() { // no throttle yet: nothing to pace for
-		return 0
+	return a.cuts != cuts
+}
+
+// pace spaces request starts by the gap, once the client has been
+// throttled, so that a limit between two whole numbers means a rate
+// between them (at 2.5, two and a half requests per round trip) and a
+// rate below one per round trip is kept. It returns how long to wait, the
+// start it gave, the earliest next start it set, and the count of cuts it
+// spaced them for.
+func (a *Adaptive) pace() (wait time.Duration, start, next time.Time, cuts int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	gap := a.gap()
+	if gap == 0 {
+		return 0, time.Time{}, time.Time{}, a.cuts
 	}
 	now := a.now()
-	start := a.next
+	start = a.next
 	if start.Before(now) {
 		start = now
 	}
-	a.next = start.Add(time.Duration(float64(a.rtt) / a.limit))
-	return start.Sub(now)
+	a.next = start.Add(gap)
+	return start.Sub(now), start, a.next, a.cuts
+}
+
+// gap is the time between request starts: the round trip over the limit,
+// or one over the rate; 0 when nothing is paced (pacing disabled, or no
+// throttle yet).
+func (a *Adaptive) gap() time.Duration {
+	switch {
+	case a.opts.DisablePacing || a.rtt == 0 || a.lastCut.IsZero():
+		return 0
+	case a.rate > 0:
+		return time.Duration(float64(time.Second) / a.rate)
+	}
+	return time.Duration(float64(a.rtt) / a.limit)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Release ends a request that started at start; throttled says whether
 // the service throttled it.
 func (a *Adaptive) Release(start time.Time, throttled bool) {
+	o := endAnswered
+	if throttled {
+		o = endThrottled
+	}
+	a.end(start, o)
+}
+
+// attemptEnd is how a request ended, as the limit counts it.
+type attemptEnd int
+
+const (
+	endAnswered  attemptEnd = iota // an answer other than a throttle: a success to the limit
+	endThrottled                   // a throttle: cuts the limit
+	endCutShort                    // ended by its context, or with an error that could not be looked into: says nothing of the service
+)
+
+func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
 	a.inflight--
 	a.requests++
-	if throttled {
+	switch o {
+	case endThrottled:
 		a.throttles++
+		if a.rtt == 0 { // no success yet: a throttle's round trip is the only one known
+			a.rtt = now.Sub(start)
+		}
 		// Requests sent before the last cut were sent under the old limit:
 		// their throttles are already answered.
 		if !start.Before(a.lastCut) {
 			a.cut(now)
 		}
-	} else {
+	case endAnswered:
 		a.okSince++
 		if sample := now.Sub(start); a.rtt == 0 {
 			a.rtt = sample
 		} else {
 			a.rtt = a.rtt*4/5 + sample/5
 		}
-		a.limit = min(float64(a.opts.Max), a.limit+a.opts.Increase/a.limit)
+		a.increase()
 	}
 	a.wake()
 }
 
-// cut lowers the limit on a throttle: by Decrease from what was in flight
-// (a limit above what the callers used says nothing of the quota), and
-// after the first cut, to no more than the successes per round trip since
-// the last one, so that a limit far above the quota falls in one step
-// rather than one halving per round trip.
-func (a *Adaptive) cut(now time.Time) {
-	limit := min(a.limit, float64(a.inflight+1)) * a.opts.Decrease
-	if elapsed := now.Sub(a.epoch); !a.lastCut.IsZero() && a.rtt > 0 && elapsed >= a.rtt {
-		limit = min(limit, float64(a.okSince)*float64(a.rtt)/float64(elapsed))
+// giveBack returns the place of a request that was never sent.
+func (a *Adaptive) giveBack() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.inflight--
+	a.wake()
+}
+
+// increase raises a limit by Increase/limit (Increase over a round trip
+// of successes), or a rate by Increase (7% by default, as at a limit of 1,
+// whose successes are one per round trip), and by only rateClimb between
+// rateCut of the rate last throttled and that rate.
+func (a *Adaptive) increase() {
+	if a.rate == 0 {
+		a.limit = min(float64(a.opts.Max), a.limit+a.opts.Increase/a.limit)
+		return
 	}
-	a.limit = max(1, limit)
+	g := a.opts.Increase
+	if t := a.throttledRate; a.rate >= t*rateCut && a.rate < t {
+		g = rateClimb
+	}
+	a.setPerRTT(a.perRTT() * (1 + g))
+}
+
+// The law of a rate (below one request per round trip). A quota's token
+// bucket lets through its rate and throttles the excess, so the rate
+// hunts just under the rate last throttled: a throttle cuts it to rateCut
+// of that rate, and successes raise it by rateClimb each until it is
+// back; below that band (after a deeper cut) and above it (the quota grew)
+// they raise it by Increase. Each round, one throttle in about 22
+// successes, is long enough that a call is rarely throttled twice over
+// (five throttled attempts in a row fail it), and short enough that the
+// quota's bucket does not fill in the meantime: a bucket of five at five
+// per second still lets through its rate.
+const (
+	rateCut   = 0.8
+	rateClimb = 0.01
+)
+
+// cut lowers the limit on a throttle: a limit by Decrease from what was in
+// flight (a limit above what the callers used says nothing of the quota),
+// a rate to rateCut of itself; either to no more than what was delivered
+// since the last cut, plus one request, so that a limit far above the
+// quota falls in one step rather than one halving per round trip. Before
+// the first cut, what was delivered since the first request says as much
+// only when the client was throttled within a few round trips of it, on
+// its first burst: a client that ran for an hour below its quota
+// delivered what it was asked for, not what it could. The next start
+// waits for the new gap.
+func (a *Adaptive) cut(now time.Time) {
+	delivered := math.Inf(1) // per second
+	if elapsed := now.Sub(a.epoch); a.rtt > 0 && elapsed > 0 && (!a.lastCut.IsZero() || elapsed <= 4*a.rtt) {
+		delivered = float64(a.okSince+1) / elapsed.Seconds()
+	}
+	if a.rate > 0 {
+		a.throttledRate = a.rate
+		a.rate = max(minRate, min(a.rate*rateCut, delivered))
+	} else {
+		a.setPerRTT(min(min(a.limit, float64(a.inflight+1))*a.opts.Decrease, delivered*a.rtt.Seconds()))
+	}
 	a.lastCut, a.epoch, a.okSince = now, now, 0
+	a.cuts++
+	a.next = now.Add(a.gap())
+}
+
+// perRTT is the limit in requests per round trip, below 1 for a rate.
+func (a *Adaptive) perRTT() float64 {
+	if a.rate > 0 {
+		return a.rate * a.rtt.Seconds()
+	}
+	return a.limit
+}
+
+// setPerRTT sets the limit to l requests per round trip: below 1, a rate,
+// when the round trip is known and pacing can keep it; otherwise no less
+// than one request in flight.
+func (a *Adaptive) setPerRTT(l float64) {
+	switch {
+	case l >= 1 || a.opts.DisablePacing || a.rtt <= 0:
+		a.limit, a.rate, a.throttledRate = min(float64(a.opts.Max), max(1, l)), 0, 0
+	case a.rate == 0: // a limit becomes a rate: none throttled yet
+		a.limit, a.rate, a.throttledRate = 1, max(minRate, l/a.rtt.Seconds()), 0
+	default:
+		a.rate = max(minRate, l/a.rtt.Seconds())
+	}
 }
 
 // room is how many requests may be in flight: the limit rounded up when
-// pacing spreads them, its whole part when not.
+// pacing spreads them, its whole part when not; one for a rate.
 func (a *Adaptive) room() int {
 	if a.opts.DisablePacing {
 		return int(a.limit)
@@ -313,22 +537,130 @@ type adaptiveRetryer struct {
 	a *Adaptive
 }
 
+// GetAttemptToken takes a place in the Adaptive for one attempt. The
+// place goes back on every path: when the attempt ends, when the wrapped
+// retryer fails or panics, when looking into the attempt's error panics,
+// and, in a client whose calls are guarded (guardCalls), when anything
+// under the retry middleware panics. Each panic goes on up to the caller.
 func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
 	start, err := r.a.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s := &slot{a: r.a, start: start}
+	if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
+		g.hold(s)
+	}
+	sent := false
+	defer func() {
+		if !sent {
+			s.giveBack()
+		}
+	}()
 	release, err := r.RetryerV2.GetAttemptToken(ctx)
 	if err != nil {
-		r.a.Release(start, false)
 		return nil, err
 	}
+	sent = true
 	return func(err error) error {
-		throttled := isThrottle(err)
-		r.a.Release(start, throttled)
-		recordAttempt(ctx, err, throttled)
+		o := s.endWith(err)
+		recordAttempt(ctx, err, o)
 		return release(err)
 	}, nil
+}
+
+// GetRetryToken notes, for the item's last attempt error, that the SDK
+// retries it: the call goes on, and should it end on its context, that
+// error is why it was still running.
+func (r *adaptiveRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
+	release, err := r.RetryerV2.GetRetryToken(ctx, opErr)
+	if err == nil {
+		if st, ok := ctx.Value(statsKey{}).(*itemStats); ok {
+			st.retrying()
+		}
+	}
+	return release, err
+}
+
+// slot is one attempt's place in an Adaptive; it goes back once, however
+// many paths try.
+type slot struct {
+	a     *Adaptive
+	start time.Time
+	done  atomic.Bool
+}
+
+// endWith ends the attempt as err says it ended. Looking into err calls its
+// methods, which may panic: the place goes back all the same, counted as
+// saying nothing of the service, and the panic goes on.
+func (s *slot) endWith(err error) attemptEnd {
+	o := endCutShort
+	defer func() { s.end(o) }()
+	o = attemptEndOf(err)
+	return o
+}
+
+func (s *slot) end(o attemptEnd) {
+	if s.done.CompareAndSwap(false, true) {
+		s.a.end(s.start, o)
+	}
+}
+
+func (s *slot) giveBack() {
+	if s.done.CompareAndSwap(false, true) {
+		s.a.giveBack()
+	}
+}
+
+func attemptEndOf(err error) attemptEnd {
+	switch {
+	case err == nil:
+		return endAnswered
+	case isThrottle(err):
+		return endThrottled
+	case isContextErr(err):
+		return endCutShort
+	}
+	return endAnswered
+}
+
+// callGuardKey marks the context of a guarded call.
+type callGuardKey struct{}
+
+// callGuard holds the places a call's attempts took, to give back those
+// still held when the call ends: only a panic under the retry middleware,
+// which skips the retryer's release, leaves one.
+type callGuard struct {
+	mu    sync.Mutex
+	slots []*slot
+}
+
+func (g *callGuard) hold(s *slot) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.slots = append(g.slots, s)
+}
+
+func (g *callGuard) giveBack() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range g.slots {
+		s.end(endCutShort)
+	}
+}
+
+// guardCalls is an API option (aws.Config.APIOptions) that guards every
+// call of a client with an adaptive retryer: a panic under the retry
+// middleware (in a middleware of the caller's, the HTTP client, a
+// deserializer) still gives back the place its attempt took, and goes on
+// to the caller.
+func guardCalls(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("fanout.AdaptiveGuard",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			g := new(callGuard)
+			defer g.giveBack() // no recover: the panic goes on, with its stack
+			return next.HandleInitialize(context.WithValue(ctx, callGuardKey{}, g), in)
+		}), middleware.Before)
 }
 
 // RetryDelay shortens the wait before retrying a throttled attempt to at
@@ -359,22 +691,34 @@ type statsKey struct{}
 type itemStats struct {
 	mu        sync.Mutex
 	throttles int
-	last      error // the last attempt's error, if it failed
+	// last is the last attempt's error, if it failed; retried, that the
+	// SDK then went on to retry it, so that its call was still running.
+	last    error
+	retried bool
 }
 
-func recordAttempt(ctx context.Context, err error, throttled bool) {
+func recordAttempt(ctx context.Context, err error, o attemptEnd) {
 	st, ok := ctx.Value(statsKey{}).(*itemStats)
 	if !ok {
 		return
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if throttled {
+	if o == endThrottled {
 		st.throttles++
 	}
-	if !isContextErr(err) { // an attempt cut short says nothing new
-		st.last = err
+	switch {
+	case err == nil: // the call succeeded: its earlier errors explain nothing that follows
+		st.last, st.retried = nil, false
+	case o != endCutShort: // an attempt cut short says nothing new
+		st.last, st.retried = err, false
 	}
+}
+
+func (st *itemStats) retrying() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.retried = st.last != nil
 }
 
 func isContextErr(err error) bool {
@@ -382,13 +726,15 @@ func isContextErr(err error) bool {
 }
 
 // withLastAttempt returns err with the last attempt's error added when
-// the operation ended on its context (an ItemTimeout during a retry's
-// back-off): "context deadline exceeded" alone would hide why the call
-// was still retrying.
+// the operation ended on its context while the SDK was still retrying
+// that error (an ItemTimeout during a retry's back-off): "context deadline
+// exceeded" alone would hide why the call was still running. An error
+// that ended its call (the SDK gave up on it, or the call succeeded after
+// it) is not added: the item may have tolerated it and gone on.
 func (st *itemStats) withLastAttempt(err error) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if isContextErr(err) && st.last != nil && !errors.Is(err, st.last) {
+	if st.retried && isContextErr(err) && !errors.Is(err, st.last) {
 		err = fmt.Errorf("%w (last attempt: %w)", err, st.last)
 	}
 	return err

@@ -3,12 +3,23 @@ package fanout_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+
 	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/fanouttest"
 )
 
 // fakeClock is a clock that moves only when told.
@@ -53,6 +64,10 @@ func TestAdaptiveArithmetic(t *testing.T) {
 		}
 	}
 	want(16, 0) // starts at Max
+	// A success long before the first throttle: what it delivered says
+	// nothing of the quota (TestAdaptiveFirstBurst).
+	a.Release(acquire(), false)
+	clock.advance(time.Second)
 
 	// Four requests in flight; the first throttle halves what was in
 	// flight, and the throttles of requests sent before that cut do not
@@ -86,8 +101,52 @@ func TestAdaptiveArithmetic(t *testing.T) {
 		a.Release(acquire(), false)
 	}
 	want(16, 0)
-	if st := a.Stats(); st.Throttles != 3+1+10 || st.Requests != 4+1+10+3+1000 {
+	if st := a.Stats(); st.Throttles != 3+1+10 || st.Requests != 1+4+1+10+3+1000 {
 		t.Errorf("counts %+v", st)
+	}
+}
+
+// TestAdaptiveFirstBurst: a client throttled within a few round trips of
+// its first request is cut to what it delivered per round trip, plus one,
+// rather than halved from its first burst; one that ran for long before
+// is halved.
+func TestAdaptiveFirstBurst(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		before bool    // a request a minute before the burst
+		want   float64 // the limit after the burst's first throttle
+	}{
+		"a fresh client":           {false, 4},       // (3 successes + 1) per round trip
+		"a client that ran before": {true, 37 * 0.5}, // min(64, 36 in flight + 1) x Decrease
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			clock := &fakeClock{t: time.Unix(1000, 0)}
+			a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max = 64 })
+			ctx := context.Background()
+			if tc.before {
+				s, _ := a.Acquire(ctx)
+				clock.advance(10 * time.Millisecond)
+				a.Release(s, false)
+				clock.advance(time.Minute)
+			}
+			var starts []time.Time
+			for range 40 {
+				s, _ := a.Acquire(ctx)
+				starts = append(starts, s)
+			}
+			clock.advance(10 * time.Millisecond) // the round trip
+			for _, s := range starts[:3] {
+				a.Release(s, false)
+			}
+			a.Release(starts[3], true)
+			if l := a.Stats().Limit; math.Abs(l-tc.want) > 1e-9 {
+				t.Errorf("limit %v after the first throttle; want %v", l, tc.want)
+			}
+			for _, s := range starts[4:] {
+				a.Release(s, true)
+			}
+		})
 	}
 }
 
@@ -151,7 +210,8 @@ func TestAdaptiveBucket(t *testing.T) {
 
 // TestAdaptivePacing: once the client has been throttled, request starts
 // are spaced by round trip / limit, so a limit of 2 is two requests per
-// round trip; before any throttle, and with DisablePacing, nothing waits.
+// round trip, the first of them one gap after the throttle; before any
+// throttle, and with DisablePacing, nothing waits.
 func TestAdaptivePacing(t *testing.T) {
 	t.Parallel()
 	for _, disable := range []bool{false, true} {
@@ -173,7 +233,7 @@ func TestAdaptivePacing(t *testing.T) {
 		if l := a.Stats().Limit; l != 2 {
 			t.Fatalf("limit %v after the throttle; want 2", l)
 		}
-		want := []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond}
+		want := []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond}
 		if disable {
 			want = []time.Duration{0, 0, 0}
 		}
@@ -182,9 +242,9 @@ func TestAdaptivePacing(t *testing.T) {
 				t.Errorf("DisablePacing %v: start %d waits %v; want %v", disable, i, d, w)
 			}
 		}
-		clock.advance(100 * time.Millisecond) // the next start was due at +150ms
-		if d := fanout.AdaptivePace(a); !disable && d != 50*time.Millisecond {
-			t.Errorf("after 100ms the next start waits %v; want 50ms", d)
+		clock.advance(100 * time.Millisecond) // the next start was due at +200ms
+		if d := fanout.AdaptivePace(a); !disable && d != 100*time.Millisecond {
+			t.Errorf("after 100ms the next start waits %v; want 100ms", d)
 		}
 	}
 }
@@ -212,5 +272,314 @@ func TestAdaptiveOptions(t *testing.T) {
 		if a, err := fanout.NewAdaptive(tc.fn); a != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, %v; want an error containing %q", name, a, err, tc.want)
 		}
+	}
+}
+
+// TestAdaptiveBelowOneRequestPerRoundTrip: a cut below one request in
+// flight paces starts by more than the round trip, as a rate. A throttle
+// cuts a rate by a fifth, or to what was delivered since the last cut;
+// successes raise it by 1% each between that and the rate throttled, by
+// Increase below and above; it never falls below one request every ten
+// seconds, and climbs back from there to a limit in flight.
+func TestAdaptiveBelowOneRequestPerRoundTrip(t *testing.T) {
+	t.Parallel()
+	const rtt = 10 * time.Millisecond
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max = 4 })
+	ctx := context.Background()
+	// request starts when pacing lets it and takes one round trip.
+	request := func(throttled bool) {
+		t.Helper()
+		if next := fanout.AdaptiveNextStart(a); next.After(clock.t) {
+			clock.t = next
+		}
+		s, err := a.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.advance(rtt)
+		a.Release(s, throttled)
+	}
+	rate := func() float64 { return a.Stats().Limit / rtt.Seconds() }
+	want := func(perSecond float64) {
+		t.Helper()
+		gap := time.Duration(float64(time.Second) / perSecond)
+		if r, g := rate(), fanout.AdaptiveGap(a); math.Abs(r-perSecond) > 1e-6 || (g-gap).Abs() > time.Microsecond {
+			t.Fatalf("%v requests per second, a start every %v; want %v, every %v", r, g, perSecond, gap)
+		}
+	}
+	request(false) // the round trip
+	request(true)  // min(4, 1 in flight) x 0.5: half a request per round trip
+	want(50)
+	if next := fanout.AdaptiveNextStart(a); !next.Equal(clock.t.Add(20 * time.Millisecond)) {
+		t.Errorf("next start %v after the cut; want one gap, 20ms", next.Sub(clock.t))
+	}
+	lastCut := clock.t
+	r := 50.0
+	for range 10 { // no rate throttled yet: Increase each
+		request(false)
+		r *= 1.07
+	}
+	want(r)
+	// Throttled at 98/s after a climb from 50/s: what was delivered since
+	// the last cut, 10 successes and the throttle over the time since, is
+	// less than four fifths of 98.
+	request(true)
+	throttled, delivered := r, 11/clock.t.Sub(lastCut).Seconds()
+	if delivered >= 0.8*throttled {
+		t.Fatalf("delivered %v per second; the test wants less than %v", delivered, 0.8*throttled)
+	}
+	want(delivered)
+	// Increase each up to four fifths of the rate throttled, 1% each above.
+	r = delivered
+	for r < 0.8*throttled {
+		request(false)
+		r *= 1.07
+		want(r)
+	}
+	for range 15 {
+		request(false)
+		r *= 1.01
+		want(r)
+	}
+	// Throttled within the band: a fifth off, as what was delivered is
+	// more.
+	request(true)
+	throttled, r = r, r*0.8
+	want(r)
+	for r < throttled {
+		request(false)
+		r *= 1.01
+		want(r)
+	}
+	request(false) // past the rate throttled: the quota grew, Increase again
+	want(r * 1.07)
+	for range 40 {
+		request(true)
+	}
+	want(0.1) // one request every ten seconds
+	// Successes bring it back, by Increase each, to a request per round trip.
+	n := 0
+	for ; a.Stats().Limit < 1 && n < 200; n++ {
+		request(false)
+	}
+	if wantN := int(math.Ceil(math.Log(100/0.1) / math.Log(1.07))); n != wantN {
+		t.Errorf("%d successes from 0.1 per second to a limit of %v; want %d", n, a.Stats().Limit, wantN)
+	}
+	if g := fanout.AdaptiveGap(a); g >= rtt {
+		t.Errorf("a start every %v at a limit of %v; want under the round trip", g, a.Stats().Limit)
+	}
+}
+
+func newFake(t *testing.T, cfg fanouttest.Config) *fanouttest.Server {
+	t.Helper()
+	srv, err := fanouttest.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// codedError is an API error that a middleware of the caller's returns; a
+// nil one panics in its methods, as a typed nil pointer does.
+type codedError struct{ code string }
+
+func (e *codedError) Error() string     { return "coded: " + e.code }
+func (e *codedError) ErrorCode() string { return e.code }
+
+// TestAdaptiveGivesBackPlacesOnPanics: a panic while an attempt holds its
+// place in the limit becomes the item's error, and the place goes back:
+// in looking into the attempt's error (the retryer's release), and, in a
+// guarded client, anywhere under the retry middleware.
+func TestAdaptiveGivesBackPlacesOnPanics(t *testing.T) {
+	t.Parallel()
+	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Error500}}})
+	nilError := func(stack *middleware.Stack) error { // outermost in Deserialize: sees the parsed 500
+		return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("nilError",
+			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleDeserialize(ctx, in)
+				if err != nil {
+					var coded *codedError // the typed nil of a careless wrapper
+					return out, md, coded
+				}
+				return out, md, nil
+			}), middleware.Before)
+	}
+	panics := func(stack *middleware.Stack) error { // innermost in Finalize: under the retry middleware
+		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("panics",
+			func(context.Context, middleware.FinalizeInput, middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				panic("a middleware's bug")
+			}), middleware.After)
+	}
+	for name, tc := range map[string]struct {
+		retryer    func() aws.Retryer // the retryer the adaptive one wraps
+		apiOptions []func(*middleware.Stack) error
+	}{
+		"an error whose methods panic":       {fanout.NewRetryer, []func(*middleware.Stack) error{nilError}},
+		"a panic under the retry middleware": {fanout.NewRetryer, []func(*middleware.Stack) error{fanout.GuardAdaptiveCalls, panics}},
+		"the wrapped retryer panics":         {func() aws.Retryer { return panickyRetryer{fanout.NewRetryer().(aws.RetryerV2)} }, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			a := newAdaptive(t, nil, func(o *fanout.AdaptiveOptions) { o.Max = 2 })
+			cfg := srv.AWSConfig("eu-west-1")
+			cfg.Retryer = func() aws.Retryer { return fanout.AdaptiveRetryer(tc.retryer(), a) }
+			cfg.APIOptions = append(cfg.APIOptions, tc.apiOptions...)
+			client := ec2.NewFromConfig(cfg)
+			res, _ := fanout.New[int]().Run(context.Background(), []string{"a", "b"}, func(ctx context.Context, _ string) (int, error) {
+				_, err := client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+				return 0, err
+			})
+			for _, r := range res {
+				if pe := (*fanout.PanicError)(nil); !errors.As(r.Err, &pe) {
+					t.Errorf("%s: %v; want the panic as the item's error", r.Key, r.Err)
+				}
+			}
+			if st := a.Stats(); st.InFlight != 0 {
+				t.Errorf("%d of the limit's %v places still held after both items ended", st.InFlight, st.Limit)
+			}
+		})
+	}
+}
+
+// panickyRetryer is a retryer of the caller's whose attempt tokens panic.
+type panickyRetryer struct{ aws.RetryerV2 }
+
+func (panickyRetryer) GetAttemptToken(context.Context) (func(error) error, error) {
+	panic("a retryer's bug")
+}
+
+// TestAdaptiveGivesBackAnAbandonedStart: a request whose context ends
+// while it waits for its paced start leaves its place, and its start
+// goes to the next request rather than pushing every later start back.
+func TestAdaptiveGivesBackAnAbandonedStart(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max = 4 })
+	s, _ := a.Acquire(context.Background())
+	clock.advance(100 * time.Millisecond)
+	a.Release(s, false)
+	s, _ = a.Acquire(context.Background())
+	clock.advance(100 * time.Millisecond)
+	a.Release(s, true)     // cut to half a request per round trip: a start every 200ms of the fake clock
+	fanout.AdaptivePace(a) // a start taken: the next one waits
+	due := fanout.AdaptiveNextStart(a)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond) // ends long before the fake clock moves
+	defer cancel()
+	if _, err := a.Acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire: %v; want the deadline", err)
+	}
+	if next, st := fanout.AdaptiveNextStart(a), a.Stats(); !next.Equal(due) || st.InFlight != 0 {
+		t.Errorf("next start %v after the one due, %d in flight; want the same start, and none", next.Sub(due), st.InFlight)
+	}
+}
+
+// TestAdaptiveRateWaitPastTheDeadline: when the client's own bucket could
+// start a request only after its context's deadline, Acquire fails at
+// once with an error that says so, and that is both the deadline and a
+// throttle; over the wire, the call's error is too.
+func TestAdaptiveRateWaitPastTheDeadline(t *testing.T) {
+	t.Parallel()
+	check := func(what string, err error, ctx context.Context) {
+		t.Helper()
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, fanout.ErrThrottled) {
+			t.Errorf("%s: %v; want errors.Is context.DeadlineExceeded and ErrThrottled", what, err)
+		}
+		if msg := fmt.Sprint(err); !strings.Contains(msg, "AdaptiveOptions.Rate 0.01 per second, Burst 1") {
+			t.Errorf("%s: %q; want it to name the Rate and the Burst", what, msg)
+		}
+		if ctx.Err() != nil {
+			t.Errorf("%s: failed when the deadline came, not at once", what)
+		}
+	}
+	a := newAdaptive(t, nil, func(o *fanout.AdaptiveOptions) { o.Rate, o.Burst = 0.01, 1 }) // one per 100s
+	s, err := a.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Release(s, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = a.Acquire(ctx)
+	check("Acquire", err, ctx)
+	if st := a.Stats(); st.InFlight != 0 {
+		t.Errorf("%d in flight after a failed Acquire", st.InFlight)
+	}
+
+	srv := newFake(t, fanouttest.Config{})
+	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Adaptive.Rate, o.Adaptive.Burst = 0.01, 1 })
+	client := pool.Get("us-east-1")
+	if _, err := client.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	check("GetCallerIdentity", err, ctx)
+}
+
+// TestLastAttemptBelongsToItsCall: an item whose second SDK call ends on
+// its deadline carries the first call's error only when that call was
+// still retrying it; an error the SDK retried past, or one that ended a
+// call the item went on from, is not why the second call failed.
+func TestLastAttemptBelongsToItsCall(t *testing.T) {
+	t.Parallel()
+	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{
+		"eu-west-1":  {Fault: fanouttest.Error500},
+		"me-south-1": {Fault: fanouttest.Disabled},
+		"ap-south-1": {Fault: fanouttest.Hang},
+	}})
+	fake := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+		o.Retryer = func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts, o.BaseDelay, o.RateLimiter = 5, time.Second, ratelimit.None // back-offs far past the deadline
+			})
+		}
+	})
+	flaky := newPool(t, aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(flakyServer(t).URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDFLAKY", "flaky-secret", "")},
+		sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = fastRetries })
+	identity := func(ctx context.Context, c *sts.Client) error {
+		_, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		return err
+	}
+	for name, tc := range map[string]struct {
+		first    func(ctx context.Context) error // its error is tolerated
+		second   *sts.Client                     // called with a deadline of 100ms
+		wantCode string                          // the API error the item's error carries, if any
+	}{
+		"retried three times, then succeeded": {
+			first:  func(ctx context.Context) error { return identity(ctx, flaky.Get("us-east-1")) },
+			second: fake.Get("ap-south-1"),
+		},
+		"failed and tolerated": {
+			first:  func(ctx context.Context) error { return identity(ctx, fake.Get("me-south-1")) },
+			second: fake.Get("ap-south-1"),
+		},
+		"no first call; the second's 500 retrying at the deadline": {
+			first:    func(context.Context) error { return nil },
+			second:   fake.Get("eu-west-1"),
+			wantCode: "InternalFailure",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			firstErr := make(chan error, 1)
+			res, _ := fanout.New[int]().Run(context.Background(), []string{"k"}, fanout.Classified(func(ctx context.Context, _ string) (int, error) {
+				firstErr <- tc.first(ctx)
+				ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				defer cancel()
+				return 0, identity(ctx, tc.second)
+			}))
+			err := res[0].Err
+			t.Logf("first call: %v", <-firstErr)
+			var apiErr smithy.APIError
+			code := ""
+			if errors.As(err, &apiErr) {
+				code = apiErr.ErrorCode()
+			}
+			if !errors.Is(err, context.DeadlineExceeded) || code != tc.wantCode {
+				t.Errorf("%v; want the deadline, with the API error %q", err, tc.wantCode)
+			}
+		})
 	}
 }
