@@ -70,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "# %d CPUs, %s, %s/%s\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		fmt.Fprintln(tw, "scenario\timpl\titems\tfailed\twall_s\tideal_s\tx ideal\tcpu_s\tconns\tthrottled/requests\tpeak_heap_mb\t")
 	}
+	var notes []string
 	for _, n := range names {
 		for _, impl := range which {
 			o, err := scenario.Run(ctx, n, impl, p)
@@ -88,10 +89,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "bench: %s/%s done in %.1fs\n", o.Scenario, o.Impl, o.WallS)
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.3f\t%.3f\t%s\t%.2f\t%d\t%s\t%.1f\t\n", o.Scenario, o.Impl, o.Items, o.Failed,
 				o.WallS, o.IdealS, ratio(o.WallS, o.IdealS), o.CPUS, o.Conns, throttled(o), o.PeakHeapMB)
+			if note := afterKill(o); note != "" {
+				notes = append(notes, note)
+			}
 		}
 	}
 	tw.Flush()
+	for _, note := range notes {
+		fmt.Fprintln(stdout, note)
+	}
 	return 0
+}
+
+// afterKill says how long the calls left took to end once the endpoint
+// went away, for the scenarios that kill it.
+func afterKill(o scenario.Outcome) string {
+	if o.KilledAtS == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s %s: endpoint killed %.3fs in; the %d calls that ended after it took %.3fs to end", o.Scenario, o.Impl, o.KilledAtS, o.AfterKill, o.AfterKillS)
 }
 
 func throttled(o scenario.Outcome) string {

@@ -50,6 +50,13 @@ type Outcome struct {
 	Throttled  int64   `json:"throttled"`
 	Limit      int     `json:"limit"`
 
+	// dead-endpoint: when the endpoint went away (0 if the run ended
+	// first), how many calls ended after that, and how long after it the
+	// last of them ended.
+	KilledAtS  float64 `json:"killed_at_s,omitempty"`
+	AfterKill  int     `json:"after_kill,omitempty"`
+	AfterKillS float64 `json:"after_kill_s,omitempty"`
+
 	// Errors holds up to a few of the failures, for a reader.
 	Errors []string `json:"errors,omitempty"`
 

@@ -3,7 +3,10 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/fanouttest"
@@ -25,6 +28,12 @@ type Params struct {
 	// Adaptive, when not nil, tunes the fanout implementation's adaptive
 	// limits in the throttle scenario, from fanout.DefaultAdaptiveOptions.
 	Adaptive func(*fanout.AdaptiveOptions)
+
+	// dead-endpoint: DeadItems calls of DeadLatency each in one region at
+	// Limit, the endpoint killed DeadAfter into the run.
+	DeadItems   int
+	DeadLatency time.Duration
+	DeadAfter   time.Duration
 }
 
 // Default are the sizes the issue names.
@@ -33,10 +42,11 @@ var Default = Params{
 	Items: 10000, ItemsLimit: 100, Latency: 20 * time.Millisecond,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
 	ItemTimeout: 2 * time.Second, StreamItems: 1_000_000,
+	DeadItems: 3000, DeadLatency: 160 * time.Millisecond, DeadAfter: 5 * time.Second,
 }
 
 // Names lists the scenarios in the order they run.
-var Names = []string{"regions", "items", "throttle", "faults", "stream"}
+var Names = []string{"regions", "items", "throttle", "low-quota", "route53-like", "faults", "dead-endpoint", "stream"}
 
 // Run runs one scenario with one implementation.
 func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
@@ -51,8 +61,14 @@ func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
 		o, err = items(ctx, impl, p)
 	case "throttle":
 		o, err = throttle(ctx, impl, p)
+	case "low-quota":
+		o, err = lowQuota(ctx, impl, p)
+	case "route53-like":
+		o, err = route53Like(ctx, impl, p)
 	case "faults":
 		o, err = faults(ctx, impl, p)
+	case "dead-endpoint":
+		o, err = deadEndpoint(ctx, impl, p)
 	case "stream":
 		o, err = stream(ctx, impl, p)
 	default:
@@ -122,6 +138,41 @@ func throttle(ctx context.Context, impl string, p Params) (Outcome, error) {
 	return o, err
 }
 
+// lowQuota: up to 600 calls in one region against a bucket of 20 burst /
+// 40 per second, with no latency: a quota far below one request per round
+// trip, which no limit on requests in flight can meet.
+func lowQuota(ctx context.Context, impl string, p Params) (Outcome, error) {
+	return underQuota(ctx, impl, p, min(p.Items, 600), fanouttest.Bucket{Burst: 20, PerSecond: 40}, 0)
+}
+
+// route53Like: up to 100 calls in one region against a bucket of 5 burst /
+// 5 per second, with 50 ms latency: the five requests per second per
+// account that Route 53 long documented, a quarter of a request per round
+// trip.
+func route53Like(ctx context.Context, impl string, p Params) (Outcome, error) {
+	return underQuota(ctx, impl, p, min(p.Items, 100), fanouttest.Bucket{Burst: 5, PerSecond: 5}, 50*time.Millisecond)
+}
+
+// underQuota: n calls in one region against bucket, with latency, and no
+// Rate set for the fanout implementation; ideal is what the bucket lets
+// through: (n - Burst) / PerSecond.
+func underQuota(ctx context.Context, impl string, p Params, n int, bucket fanouttest.Bucket, latency time.Duration) (Outcome, error) {
+	if impl == Sequential || impl == Naive {
+		return Outcome{Impl: impl}, ErrSkipped
+	}
+	srv, err := fanouttest.New(fanouttest.Config{
+		Instances: 1, Latency: fanouttest.Latency{Fixed: latency},
+		Throttle: &fanouttest.Buckets{NonMutating: bucket},
+	})
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
+	defer srv.Close()
+	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", n), call: describeOnce})
+	o.IdealS = float64(max(n-bucket.Burst, 0)) / bucket.PerSecond
+	return o, err
+}
+
 // Bad regions in the faults scenario.
 const (
 	Failing  = "eu-west-1"  // answers 500 every time
@@ -148,6 +199,85 @@ func faults(ctx context.Context, impl string, p Params) (Outcome, error) {
 		call: describePages(5), itemTimeout: p.ItemTimeout})
 	o.IdealS = p.ItemTimeout.Seconds()
 	return o, err
+}
+
+// deadEndpoint: DeadItems calls of DeadLatency each in one region at
+// Limit; the endpoint goes away DeadAfter into the run (its listener
+// closed, its connections dropped), so every call left fails. Ideal is
+// that they fail at the kill.
+func deadEndpoint(ctx context.Context, impl string, p Params) (Outcome, error) {
+	if impl == Sequential || impl == Naive {
+		return Outcome{Impl: impl}, ErrSkipped
+	}
+	srv, err := fanouttest.New(fanouttest.Config{Instances: 1, Latency: fanouttest.Latency{Fixed: p.DeadLatency}})
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
+	defer srv.Close()
+	k := killAfter(srv, p.DeadAfter)
+	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", p.DeadItems), call: k.watch(describeOnce)})
+	o.KilledAtS, o.AfterKill, o.AfterKillS = k.stop()
+	o.IdealS = p.DeadAfter.Seconds()
+	return o, err
+}
+
+// kill closes a server after a delay, and times the calls that end after.
+type kill struct {
+	timer  *time.Timer
+	closed chan struct{}
+
+	mu    sync.Mutex
+	start time.Time
+	at    time.Time // when the server went away; zero before
+	after int       // calls that ended after it
+	last  time.Time // when the last of them ended
+}
+
+func killAfter(srv *fanouttest.Server, d time.Duration) *kill {
+	k := &kill{closed: make(chan struct{}), start: time.Now()}
+	k.timer = time.AfterFunc(d, func() {
+		defer close(k.closed)
+		k.mu.Lock()
+		k.at = time.Now()
+		k.mu.Unlock()
+		srv.Close()
+	})
+	return k
+}
+
+// watch times each call that ends after the kill.
+func (k *kill) watch(call func(context.Context, *ec2.Client) (int, error)) func(context.Context, *ec2.Client) (int, error) {
+	return func(ctx context.Context, c *ec2.Client) (int, error) {
+		v, err := call(ctx, c)
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if !k.at.IsZero() {
+			k.after++
+			if now := time.Now(); now.After(k.last) {
+				k.last = now
+			}
+		}
+		return v, err
+	}
+}
+
+// stop cancels a kill that has not happened, or waits for the server to
+// be closed, and returns when the kill came (0 if it did not), how many
+// calls ended after it, and how long after it the last of them ended.
+func (k *kill) stop() (atS float64, after int, lastS float64) {
+	if !k.timer.Stop() {
+		<-k.closed
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.at.IsZero() {
+		return 0, 0, 0
+	}
+	atS = k.at.Sub(k.start).Seconds()
+	if k.after == 0 {
+		return atS, 0, 0
+	}
+	return atS, k.after, k.last.Sub(k.at).Seconds()
 }
 
 // stream: StreamItems no-op items through Stream, for its peak heap.
