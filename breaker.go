@@ -297,9 +297,15 @@ func (r *breakerRetryer) GetAttemptToken(ctx context.Context) (func(error) error
 		r.b.done(probe, unknown, nil)
 		return nil, err
 	}
-	return func(err error) error {
-		r.b.done(probe, outcomeOf(ctx, err), err)
-		return release(err)
+	return func(err error) (out error) {
+		// Whatever happens in judging err (an error value of the caller's
+		// whose methods panic, say), the probe ends and the wrapped
+		// retryer's place goes back.
+		judged := unknown
+		defer func() { r.b.done(probe, judged, err) }()
+		out = release(err)
+		judged = outcomeOf(ctx, err)
+		return out
 	}, nil
 }
 

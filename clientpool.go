@@ -298,9 +298,9 @@ func (p recovering) Retrieve(ctx context.Context) (creds aws.Credentials, err er
 }
 
 // withRecoverAttempts returns apiOptions, not shared with the caller's
-// slice, with recoverAttempts added.
+// slice, with recoverAttempts and guardCalls (adaptive.go) added.
 func withRecoverAttempts(apiOptions []func(*middleware.Stack) error) []func(*middleware.Stack) error {
-	return append(apiOptions[:len(apiOptions):len(apiOptions)], recoverAttempts)
+	return append(apiOptions[:len(apiOptions):len(apiOptions)], recoverAttempts, guardCalls)
 }
 
 // recoverAttempts is an API option that makes a panic in an attempt (the
