@@ -482,7 +482,11 @@ func TestEntryPointsRejectBadInput(t *testing.T) {
 			}
 		})
 	}
-	if len(nilPool.Stats()) != 0 || len(nilPool.Breakers()) != 0 || nilPool.Len() != 0 {
-		t.Error("a nil pool has stats, breakers or clients")
+	nilPool.CloseIdleConnections()
+	if len(nilPool.Stats()) != 0 || len(nilPool.Breakers()) != 0 || nilPool.Len() != 0 || nilPool.Get("eu-west-1") != nil || nilPool.Config().Region != "" {
+		t.Error("a nil pool has stats, breakers, clients or a config")
+	}
+	if a, err := fanout.NewAdaptive(nil); a != nil || err == nil || !strings.Contains(err.Error(), "NewAdaptive: option function 0 is nil") {
+		t.Errorf("NewAdaptive(nil): %v, %v", a, err)
 	}
 }

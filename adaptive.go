@@ -149,8 +149,8 @@ const minRate = 0.1
 // cannot be honoured.
 func NewAdaptive(optFns ...func(*AdaptiveOptions)) (*Adaptive, error) {
 	o := DefaultAdaptiveOptions()
-	for _, fn := range optFns {
-		fn(&o)
+	if err := apply("NewAdaptive", &o, optFns); err != nil {
+		return nil, err
 	}
 	return newAdaptive(o)
 }

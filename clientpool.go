@@ -321,6 +321,10 @@ func recoverAttempts(stack *middleware.Stack) error {
 // not check region, and returns the zero C if the client could not be
 // built (its constructor panicked); Client returns those errors.
 func (p *ClientPool[C]) Get(region string) C {
+	if p == nil {
+		var zero C
+		return zero
+	}
 	c, _ := p.client(target{region: region}, p.baseCredentials)
 	return c
 }
@@ -411,6 +415,9 @@ func (p *ClientPool[C]) Stats() map[string]AdaptiveStats {
 // CloseIdleConnections closes the idle connections of the pool's HTTP
 // client, when it can: call it when a short-lived tool is done.
 func (p *ClientPool[C]) CloseIdleConnections() {
+	if p == nil {
+		return
+	}
 	if c, ok := p.base.HTTPClient.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
@@ -428,7 +435,12 @@ func (p *ClientPool[C]) Len() int {
 
 // Config returns a copy of the config the pool builds its clients from,
 // with its shared HTTP client, retryer and credentials cache.
-func (p *ClientPool[C]) Config() aws.Config { return p.base.Copy() }
+func (p *ClientPool[C]) Config() aws.Config {
+	if p == nil {
+		return aws.Config{}
+	}
+	return p.base.Copy()
+}
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 
