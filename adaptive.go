@@ -525,11 +525,7 @@ func (a *Adaptive) remove(ready chan struct{}) {
 // through a: the way to make a client of your own adaptive. A ClientPool
 // does this for its clients unless PoolOptions.DisableAdaptive is set.
 func AdaptiveRetryer(r aws.Retryer, a *Adaptive) aws.RetryerV2 {
-	v2, ok := r.(aws.RetryerV2)
-	if !ok {
-		v2 = retryerV2{r}
-	}
-	return &adaptiveRetryer{RetryerV2: v2, a: a}
+	return &adaptiveRetryer{RetryerV2: asV2(r), a: a}
 }
 
 type adaptiveRetryer struct {
@@ -674,6 +670,15 @@ func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, err
 	}
 	ceiling := r.a.opts.ThrottleBackoff << min(max(attempt-1, 0), 10)
 	return min(d, time.Duration(rand.Int64N(int64(ceiling)+1))), nil
+}
+
+// asV2 returns r as an aws.RetryerV2, lifting one that lacks
+// GetAttemptToken.
+func asV2(r aws.Retryer) aws.RetryerV2 {
+	if v2, ok := r.(aws.RetryerV2); ok {
+		return v2
+	}
+	return retryerV2{r}
 }
 
 // retryerV2 lifts an aws.Retryer that lacks GetAttemptToken.

@@ -275,11 +275,7 @@ func (e *endpointDownError) RetryableError() bool { return false }
 // and the wait before a retry, so that a call does not sleep through a
 // back-off only to be failed after it.
 func BreakerRetryer(r aws.Retryer, b *Breaker) aws.RetryerV2 {
-	v2, ok := r.(aws.RetryerV2)
-	if !ok {
-		v2 = retryerV2{r}
-	}
-	return &breakerRetryer{RetryerV2: v2, b: b}
+	return &breakerRetryer{RetryerV2: asV2(r), b: b}
 }
 
 type breakerRetryer struct {
