@@ -353,17 +353,17 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 	if err := checkList("account", accounts, checkAccount); err != nil {
 		return nil, err
 	}
-	targets := make([]target, 0, len(accounts)*len(regions))
+	targets := make([]acctRegion, 0, len(accounts)*len(regions))
 	keys := make([]string, 0, len(accounts)*len(regions))
 	checks := make(map[string]*accountCheck, len(accounts))
 	for _, acct := range accounts {
 		checks[acct] = new(accountCheck)
 		for _, region := range regions {
-			targets = append(targets, target{acct, region})
+			targets = append(targets, acctRegion{acct, region})
 			keys = append(keys, acct+"/"+region)
 		}
 	}
-	call := func(ctx context.Context, t target) (T, error) {
+	call := func(ctx context.Context, t acctRegion) (T, error) {
 		var zero T
 		if err := checks[t.account].do(ctx, pool.accounts, t.account); err != nil {
 			return zero, err

@@ -334,7 +334,7 @@ func (p *ClientPool[C]) Breakers() map[string]BreakerStats {
 
 // withBreaker returns newRetryer wrapped in a new breaker for t, or
 // newRetryer itself when the pool's breakers are off.
-func (p *ClientPool[C]) withBreaker(t target, newRetryer func() aws.Retryer) (func() aws.Retryer, error) {
+func (p *ClientPool[C]) withBreaker(t acctRegion, newRetryer func() aws.Retryer) (func() aws.Retryer, error) {
 	if p.breaker == nil {
 		return newRetryer, nil
 	}

@@ -14,5 +14,5 @@ func SetBreakerClock(b *Breaker, now func() time.Time) {
 func PoolBreaker[C any](p *ClientPool[C], account, region string) *Breaker {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.breakers[target{account, region}]
+	return p.breakers[acctRegion{account, region}]
 }

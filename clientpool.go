@@ -154,22 +154,22 @@ type ClientPool[C any] struct {
 	adaptive *AdaptiveOptions // nil when disabled
 
 	mu       sync.Mutex
-	clients  map[target]*lazy[C]
-	limiters map[target]*Adaptive
+	clients  map[acctRegion]*lazy[C]
+	limiters map[acctRegion]*Adaptive
 
 	breaker  *BreakerOptions // nil when disabled
-	breakers map[target]*Breaker
+	breakers map[acctRegion]*Breaker
 
 	verified verifier // accounts whose credentials are known to work
 }
 
-// target is one client of a pool, and one item of the AWS fan-outs: an
+// acctRegion is one client of a pool, and one item of the AWS fan-outs: an
 // account (empty for the config's own) and a region.
-type target struct{ account, region string }
+type acctRegion struct{ account, region string }
 
 // String is the target's key in Stats and Breakers: the region for the
 // config's own account, "account/region" for others.
-func (t target) String() string {
+func (t acctRegion) String() string {
 	if t.account == "" {
 		return t.region
 	}
@@ -221,9 +221,9 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 		base:     cfg,
 		accounts: o.Accounts,
 		build:    func(c aws.Config) C { return newFn(c, o.ClientOptions...) },
-		clients:  make(map[target]*lazy[C]),
-		limiters: make(map[target]*Adaptive),
-		breakers: make(map[target]*Breaker),
+		clients:  make(map[acctRegion]*lazy[C]),
+		limiters: make(map[acctRegion]*Adaptive),
+		breakers: make(map[acctRegion]*Breaker),
 	}
 	if !o.DisableAdaptive {
 		p.adaptive = &o.Adaptive
@@ -325,7 +325,7 @@ func (p *ClientPool[C]) Get(region string) C {
 		var zero C
 		return zero
 	}
-	c, _ := p.client(target{region: region}, p.baseCredentials)
+	c, _ := p.client(acctRegion{region: region}, p.baseCredentials)
 	return c
 }
 
@@ -345,7 +345,7 @@ func (p *ClientPool[C]) Client(account, region string) (C, error) {
 		return zero, err
 	}
 	if account == "" {
-		return p.client(target{region: region}, p.baseCredentials)
+		return p.client(acctRegion{region: region}, p.baseCredentials)
 	}
 	if p.accounts == nil {
 		return zero, fmt.Errorf("fanout: client for account %q: the pool has no Accounts (PoolOptions.Accounts)", account)
@@ -353,12 +353,12 @@ func (p *ClientPool[C]) Client(account, region string) (C, error) {
 	if err := checkAccount(account); err != nil {
 		return zero, err
 	}
-	return p.client(target{account, region}, func() (aws.CredentialsProvider, error) {
+	return p.client(acctRegion{account, region}, func() (aws.CredentialsProvider, error) {
 		return p.accounts.Credentials(account)
 	})
 }
 
-func (p *ClientPool[C]) client(t target, creds func() (aws.CredentialsProvider, error)) (C, error) {
+func (p *ClientPool[C]) client(t acctRegion, creds func() (aws.CredentialsProvider, error)) (C, error) {
 	p.mu.Lock()
 	l, ok := p.clients[t]
 	if !ok {

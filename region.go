@@ -26,11 +26,11 @@ func Regions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], r
 	if err := checkTargets(f, pool, op == nil, regions); err != nil {
 		return nil, err
 	}
-	targets := make([]target, len(regions))
+	targets := make([]acctRegion, len(regions))
 	for i, region := range regions {
-		targets[i] = target{region: region}
+		targets[i] = acctRegion{region: region}
 	}
-	call := func(ctx context.Context, t target) (T, error) {
+	call := func(ctx context.Context, t acctRegion) (T, error) {
 		client, err := pool.Client("", t.region)
 		if err != nil {
 			var zero T

@@ -64,8 +64,8 @@ func (rs RegionResults[T]) Skipped() RegionResults[T] {
 // attempts, its error is classified, a region is called disabled only once
 // confirm says so, and a disabled region is skipped when asked. scope, when not nil, is the Scope of the items, which optFns may
 // not replace.
-func runTargets[T any](ctx context.Context, f *Fanout[T], targets []target, keys []string,
-	call func(context.Context, target) (T, error), confirm func(context.Context, error, target) error,
+func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, keys []string,
+	call func(context.Context, acctRegion) (T, error), confirm func(context.Context, error, acctRegion) error,
 	scope func(key string) string, optFns []func(*RegionOptions)) (RegionResults[T], error) {
 	ro := RegionOptions{Options: f.options()}
 	if scope != nil {

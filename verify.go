@@ -33,7 +33,7 @@ type verifier struct {
 // or the partition's global region when t's region is in another), refused
 // credentials when they are refused there too, and unknown otherwise. Only
 // the first keeps ErrRegionDisabled.
-func (p *ClientPool[C]) confirmDisabled(ctx context.Context, err error, t target) error {
+func (p *ClientPool[C]) confirmDisabled(ctx context.Context, err error, t acctRegion) error {
 	region := p.checkRegion(t.region)
 	cerr := p.checkCredentials(ctx, t.account, region)
 	if cerr == nil {
