@@ -203,11 +203,7 @@ func TestAccountsBadInput(t *testing.T) {
 // accounts, so it is an error. A Scope set in New is replaced.
 func TestAccountRegionsOwnsTheScope(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{})
 	cfg := srv.AWSConfig("us-east-1")
 	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(t, cfg) })
 	op := func(context.Context, *sts.Client, string, string) (int, error) { return 1, nil }
@@ -228,11 +224,7 @@ func TestAccountRegionsOwnsTheScope(t *testing.T) {
 // items try again rather than inherit that failure.
 func TestAccountCheckForgetsADeadline(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{})
 	target, _ := url.Parse(srv.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var assumes atomic.Int32
@@ -306,11 +298,7 @@ func flakyAssumeRole(t *testing.T, srv *fanouttest.Server, failures int) (*httpt
 // retries of 60 accounts at once drain ("retry quota exceeded").
 func TestAssumeRoleRetriesWithoutAQuota(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{})
 	flaky, attempts := flakyAssumeRole(t, srv, 2)
 	cfg := srv.AWSConfig("us-east-1")
 	cfg.BaseEndpoint = aws.String(flaky.URL)
@@ -436,11 +424,7 @@ func TestCredentialsPanicIsTheItemsError(t *testing.T) {
 // wrong, instead of panicking.
 func TestEntryPointsRejectBadInput(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{})
 	cfg := srv.AWSConfig("us-east-1")
 	var nilPool *fanout.ClientPool[*sts.Client]
 	for name, tc := range map[string]struct {

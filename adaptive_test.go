@@ -371,16 +371,6 @@ func TestAdaptiveBelowOneRequestPerRoundTrip(t *testing.T) {
 	}
 }
 
-func newFake(t *testing.T, cfg fanouttest.Config) *fanouttest.Server {
-	t.Helper()
-	srv, err := fanouttest.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // codedError is an API error that a middleware of the caller's returns; a
 // nil one panics in its methods, as a typed nil pointer does.
 type codedError struct{ code string }

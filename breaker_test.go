@@ -329,11 +329,7 @@ func TestAPIErrorsNeverOpenTheBreaker(t *testing.T) {
 func TestBreakerIsPerClient(t *testing.T) {
 	t.Parallel()
 	const dead, alive = "eu-west-1", "us-east-1"
-	srv, err := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{dead: {Fault: fanouttest.Reset}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{dead: {Fault: fanouttest.Reset}}})
 	pool := newPool(t, srv.AWSConfig(alive), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = fastRetries })
 	clock := &syncClock{t: time.Unix(1000, 0)}
 	onFakeClock(t, pool, dead, clock)

@@ -117,14 +117,10 @@ func TestUnmodeled429IsAThrottle(t *testing.T) {
 // without the wrapper, the engine leaves errors alone.
 func TestClassified(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{
+	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{
 		"eu-west-1":  {Fault: fanouttest.Error500},
 		"me-south-1": {Fault: fanouttest.Disabled},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
 	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 		o.Retryer = func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {

@@ -201,11 +201,7 @@ func TestPoolOptions(t *testing.T) {
 // adaptive is off.
 func TestPoolStats(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{})
 	cfg := srv.AWSConfig("us-east-1")
 	accts := newAccounts(t, cfg)
 	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
@@ -243,11 +239,7 @@ func TestPoolStats(t *testing.T) {
 // deadline, instead of hanging until it.
 func TestResponseTimeoutEndsAHang(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Hang}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Hang}}})
 	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 		o.ResponseTimeout = 100 * time.Millisecond
 		o.Retryer = fastRetries
@@ -255,7 +247,7 @@ func TestResponseTimeoutEndsAHang(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // the test's own deadline
 	defer cancel()
 	res, _ := fanout.Regions(ctx, fanout.New[string](), pool, []string{"eu-west-1"}, callerAccount)
-	err = res[0].Err
+	err := res[0].Err
 	var netErr net.Error
 	if ctx.Err() != nil || !errors.As(err, &netErr) || !netErr.Timeout() || !strings.Contains(err.Error(), "timeout awaiting response headers") {
 		t.Errorf("%v (the test's deadline: %v); want the response timeout", err, ctx.Err())
@@ -315,11 +307,7 @@ func (p *panickingTransport) Do(r *http.Request) (*http.Response, error) {
 // that must not wait for one.
 func TestTransportPanicIsTheAttemptsError(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{})
 	const panics = 12
 	hc, err := fanout.NewHTTPClient(8)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/fanouttest"
 )
 
 // newPool is NewClientPool for a test: it fails the test on an error and
@@ -31,6 +32,18 @@ func newPool[C, O any](t testing.TB, cfg aws.Config, newFn func(aws.Config, ...f
 	}
 	t.Cleanup(p.CloseIdleConnections)
 	return p
+}
+
+// newFake starts fanouttest's in-process AWS for a test, and closes it
+// when the test ends.
+func newFake(t testing.TB, cfg fanouttest.Config) *fanouttest.Server {
+	t.Helper()
+	srv, err := fanouttest.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 func newAccounts(t testing.TB, cfg aws.Config, optFns ...func(*fanout.AccountOptions)) *fanout.Accounts {

@@ -101,11 +101,7 @@ func TestRegionsEveryPartition(t *testing.T) {
 // region fails that region's items, every time, and the others run.
 func TestClientConstructorPanic(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{})
 	newFn := func(cfg aws.Config, optFns ...func(*sts.Options)) *sts.Client {
 		if cfg.Region == "eu-west-1" {
 			panic("no endpoint for " + cfg.Region)

@@ -24,7 +24,7 @@ import (
 // good. Each result says which, with its throttled attempts counted.
 func TestRegionResults(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{
+	srv := newFake(t, fanouttest.Config{
 		Instances: 2,
 		Region: map[string]fanouttest.RegionConfig{
 			"me-south-1": {Fault: fanouttest.Disabled},
@@ -32,10 +32,6 @@ func TestRegionResults(t *testing.T) {
 			"us-west-1":  {Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1}}}, // one call, never refilled
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
 	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) { o.Retryer = fastRetries })
 	regions := []string{"eu-west-1", "me-south-1", "eu-west-3", "us-west-1"}
 	op := func(ctx context.Context, c *ec2.Client, _ string) (int, error) {
@@ -165,11 +161,7 @@ func TestEveryRegionDisabledFailsLoudly(t *testing.T) {
 	for _, r := range regions {
 		rc[r] = fanouttest.RegionConfig{Fault: fanouttest.Disabled}
 	}
-	srv, err := fanouttest.New(fanouttest.Config{Region: rc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{Region: rc})
 	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
 	res, err := fanout.Regions(context.Background(), fanout.New[int](), pool, regions, countInstances,
 		func(o *fanout.RegionOptions) { o.SkipDisabled = true })
@@ -188,11 +180,7 @@ func TestEveryRegionDisabledFailsLoudly(t *testing.T) {
 // fan-out looks into the item errors afterwards without crashing.
 func TestRegionsSurviveAPanickedTypedNil(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newFake(t, fanouttest.Config{})
 	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
 	res, _ := fanout.Regions(context.Background(), fanout.New[int](), pool, []string{"eu-west-1", "us-east-2"},
 		func(_ context.Context, _ *ec2.Client, region string) (int, error) {
