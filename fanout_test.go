@@ -87,6 +87,18 @@ func (c *inflight) add(w int64) {
 	}
 }
 
+// hold counts weight w in flight while it waits for g, and opens g once
+// the weight in flight reaches at: every item then waits until the bound
+// has been reached, so the peak is the bound, without sleeping.
+func (c *inflight) hold(t *testing.T, ctx context.Context, g *gate, w, at int64) error {
+	c.add(w)
+	defer c.add(-w)
+	if c.cur.Load() >= at {
+		g.open()
+	}
+	return g.wait(t, ctx)
+}
+
 // gate opens once the weight in flight reaches want, so every op can wait
 // for the bound to be reached without sleeping.
 type gate struct {
@@ -131,12 +143,7 @@ func TestRunBoundReached(t *testing.T) {
 				o.Weight = func(string) int64 { return tc.weight }
 			})
 			_, err := f.Run(context.Background(), keysN(tc.keys), func(ctx context.Context, key string) (int, error) {
-				c.add(tc.weight)
-				defer c.add(-tc.weight)
-				if c.cur.Load() >= tc.limit {
-					g.open()
-				}
-				return 0, g.wait(t, ctx)
+				return 0, c.hold(t, ctx, g, tc.weight, tc.limit)
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -187,12 +194,7 @@ func TestConcurrentRunsShareTheLimit(t *testing.T) {
 	var c inflight
 	g := newGate()
 	op := func(ctx context.Context, key string) (int, error) {
-		c.add(1)
-		defer c.add(-1)
-		if c.cur.Load() >= limit {
-			g.open()
-		}
-		return 1, g.wait(t, ctx)
+		return 1, c.hold(t, ctx, g, 1, limit)
 	}
 	f := fanout.New[int](func(o *fanout.Options) { o.Limit = limit })
 	var wg sync.WaitGroup
@@ -217,12 +219,7 @@ func TestPerCallLimitCapsInsideFanout(t *testing.T) {
 	g := newGate()
 	f := fanout.New[int](func(o *fanout.Options) { o.Limit = 8 })
 	_, err := f.Run(context.Background(), keysN(30), func(ctx context.Context, _ string) (int, error) {
-		c.add(1)
-		defer c.add(-1)
-		if c.cur.Load() >= 3 {
-			g.open()
-		}
-		return 0, g.wait(t, ctx)
+		return 0, c.hold(t, ctx, g, 1, 3)
 	}, func(o *fanout.Options) { o.Limit = 3 })
 	if err != nil {
 		t.Fatal(err)
@@ -832,12 +829,7 @@ func TestNestedSiblingsShareTheirItemsUnits(t *testing.T) {
 	var c inflight
 	g := newGate()
 	leaf := func(ctx context.Context, _ string) (int, error) {
-		c.add(1)
-		defer c.add(-1)
-		if c.cur.Load() >= limit {
-			g.open()
-		}
-		return 1, g.wait(t, ctx)
+		return 1, c.hold(t, ctx, g, 1, limit)
 	}
 	f := fanout.New[int](func(o *fanout.Options) { o.Limit = limit })
 	_, err := f.Run(context.Background(), []string{"acct1", "acct2"}, func(ctx context.Context, _ string) (int, error) {

@@ -49,14 +49,7 @@ func TestBudgetSharedAcrossTypes(t *testing.T) {
 	}
 	var c inflight
 	g := newGate()
-	enter := func(ctx context.Context) error {
-		c.add(1)
-		defer c.add(-1)
-		if c.cur.Load() >= size {
-			g.open()
-		}
-		return g.wait(t, ctx)
-	}
+	enter := func(ctx context.Context) error { return c.hold(t, ctx, g, 1, size) }
 	ints := fanout.New[int](func(o *fanout.Options) { o.Limit = 10; o.Budget = b })
 	strs := fanout.New[string](func(o *fanout.Options) { o.Limit = 10; o.Budget = b })
 	var wg sync.WaitGroup
