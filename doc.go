@@ -81,12 +81,23 @@
 // [Fanout.Run], so that each item's error is classified, its throttled
 // attempts are counted, and a disabled region can be skipped
 // ([RegionOptions]). They return a [RegionResult] per item: the engine's
-// [Result] with the account, the region and the throttle count.
+// [Result] with the account, the region and the throttle count. A plain
+// Run over AWS calls gets the same classification from [Classified].
+//
+// AWS answers refused credentials with the codes of a region that is not
+// enabled. Regions and AccountRegions call a region disabled only once the
+// same credentials worked in a region of its partition (one sts
+// GetCallerIdentity, remembered on success), and fail the item with
+// [ErrCredentialsRefused] when they were refused there too; a run where
+// every region looks disabled returns an error even with SkipDisabled.
 //
 // A [ClientPool] hands out one aws-sdk-go-v2 client per account and region,
-// built once and shared, with one HTTP client sized for fan-out, one
-// credentials cache per account and a retryer per client without the
-// client-side retry quota; [Accounts] assumes a role in each account.
+// built once and shared, with one HTTP client sized for fan-out and
+// bounded by [DefaultResponseTimeout], one credentials cache per account
+// and a retryer per client without the client-side retry quota; a panic in
+// a transport, a middleware or a credentials provider is the attempt's
+// error. [Accounts] assumes a role in each account, through an STS client
+// with the same retryer.
 // Errors from a region that is not enabled classify as [ErrRegionDisabled]
 // and throttling as [ErrThrottled] (see [Classify]); errors.As still
 // reaches the smithy.APIError. [Collect], [Pages] and [Items] drain and
