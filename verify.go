@@ -19,9 +19,10 @@ import (
 // errors.As still reaches the API error.
 var ErrCredentialsRefused = errors.New("fanout: credentials refused")
 
-// verifier checks, once per account, that an account's credentials are
-// accepted: sts GetCallerIdentity with them in the config's own region. A
-// success is remembered; a failure is not, so the next item asks again.
+// verifier remembers, per account and check region (see checkRegion),
+// that the account's credentials were accepted there by sts
+// GetCallerIdentity. Only a success is remembered: after a failure the
+// next item asks again.
 type verifier struct {
 	mu sync.Mutex
 	ok map[string]bool
