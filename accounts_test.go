@@ -1,18 +1,11 @@
 package fanout_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,7 +89,11 @@ func TestAccountRegionsMoto(t *testing.T) {
 func TestAccountWhoseRoleCannotBeAssumed(t *testing.T) {
 	cfg := mototest.Fresh(t, "us-east-1")
 	const good, bad = "111111111111", "222222222222"
-	proxy, denied := stsProxy(t, *cfg.BaseEndpoint, bad)
+	// STS in front of moto, refusing AssumeRole into bad as IAM would.
+	proxy := newFake(t, fanouttest.Config{
+		Upstream: *cfg.BaseEndpoint,
+		Faults:   []fanouttest.Rule{{Account: bad, Operation: "AssumeRole", Fault: fanouttest.Denied}},
+	})
 	accts := newAccounts(t, cfg, func(o *fanout.AccountOptions) {
 		o.RoleName = "auditor"
 		o.STSOptions = append(o.STSOptions, func(o *sts.Options) { o.BaseEndpoint = aws.String(proxy.URL) })
@@ -137,8 +134,9 @@ func TestAccountWhoseRoleCannotBeAssumed(t *testing.T) {
 			t.Errorf("message %q: want the account and role, never the secret", msg)
 		}
 	}
-	if n := denied.Load(); n != 1 {
-		t.Errorf("AssumeRole into the denied account tried %d times for %d regions; want 1", n, len(regions))
+	if st := proxy.Stats(); st.Rules[0] != 1 || st.Account[bad].Requests != 1 {
+		t.Errorf("AssumeRole into the denied account tried %d times (%d denied) for %d regions; want 1",
+			st.Account[bad].Requests, st.Rules[0], len(regions))
 	}
 }
 
@@ -224,21 +222,11 @@ func TestAccountRegionsOwnsTheScope(t *testing.T) {
 // items try again rather than inherit that failure.
 func TestAccountCheckForgetsADeadline(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, fanouttest.Config{})
-	target, _ := url.Parse(srv.URL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var assumes atomic.Int32
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		if strings.Contains(string(body), "Action=AssumeRole") && assumes.Add(1) == 1 {
-			time.Sleep(1500 * time.Millisecond) // the endpoint is slow once: latency, not synchronisation
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(slow.Close)
+	// The endpoint is slow once: the first AssumeRole outlasts the item's deadline.
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{
+		{Operation: "AssumeRole", Times: 1, Latency: fanouttest.Latency{Fixed: 1500 * time.Millisecond}},
+	}})
 	cfg := srv.AWSConfig("us-east-1")
-	cfg.BaseEndpoint = aws.String(slow.URL)
 	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(t, cfg) })
 	f := fanout.New[string](func(o *fanout.Options) { o.Limit = 1; o.ItemTimeout = time.Second })
 	res, _ := fanout.AccountRegions(context.Background(), f, pool, []string{"111111111111"}, []string{"eu-west-1", "eu-west-2", "eu-west-3"},
@@ -259,49 +247,15 @@ func TestAccountCheckForgetsADeadline(t *testing.T) {
 	}
 }
 
-// flakyAssumeRole puts a proxy in front of a fanouttest Server that
-// answers the first failures AssumeRole attempts into each role with a 500,
-// in STS's error format, and counts the attempts per role.
-func flakyAssumeRole(t *testing.T, srv *fanouttest.Server, failures int) (*httptest.Server, func(roleARN string) int) {
-	target, _ := url.Parse(srv.URL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var mu sync.Mutex
-	attempts := map[string]int{}
-	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		if form, _ := url.ParseQuery(string(body)); form.Get("Action") == "AssumeRole" {
-			mu.Lock()
-			attempts[form.Get("RoleArn")]++
-			n := attempts[form.Get("RoleArn")]
-			mu.Unlock()
-			if n <= failures {
-				w.Header().Set("Content-Type", "text/xml")
-				w.WriteHeader(http.StatusInternalServerError)
-				io.WriteString(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>An internal error has occurred.</Message></Error><RequestId>5</RequestId></ErrorResponse>`)
-				return
-			}
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(flaky.Close)
-	return flaky, func(roleARN string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return attempts[roleARN]
-	}
-}
-
 // TestAssumeRoleRetriesWithoutAQuota: 60 accounts whose AssumeRole fails
 // twice with a 500 before it succeeds all run. The STS client retries like
 // the pool's clients, without the SDK's 500-token retry quota, which the
 // retries of 60 accounts at once drain ("retry quota exceeded").
 func TestAssumeRoleRetriesWithoutAQuota(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, fanouttest.Config{})
-	flaky, attempts := flakyAssumeRole(t, srv, 2)
+	// Each AssumeRole call fails its first two attempts with a 500.
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Operation: "AssumeRole", Attempts: 2, Fault: fanouttest.Error500}}})
 	cfg := srv.AWSConfig("us-east-1")
-	cfg.BaseEndpoint = aws.String(flaky.URL)
 	accts := newAccounts(t, cfg)
 	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = accts })
 	accounts := make([]string, 60)
@@ -313,9 +267,12 @@ func TestAssumeRoleRetriesWithoutAQuota(t *testing.T) {
 	if failed := res.Failed(); len(failed) > 0 {
 		t.Errorf("%d of %d accounts failed; first: %v", len(failed), len(accounts), failed[0].Err)
 	}
+	// An account's requests are its AssumeRole attempts, then its item's
+	// GetCallerIdentity.
+	st := srv.Stats()
 	for _, acct := range accounts {
-		if arn, _ := accts.RoleARN(acct); attempts(arn) != 3 {
-			t.Errorf("%s: %d AssumeRole attempts; want 3 (two 500s, then the answer)", acct, attempts(arn))
+		if a := st.Account[acct]; a.Requests != 3+1 || a.Faulted != 2 {
+			t.Errorf("%s: %d AssumeRole attempts, %d of them failed; want 3 (two 500s, then the answer)", acct, a.Requests-1, a.Faulted)
 			break
 		}
 	}
@@ -328,7 +285,7 @@ func TestAssumeRoleRetriesWithoutAQuota(t *testing.T) {
 // parallel: goleak looks at every goroutine.
 func TestCancelledAssumeRoleLeavesNothingBehind(t *testing.T) {
 	// STS is called in us-east-1, which never answers.
-	srv, err := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"us-east-1": {Fault: fanouttest.Hang}}})
+	srv, err := fanouttest.New(fanouttest.Config{Faults: []fanouttest.Rule{{Region: "us-east-1", Fault: fanouttest.Hang}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -384,7 +383,7 @@ func (e *codedError) ErrorCode() string { return e.code }
 // guarded client, anywhere under the retry middleware.
 func TestAdaptiveGivesBackPlacesOnPanics(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Error500}}})
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-1", Fault: fanouttest.Error500}}})
 	nilError := func(stack *middleware.Stack) error { // outermost in Deserialize: sees the parsed 500
 		return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("nilError",
 			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
@@ -513,10 +512,11 @@ func TestAdaptiveRateWaitPastTheDeadline(t *testing.T) {
 // call the item went on from, is not why the second call failed.
 func TestLastAttemptBelongsToItsCall(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{
-		"eu-west-1":  {Fault: fanouttest.Error500},
-		"me-south-1": {Fault: fanouttest.Disabled},
-		"ap-south-1": {Fault: fanouttest.Hang},
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{
+		{Region: "eu-west-1", Fault: fanouttest.Error500},
+		{Region: "me-south-1", Fault: fanouttest.Disabled},
+		{Region: "ap-south-1", Fault: fanouttest.Hang},
+		{Region: "us-west-2", Attempts: 3, Fault: fanouttest.Error500}, // each call's first three attempts
 	}})
 	fake := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 		o.Retryer = func() aws.Retryer {
@@ -525,9 +525,7 @@ func TestLastAttemptBelongsToItsCall(t *testing.T) {
 			})
 		}
 	})
-	flaky := newPool(t, aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(flakyServer(t).URL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDFLAKY", "flaky-secret", "")},
-		sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = fastRetries })
+	flaky := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = fastRetries })
 	identity := func(ctx context.Context, c *sts.Client) error {
 		_, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 		return err
@@ -538,7 +536,7 @@ func TestLastAttemptBelongsToItsCall(t *testing.T) {
 		wantCode string                          // the API error the item's error carries, if any
 	}{
 		"retried three times, then succeeded": {
-			first:  func(ctx context.Context) error { return identity(ctx, flaky.Get("us-east-1")) },
+			first:  func(ctx context.Context) error { return identity(ctx, flaky.Get("us-west-2")) },
 			second: fake.Get("ap-south-1"),
 		},
 		"failed and tolerated": {

@@ -3,11 +3,8 @@ package fanout_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/fanouttest"
+	"github.com/awsfanout/fanout/internal/mototest"
 )
 
 // syncClock is a clock that moves only when told, safe to read from the
@@ -42,59 +40,6 @@ func (c *syncClock) advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-}
-
-// endpoint is an STS endpoint a test can take down: while down it resets
-// every connection it is sent a request on; otherwise it calls answer
-// with the request's number, counting from 1.
-type endpoint struct {
-	*httptest.Server
-	down     atomic.Bool
-	requests atomic.Int64
-}
-
-func newEndpoint(t *testing.T, answer func(n int64, w http.ResponseWriter)) *endpoint {
-	e := new(endpoint)
-	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		n := e.requests.Add(1)
-		if e.down.Load() {
-			resetConn(w)
-			return
-		}
-		answer(n, w)
-	}))
-	t.Cleanup(e.Close)
-	return e
-}
-
-func (e *endpoint) config() aws.Config {
-	return aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(e.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDBREAKER", "breaker-secret", "")}
-}
-
-// resetConn drops the connection under a request without an answer, with
-// an RST, as a dying endpoint does.
-func resetConn(w http.ResponseWriter) {
-	conn, _, err := w.(http.Hijacker).Hijack()
-	if err != nil {
-		return
-	}
-	_ = conn.(*net.TCPConn).SetLinger(0)
-	conn.Close()
-}
-
-func answerIdentity(_ int64, w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "text/xml")
-	io.WriteString(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/x</Arn><UserId>X</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>`)
-}
-
-func answerAPIError(status int, code string) func(int64, http.ResponseWriter) {
-	return func(_ int64, w http.ResponseWriter) {
-		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Receiver</Type><Code>%s</Code><Message>oops</Message></Error><RequestId>e</RequestId></ErrorResponse>`, code)
-	}
 }
 
 // identities calls GetCallerIdentity once per key through pool's client
@@ -127,20 +72,20 @@ func onFakeClock(t *testing.T, pool *fanout.ClientPool[*sts.Client], region stri
 // with an error that says so and still reaches the refusal.
 func TestBreakerFailsFastOnADeadEndpoint(t *testing.T) {
 	t.Parallel()
-	e := newEndpoint(t, answerIdentity)
+	srv := newFake(t, fanouttest.Config{})
 	var dials atomic.Int64
 	dialer := new(net.Dialer)
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dials.Add(1)
 		return dialer.DialContext(ctx, network, addr)
 	}}}
-	pool := newPool(t, e.config(), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.HTTPClient = hc })
+	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.HTTPClient = hc })
 	onFakeClock(t, pool, "us-east-1", &syncClock{t: time.Unix(1000, 0)}) // no probe during the test
 	if res := identities(t, pool, "us-east-1", []string{"alive"}, 1); res[0].Err != nil {
 		t.Fatalf("before the endpoint went away: %v", res[0].Err)
 	}
 	pool.CloseIdleConnections()
-	e.Close()
+	srv.Close()
 	before := dials.Load()
 
 	const items, limit = 200, 8
@@ -183,10 +128,9 @@ func TestBreakerFailsFastOnADeadEndpoint(t *testing.T) {
 // back-off; every later call fails without a request.
 func TestBreakerEndsTheRetriesOnceOpen(t *testing.T) {
 	t.Parallel()
-	e := newEndpoint(t, answerIdentity)
-	e.down.Store(true)
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Fault: fanouttest.Reset}}})
 	var delays atomic.Int64
-	pool := newPool(t, e.config(), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 		o.Breaker.Threshold = 3
 		o.Retryer = func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -205,7 +149,7 @@ func TestBreakerEndsTheRetriesOnceOpen(t *testing.T) {
 			t.Errorf("%s: %v; want ErrEndpointDown with the reset", r.Key, r.Err)
 		}
 	}
-	if n, d := e.requests.Load(), delays.Load(); n != 3 || d != 2 {
+	if n, d := srv.Stats().Total.Requests, delays.Load(); n != 3 || d != 2 {
 		t.Errorf("%d requests, %d back-offs; want 3 (the threshold) and 2 (between them)", n, d)
 	}
 }
@@ -220,9 +164,15 @@ func TestBreakerProbes(t *testing.T) {
 	for name, back := range map[string]bool{"still down": false, "back": true} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			e := newEndpoint(t, answerIdentity)
-			e.down.Store(true)
-			pool := newPool(t, e.config(), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+			// The endpoint resets every connection for the first hour of
+			// its outage clock, which the test moves on only to bring it
+			// back.
+			outage := &syncClock{t: time.Unix(0, 0)}
+			srv := newFake(t, fanouttest.Config{
+				Clock:  outage.now,
+				Faults: []fanouttest.Rule{{Until: time.Hour, Fault: fanouttest.Reset}},
+			})
+			pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 				o.Breaker.Threshold, o.Breaker.Cooldown = 2, cooldown
 				o.Retryer = fastRetries
 			})
@@ -235,7 +185,7 @@ func TestBreakerProbes(t *testing.T) {
 						t.Fatalf("%s: %s: %v; want ErrEndpointDown", step, r.Key, r.Err)
 					}
 				}
-				if n := e.requests.Load(); n != want {
+				if n := srv.Stats().Total.Requests; n != want {
 					t.Fatalf("%s: %d requests in all; want %d", step, n, want)
 				}
 			}
@@ -251,7 +201,7 @@ func TestBreakerProbes(t *testing.T) {
 				}
 				return
 			}
-			e.down.Store(false)
+			outage.advance(time.Hour) // the endpoint is back
 			if r := identities(t, pool, "us-east-1", []string{"probe"}, 1)[0]; r.Err != nil {
 				t.Fatalf("the probe: %v", r.Err)
 			}
@@ -273,35 +223,46 @@ func TestBreakerProbes(t *testing.T) {
 func TestAPIErrorsNeverOpenTheBreaker(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
-		answer func(int64, http.ResponseWriter)
+		faults []fanouttest.Rule // how a fanouttest Server answers; when nil, an ErrorServer answers
+		status int               // with this status, type and body: what fanouttest does not give
+		ctype  string
+		body   string
 		limit  int64
 		// noAdaptive: the adaptive limit paces a client that sees nothing
 		// but throttles down to a request every few seconds; the breaker
 		// is what this test is about.
 		noAdaptive bool
 	}{
-		"500 InternalError":      {answer: answerAPIError(500, "InternalError"), limit: 4},
-		"400 Throttling":         {answer: answerAPIError(400, "Throttling"), limit: 4, noAdaptive: true},
-		"503 ServiceUnavailable": {answer: answerAPIError(503, "ServiceUnavailable"), limit: 4},
-		"502 from a proxy": {answer: func(_ int64, w http.ResponseWriter) {
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(http.StatusBadGateway)
-			io.WriteString(w, "<html><body>502 Bad Gateway</body></html>")
-		}, limit: 4},
-		// One call at a time, so the order is fixed: two resets, then an
-		// answer, never the three resets in a row that would open it.
-		"resets between answers": {answer: func(n int64, w http.ResponseWriter) {
-			if n%3 != 0 {
-				resetConn(w)
-				return
-			}
-			answerAPIError(500, "InternalError")(n, w)
+		"500 InternalFailure": {faults: []fanouttest.Rule{{Fault: fanouttest.Error500}}, limit: 4},
+		"400 Throttling":      {faults: []fanouttest.Rule{{Fault: fanouttest.Throttled}}, limit: 4, noAdaptive: true},
+		// fanouttest answers neither STS's 503 ServiceUnavailable nor a
+		// proxy's HTML 502.
+		"503 ServiceUnavailable": {status: http.StatusServiceUnavailable, ctype: "text/xml", limit: 4,
+			body: `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>oops</Message></Error><RequestId>e</RequestId></ErrorResponse>`},
+		"502 from a proxy": {status: http.StatusBadGateway, ctype: "text/html", body: "<html><body>502 Bad Gateway</body></html>", limit: 4},
+		// Each call's first two attempts are reset, its others answered.
+		// One call at a time, so that an answer comes between one call's
+		// resets and the next's: never the three resets in a row that
+		// would open it.
+		"resets between answers": {faults: []fanouttest.Rule{
+			{Attempts: 2, Fault: fanouttest.Reset},
+			{Fault: fanouttest.Error500},
 		}, limit: 1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			e := newEndpoint(t, tc.answer)
-			pool := newPool(t, e.config(), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+			var endpoint string
+			var requests func() int64
+			if tc.faults != nil {
+				srv := newFake(t, fanouttest.Config{Faults: tc.faults})
+				endpoint, requests = srv.URL, func() int64 { return srv.Stats().Total.Requests }
+			} else {
+				srv, n := mototest.ErrorServer(t, tc.status, tc.ctype, tc.body)
+				endpoint, requests = srv.URL, func() int64 { return int64(n.Load()) }
+			}
+			cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
+				Credentials: credentials.NewStaticCredentialsProvider("AKIDBREAKER", "breaker-secret", "")}
+			pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 				o.Breaker.Threshold = 3
 				o.Retryer = fastRetries
 				o.DisableAdaptive = tc.noAdaptive
@@ -312,7 +273,7 @@ func TestAPIErrorsNeverOpenTheBreaker(t *testing.T) {
 					t.Errorf("%s: %v; want the endpoint's answer", r.Key, r.Err)
 				}
 			}
-			if n := e.requests.Load(); n != items*fanout.DefaultMaxAttempts {
+			if n := requests(); n != items*fanout.DefaultMaxAttempts {
 				t.Errorf("%d requests; want every attempt of every call (%d)", n, items*fanout.DefaultMaxAttempts)
 			}
 			if st := pool.Breakers()["us-east-1"]; st.State != fanout.BreakerClosed || st.Opened != 0 || st.Rejected != 0 {
@@ -329,7 +290,7 @@ func TestAPIErrorsNeverOpenTheBreaker(t *testing.T) {
 func TestBreakerIsPerClient(t *testing.T) {
 	t.Parallel()
 	const dead, alive = "eu-west-1", "us-east-1"
-	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{dead: {Fault: fanouttest.Reset}}})
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Region: dead, Fault: fanouttest.Reset}}})
 	pool := newPool(t, srv.AWSConfig(alive), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = fastRetries })
 	clock := &syncClock{t: time.Unix(1000, 0)}
 	onFakeClock(t, pool, dead, clock)
@@ -408,9 +369,8 @@ func TestBreakerOptions(t *testing.T) {
 // call all of its attempts, as the SDK alone does.
 func TestDisableBreaker(t *testing.T) {
 	t.Parallel()
-	e := newEndpoint(t, answerIdentity)
-	e.down.Store(true)
-	pool := newPool(t, e.config(), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Fault: fanouttest.Reset}}})
+	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 		o.DisableBreaker, o.Retryer = true, fastRetries
 	})
 	for _, r := range identities(t, pool, "us-east-1", keysN(4), 1) {
@@ -419,7 +379,7 @@ func TestDisableBreaker(t *testing.T) {
 			t.Errorf("%s: %v; want the reset, without a breaker", r.Key, r.Err)
 		}
 	}
-	if n := e.requests.Load(); n != 4*fanout.DefaultMaxAttempts || len(pool.Breakers()) != 0 {
+	if n := srv.Stats().Total.Requests; n != 4*fanout.DefaultMaxAttempts || len(pool.Breakers()) != 0 {
 		t.Errorf("%d requests, breakers %v; want %d and none", n, pool.Breakers(), 4*fanout.DefaultMaxAttempts)
 	}
 }

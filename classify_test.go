@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -38,25 +36,18 @@ func TestClassificationOverTheWire(t *testing.T) {
 			t.Errorf("%s: the error shows the secret key", name)
 		}
 	}
-	withEndpoint := func(url string) aws.Config {
-		cfg := base.Copy()
-		cfg.BaseEndpoint = aws.String(url)
-		return cfg
-	}
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{
+		// EC2 answers AuthFailure in me-south-1, while the same keys work
+		// with STS in the config's region: the region is not enabled.
+		{Service: "ec2", Region: "me-south-1", Fault: fanouttest.Disabled},
+		{Service: "sts", Region: "ap-east-1", Fault: fanouttest.Disabled},  // InvalidClientTokenId
+		{Service: "organizations", Fault: fanouttest.Disabled},             // UnrecognizedClientException
+		{Service: "ec2", Region: "eu-west-1", Fault: fanouttest.Throttled}, // RequestLimitExceeded
+	}})
+	cfg := srv.AWSConfig("us-east-1")
+	cfg.Credentials = base.Credentials
 
-	// EC2 answers AuthFailure in the region, while the same keys work with
-	// STS in the config's region: the region is not enabled.
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/xml")
-		if strings.Contains(r.Header.Get("Authorization"), "/sts/aws4_request") {
-			io.WriteString(w, callerIdentity)
-			return
-		}
-		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, ec2AuthFailure)
-	}))
-	t.Cleanup(srv.Close)
-	ec2Pool := newPool(t, withEndpoint(srv.URL), ec2.NewFromConfig)
+	ec2Pool := newPool(t, cfg, ec2.NewFromConfig)
 	res, err := fanout.Regions(ctx, fanout.New[int](), ec2Pool, []string{"me-south-1"}, countInstances)
 	check("EC2 AuthFailure", res[0].Err, fanout.ErrRegionDisabled, "AuthFailure")
 	check("joined", err, fanout.ErrRegionDisabled, "AuthFailure")
@@ -66,22 +57,19 @@ func TestClassificationOverTheWire(t *testing.T) {
 		t.Errorf("SkipDisabled: %+v, %v; want it skipped, and an error since every region was", res[0], err)
 	}
 
-	srv, _ = mototest.ErrorServer(t, http.StatusForbidden, "text/xml", stsInvalidToken)
-	stsPool := newPool(t, withEndpoint(srv.URL), sts.NewFromConfig)
+	stsPool := newPool(t, cfg, sts.NewFromConfig)
 	_, err = stsPool.Get("ap-east-1").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	check("STS InvalidClientTokenId", fanout.Classify(err), fanout.ErrRegionDisabled, "InvalidClientTokenId")
 
-	srv, _ = mototest.ErrorServer(t, http.StatusBadRequest, "application/x-amz-json-1.1", jsonUnrecognized)
-	orgPool := newPool(t, withEndpoint(srv.URL), organizations.NewFromConfig)
+	orgPool := newPool(t, cfg, organizations.NewFromConfig)
 	_, err = orgPool.Get("us-east-1").ListAccounts(ctx, &organizations.ListAccountsInput{})
 	check("JSON UnrecognizedClientException", fanout.Classify(err), fanout.ErrRegionDisabled, "UnrecognizedClientException")
 
-	srv, throttledCalls := mototest.ErrorServer(t, http.StatusServiceUnavailable, "text/xml", ec2Throttled)
-	throttledPool := newPool(t, withEndpoint(srv.URL), ec2.NewFromConfig,
+	throttledPool := newPool(t, cfg, ec2.NewFromConfig,
 		func(o *fanout.PoolOptions[ec2.Options]) { o.Retryer = fastRetries })
 	res, _ = fanout.Regions(ctx, fanout.New[int](), throttledPool, []string{"eu-west-1"}, countInstances)
 	check("EC2 RequestLimitExceeded", res[0].Err, fanout.ErrThrottled, "RequestLimitExceeded")
-	if n := throttledCalls.Load(); n != fanout.DefaultMaxAttempts {
+	if n := srv.Stats().Region["eu-west-1"].Requests; n != fanout.DefaultMaxAttempts {
 		t.Errorf("the throttled call was sent %d times; want DefaultMaxAttempts %d", n, fanout.DefaultMaxAttempts)
 	}
 }
@@ -91,6 +79,7 @@ func TestClassificationOverTheWire(t *testing.T) {
 // so to Classify and to the adaptive limit.
 func TestUnmodeled429IsAThrottle(t *testing.T) {
 	t.Parallel()
+	// An ErrorServer, not fanouttest: fanouttest's throttles are modeled errors, never a bare 429.
 	srv, calls := mototest.ErrorServer(t, http.StatusTooManyRequests, "text/plain", "slow down")
 	cfg := aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials: credentials.NewStaticCredentialsProvider("AKID429", "secret-429", "")}
@@ -117,9 +106,9 @@ func TestUnmodeled429IsAThrottle(t *testing.T) {
 // without the wrapper, the engine leaves errors alone.
 func TestClassified(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{
-		"eu-west-1":  {Fault: fanouttest.Error500},
-		"me-south-1": {Fault: fanouttest.Disabled},
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{
+		{Region: "eu-west-1", Fault: fanouttest.Error500},
+		{Region: "me-south-1", Fault: fanouttest.Disabled},
 	}})
 	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 		o.Retryer = func() aws.Retryer {

@@ -35,6 +35,7 @@ func newRegionalEndpoints(tb testing.TB, regions []string) *regionalEndpoints {
 		if err != nil {
 			tb.Fatal(err)
 		}
+		// Hand-rolled, not fanouttest: each region has a loopback IP of its own, as AWS a host, and fanouttest listens on 127.0.0.1 only.
 		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "text/xml")

@@ -88,10 +88,9 @@ func TestRetryQuotaCannotFailAFanout(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			srv := flakyServer(t)
-			cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-				Credentials: credentials.NewStaticCredentialsProvider("AKIDQ", "quota-secret", "")}
-			pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = tc.retryer })
+			// Every call fails its first three attempts with a 500.
+			srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Attempts: 3, Fault: fanouttest.Error500}}})
+			pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Retryer = tc.retryer })
 			keys := keysN(300)
 			res, _ := fanout.New[string](func(o *fanout.Options) { o.Limit = 50 }).Run(context.Background(), keys,
 				func(ctx context.Context, _ string) (string, error) {
@@ -239,7 +238,7 @@ func TestPoolStats(t *testing.T) {
 // deadline, instead of hanging until it.
 func TestResponseTimeoutEndsAHang(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Hang}}})
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-1", Fault: fanouttest.Hang}}})
 	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 		o.ResponseTimeout = 100 * time.Millisecond
 		o.Retryer = fastRetries
@@ -262,6 +261,7 @@ func TestResponseTimeoutEndsAHang(t *testing.T) {
 // stream, a large download) is not cut.
 func TestResponseTimeoutIsToTheHeaders(t *testing.T) {
 	t.Parallel()
+	// Hand-rolled, not fanouttest: fanouttest delays a whole answer, never a body after its headers.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/xml")
 		w.WriteHeader(http.StatusOK)

@@ -54,7 +54,7 @@ func ExampleClientPool() {
 func ExampleRegions() {
 	cfg, stop := simulatedAWS(fanouttest.Config{
 		Instances: 3,
-		Region:    map[string]fanouttest.RegionConfig{"me-south-1": {Fault: fanouttest.Disabled}},
+		Faults:    []fanouttest.Rule{{Region: "me-south-1", Fault: fanouttest.Disabled}},
 	})
 	defer stop()
 	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig)

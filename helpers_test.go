@@ -2,13 +2,6 @@ package fanout_test
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,55 +92,6 @@ func (p *countingProvider) Retrieve(ctx context.Context) (aws.Credentials, error
 	return c, err
 }
 
-// stsProxy forwards to moto, but refuses AssumeRole into deniedAccount as
-// IAM would, and counts the attempts.
-func stsProxy(t *testing.T, motoURL, deniedAccount string) (*httptest.Server, *atomic.Int32) {
-	target, _ := url.Parse(motoURL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var denied atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		form, _ := url.ParseQuery(string(body))
-		if form.Get("Action") == "AssumeRole" && strings.Contains(form.Get("RoleArn"), ":"+deniedAccount+":") {
-			denied.Add(1)
-			w.Header().Set("Content-Type", "text/xml")
-			w.WriteHeader(http.StatusForbidden)
-			fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/ci is not authorized to perform: sts:AssumeRole on resource: %s</Message></Error><RequestId>1</RequestId></ErrorResponse>`, form.Get("RoleArn"))
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &denied
-}
-
-const (
-	ec2AuthFailure = `<?xml version="1.0" encoding="UTF-8"?>
-<Response><Errors><Error><Code>AuthFailure</Code><Message>AWS was not able to validate the provided access credentials</Message></Error></Errors><RequestID>1</RequestID></Response>`
-	ec2Throttled = `<?xml version="1.0" encoding="UTF-8"?>
-<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>2</RequestID></Response>`
-	stsInvalidToken  = `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>3</RequestId></ErrorResponse>`
-	callerIdentity   = `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/x</Arn><UserId>X</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>`
-	jsonUnrecognized = `{"__type":"UnrecognizedClientException","message":"The security token included in the request is invalid."}`
-)
-
 func fastRetries() aws.Retryer {
 	return retry.AddWithMaxBackoffDelay(fanout.NewRetryer(), time.Millisecond)
-}
-
-// flakyServer answers the first three attempts of every call with a 500
-// and the fourth with GetCallerIdentity's answer.
-func flakyServer(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/xml")
-		if a := r.Header.Get("Amz-Sdk-Request"); !strings.HasPrefix(a, "attempt=4;") {
-			w.WriteHeader(http.StatusInternalServerError)
-			io.WriteString(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>oops</Message></Error></ErrorResponse>`)
-			return
-		}
-		io.WriteString(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/x</Arn><UserId>X</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>`)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
 }

@@ -3,14 +3,10 @@ package fanout_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
@@ -26,10 +22,12 @@ func TestRegionResults(t *testing.T) {
 	t.Parallel()
 	srv := newFake(t, fanouttest.Config{
 		Instances: 2,
-		Region: map[string]fanouttest.RegionConfig{
-			"me-south-1": {Fault: fanouttest.Disabled},
-			"eu-west-3":  {Fault: fanouttest.Error500},
-			"us-west-1":  {Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1}}}, // one call, never refilled
+		Faults: []fanouttest.Rule{
+			{Region: "me-south-1", Fault: fanouttest.Disabled},
+			{Region: "eu-west-3", Fault: fanouttest.Error500},
+		},
+		RegionThrottle: map[string]fanouttest.Buckets{
+			"us-west-1": {NonMutating: fanouttest.Bucket{Burst: 1}}, // one call, never refilled
 		},
 	})
 	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) { o.Retryer = fastRetries })
@@ -88,32 +86,17 @@ func TestRegionResults(t *testing.T) {
 	}
 }
 
-// refusingServer answers as AWS answers credentials it does not know: the
-// same codes a region that is not enabled gives.
-func refusingServer(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/xml")
-		if strings.Contains(r.Header.Get("Authorization"), "/sts/aws4_request") {
-			w.WriteHeader(http.StatusForbidden)
-			io.WriteString(w, stsInvalidToken)
-			return
-		}
-		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, ec2AuthFailure)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // TestRefusedCredentialsAreNotDisabledRegions: with keys AWS does not
 // know, every region answers AuthFailure, as a region that is not enabled
 // does. Nothing may be skipped as disabled: each item fails, saying the
 // credentials were refused, and so does a role that cannot be assumed.
 func TestRefusedCredentialsAreNotDisabledRegions(t *testing.T) {
 	t.Parallel()
-	srv := refusingServer(t)
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDUNKNOWN", "unknown-secret", "")}
+	// Every service refuses the keys everywhere, with the codes a region
+	// that is not enabled gives: EC2 AuthFailure, STS InvalidClientTokenId.
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Fault: fanouttest.Disabled}}})
+	cfg := srv.AWSConfig("us-east-1")
+	cfg.Credentials = credentials.NewStaticCredentialsProvider("AKIDUNKNOWN", "unknown-secret", "")
 	skip := func(o *fanout.RegionOptions) { o.SkipDisabled = true }
 	regions := []string{"eu-west-1", "us-east-2", "ap-south-1"}
 	pool := newPool(t, cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) { o.Retryer = fastRetries })
@@ -157,11 +140,11 @@ func TestRefusedCredentialsAreNotDisabledRegions(t *testing.T) {
 func TestEveryRegionDisabledFailsLoudly(t *testing.T) {
 	t.Parallel()
 	regions := []string{"me-south-1", "af-south-1"}
-	rc := map[string]fanouttest.RegionConfig{}
+	var disabled []fanouttest.Rule
 	for _, r := range regions {
-		rc[r] = fanouttest.RegionConfig{Fault: fanouttest.Disabled}
+		disabled = append(disabled, fanouttest.Rule{Region: r, Fault: fanouttest.Disabled})
 	}
-	srv := newFake(t, fanouttest.Config{Region: rc})
+	srv := newFake(t, fanouttest.Config{Faults: disabled})
 	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
 	res, err := fanout.Regions(context.Background(), fanout.New[int](), pool, regions, countInstances,
 		func(o *fanout.RegionOptions) { o.SkipDisabled = true })
@@ -207,23 +190,15 @@ func (e *isNastyError) Is(target error) bool { return e.code == target.Error() }
 // there, checked in that partition, not disabled regions.
 func TestKeysOfAnotherPartition(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/xml")
-		auth := r.Header.Get("Authorization")
-		switch {
-		case strings.Contains(auth, "/us-east-1/sts/"):
-			io.WriteString(w, callerIdentity)
-		case strings.Contains(auth, "/sts/"):
-			w.WriteHeader(http.StatusForbidden)
-			io.WriteString(w, stsInvalidToken)
-		default:
-			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, ec2AuthFailure)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDCOMMERCIAL", "commercial-secret", "")}
+	// The keys work with STS in the commercial partition and are refused
+	// in every region of China and GovCloud; EC2 refuses them everywhere.
+	var refused []fanouttest.Rule
+	for _, region := range []string{"cn-north-1", "cn-northwest-1", "us-gov-east-1", "us-gov-west-1"} {
+		refused = append(refused, fanouttest.Rule{Region: region, Fault: fanouttest.Disabled})
+	}
+	srv := newFake(t, fanouttest.Config{Faults: append(refused, fanouttest.Rule{Service: "ec2", Fault: fanouttest.Disabled})})
+	cfg := srv.AWSConfig("us-east-1")
+	cfg.Credentials = credentials.NewStaticCredentialsProvider("AKIDCOMMERCIAL", "commercial-secret", "")
 	pool := newPool(t, cfg, ec2.NewFromConfig)
 	res, err := fanout.Regions(context.Background(), fanout.New[int](), pool, []string{"me-south-1", "cn-north-1", "us-gov-west-1"},
 		countInstances, func(o *fanout.RegionOptions) { o.SkipDisabled = true })

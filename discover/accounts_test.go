@@ -61,6 +61,7 @@ func TestOrganizationAccountsFailure(t *testing.T) {
 	if _, err := discover.OrganizationAccounts(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "nil client") {
 		t.Errorf("nil client: %v", err)
 	}
+	// An ErrorServer, not fanouttest: no fault of fanouttest's is AWSOrganizationsNotInUseException.
 	srv, _ := mototest.ErrorServer(t, http.StatusBadRequest, "application/x-amz-json-1.1",
 		`{"__type":"AWSOrganizationsNotInUseException","message":"Your account is not a member of an organization."}`)
 	org := organizations.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
@@ -78,6 +79,7 @@ func TestOrganizationAccountsFailure(t *testing.T) {
 // returned once.
 func TestOrganizationAccountsStopsOnARepeatedToken(t *testing.T) {
 	t.Parallel()
+	// An ErrorServer, not fanouttest: a misbehaving endpoint, not a fault that fanouttest injects.
 	srv, pages := mototest.ErrorServer(t, http.StatusOK, "application/x-amz-json-1.1",
 		`{"Accounts":[{"Id":"111111111111","State":"ACTIVE","Status":"ACTIVE"}],"NextToken":"again"}`)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a guard: the loop it tests would run until it

@@ -3,7 +3,6 @@ package discover_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -73,11 +72,16 @@ func TestEnabledRegionsMoto(t *testing.T) {
 
 func TestEnabledRegionsDenied(t *testing.T) {
 	t.Parallel()
-	srv, _ := mototest.ErrorServer(t, http.StatusForbidden, "text/xml",
-		`<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>4</RequestID></Response>`)
-	cfg := aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDDENY", "deny-secret", "")}
-	_, err := discover.EnabledRegions(context.Background(), cfg)
+	srv, err := fanouttest.New(fanouttest.Config{Faults: []fanouttest.Rule{
+		{Service: "ec2", Operation: "DescribeRegions", Fault: fanouttest.Denied}, // UnauthorizedOperation
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cfg := srv.AWSConfig("eu-west-1")
+	cfg.Credentials = credentials.NewStaticCredentialsProvider("AKIDDENY", "deny-secret", "")
+	_, err = discover.EnabledRegions(context.Background(), cfg)
 	var apiErr smithy.APIError
 	if err == nil || !strings.Contains(err.Error(), "ec2:DescribeRegions was denied") ||
 		!strings.Contains(err.Error(), "pass the regions explicitly") || !errors.As(err, &apiErr) {
@@ -104,7 +108,7 @@ func TestEnabledRegionsBadInput(t *testing.T) {
 // for the package.
 func TestDiscoveryHasADefaultTimeout(t *testing.T) {
 	defer discover.SetTimeout(200 * time.Millisecond)()
-	srv, err := fanouttest.New(fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"us-east-1": {Fault: fanouttest.Hang}}})
+	srv, err := fanouttest.New(fanouttest.Config{Faults: []fanouttest.Rule{{Region: "us-east-1", Fault: fanouttest.Hang}}})
 	if err != nil {
 		t.Fatal(err)
 	}

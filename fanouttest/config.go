@@ -24,57 +24,133 @@ type Config struct {
 	// fault or throttle answers. Empty means the built-in responder.
 	Upstream string
 
+	// Account is the account of the config's own credentials, and the
+	// organization's management account. "" means DefaultAccount. With an
+	// Upstream, it must be the account the upstream gives those
+	// credentials (moto's is DefaultAccount).
+	Account string
+
+	// Accounts are the organization's member accounts, which the built-in
+	// organizations ListAccounts lists after Account. When there are any,
+	// the built-in sts AssumeRole refuses roles in accounts outside the
+	// organization, as IAM refuses a role that does not exist.
+	Accounts []string
+
 	// Regions are the regions the built-in DescribeRegions lists. nil means
 	// DefaultRegions.
 	Regions []string
 
 	// Instances is how many instances the built-in DescribeInstances has in
-	// each region, unless RegionConfig says otherwise.
-	Instances int
+	// each account and region; RegionInstances overrides it by region.
+	Instances       int
+	RegionInstances map[string]int
 
-	// Account is the account ID the built-in responder reports for the
-	// config's own credentials (sts AssumeRole gives credentials in the
-	// role's account). "" means DefaultAccount.
-	Account string
-
-	// Latency delays every answer, unless RegionConfig says otherwise.
+	// Latency delays every answer; rules add to it.
 	Latency Latency
 
-	// Throttle, when not nil, gives each region token buckets like EC2's
-	// API throttling: requests beyond them are answered as AWS answers a
-	// throttled call. EC2Buckets has the documented defaults.
-	Throttle *Buckets
+	// Throttle, when not nil, gives each account and region token buckets
+	// like EC2's API throttling: requests beyond them are answered as the
+	// service answers a throttled call. EC2Buckets has EC2's defaults.
+	// RegionThrottle overrides it by region; a zero Buckets there does
+	// not throttle the region.
+	Throttle       *Buckets
+	RegionThrottle map[string]Buckets
 
-	// Region holds per-region settings and faults.
-	Region map[string]RegionConfig
+	// Faults are the rules that inject latency and faults, tried in order
+	// for every request; see Rule.
+	Faults []Rule
+
+	// Seed seeds the draws of the rules' Fractions.
+	Seed uint64
+
+	// Clock, when not nil, is the Server's time for the rules' From and
+	// Until; a test advances it to start and end an outage without
+	// waiting. nil means the wall clock.
+	Clock func() time.Time
 }
 
-// RegionConfig overrides Config for one region.
-type RegionConfig struct {
-	Latency   *Latency // nil means Config.Latency
-	Instances *int     // nil means Config.Instances
-	Throttle  *Buckets // nil means Config.Throttle
-	Fault     Fault
+// A Rule injects latency, a fault or both into the requests it matches.
+// Rules are tried in the order of Config.Faults; every rule that fires
+// adds its Latency, and the first that fires with a Fault is the last
+// tried. A request is then served in this order: it waits out
+// Config.Latency plus the latencies; answers with the fault, if any; takes
+// a token from its throttle bucket, or is answered as throttled; and
+// is answered by the upstream or the built-in responder.
+//
+// The fields of a Rule that are set must all hold for it to fire.
+type Rule struct {
+	// Region is the region of the request's SigV4 credential scope.
+	Region string
+	// Account is the account the request acts in: that of the access key
+	// it is signed with (Config.Account's, or one that sts AssumeRole gave
+	// through the Server). An sts AssumeRole request is in the account of
+	// its RoleArn, so that a rule for an account also covers entering it.
+	Account string
+	// Service is the SigV4 signing name: ec2, sts, iam, s3, lambda,
+	// dynamodb, organizations...
+	Service string
+	// Operation is the action a query or JSON protocol request names
+	// (DescribeInstances, AssumeRole, ListTables) or, for the REST
+	// protocols, which name none, a method and a path prefix:
+	// "GET /2015-03-31/functions", "PUT /".
+	Operation string
+
+	// From and Until bound the time, since New, during which the rule
+	// fires: an outage that starts and ends. Until 0 means no end.
+	From, Until time.Duration
+	// Attempts, when not 0, fires for each call's first Attempts attempts
+	// only (the SDK numbers them in its amz-sdk-request header; a request
+	// without it is an attempt 1): the call succeeds on the next one.
+	Attempts int
+	// Fraction, when not 0, fires for that fraction of the requests that
+	// get this far, drawn from Config.Seed: the n-th such request fails or
+	// not the same way in every run.
+	Fraction float64
+	// Times, when not 0, is how many times the rule fires at most.
+	Times int
+
+	// Latency delays the answer, on top of Config.Latency.
+	Latency Latency
+	// Fault is how the request is answered instead of by the service.
+	Fault Fault
 }
 
-// Fault is what goes wrong in a region.
+// Fault is how a request goes wrong.
 type Fault int
 
 const (
 	// NoFault answers normally.
 	NoFault Fault = iota
-	// Error500 answers every request with an internal error (HTTP 500).
+	// Error500 answers with the protocol's internal error (HTTP 500),
+	// which the SDK retries.
 	Error500
 	// Reset closes the connection without an answer.
 	Reset
 	// Hang never answers; the request ends when the client gives up or
 	// the Server closes, which drops its connection.
 	Hang
-	// Disabled answers as AWS answers a region the account has not
-	// enabled: EC2 401 AuthFailure, STS 403 InvalidClientTokenId, JSON
-	// protocols 400 UnrecognizedClientException.
+	// Disabled answers as AWS answers in a region the account has not
+	// enabled: EC2 401 AuthFailure, query protocols 403
+	// InvalidClientTokenId, JSON protocols UnrecognizedClientException,
+	// S3 403 InvalidAccessKeyId (InvalidToken with a session token).
 	Disabled
+	// Throttled answers as the service answers a throttled call: EC2 503
+	// RequestLimitExceeded, S3 503 SlowDown, Lambda 429
+	// TooManyRequestsException, others Throttling or ThrottlingException.
+	Throttled
+	// Denied answers as IAM denies a call: AccessDenied,
+	// AccessDeniedException, or EC2's UnauthorizedOperation.
+	Denied
 )
+
+var faultNames = [...]string{"NoFault", "Error500", "Reset", "Hang", "Disabled", "Throttled", "Denied"}
+
+func (f Fault) String() string {
+	if f < 0 || int(f) >= len(faultNames) {
+		return fmt.Sprintf("Fault(%d)", int(f))
+	}
+	return faultNames[f]
+}
 
 // Latency is a delay drawn uniformly from [Fixed, Fixed+Jitter).
 type Latency struct {
@@ -96,11 +172,14 @@ type Bucket struct {
 	PerSecond float64
 }
 
-// Buckets are the token buckets of one region, by kind of action, as EC2
-// meters its API.
+// Buckets are the token buckets of one account in one region, by kind of
+// action, as EC2 meters its API. A call is non-mutating when its action
+// starts with Describe, List or Get, or, in the REST protocols, when its
+// method is GET or HEAD or its path's last part starts with list,
+// describe or get.
 type Buckets struct {
-	NonMutating        Bucket // Describe*, List*, Get*
-	UnfilteredDescribe Bucket // DescribeInstances with neither filters nor MaxResults
+	NonMutating        Bucket // reads
+	UnfilteredDescribe Bucket // ec2 DescribeInstances with neither filters nor MaxResults
 	Mutating           Bucket // everything else
 }
 
@@ -135,7 +214,11 @@ var optInRegions = map[string]bool{
 	"me-central-1": true, "me-south-1": true, "mx-central-1": true,
 }
 
-var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+var (
+	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
+	serviceRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	operationRE = regexp.MustCompile(`^([A-Z][A-Za-z0-9]*|(GET|HEAD|PUT|POST|DELETE|PATCH) /\S*)$`)
+)
 
 // validate names the first setting New cannot honour.
 func (c *Config) validate() error {
@@ -148,53 +231,114 @@ func (c *Config) validate() error {
 	if !accountRE.MatchString(c.Account) {
 		return fmt.Errorf("fanouttest: Config.Account %q is not an AWS account ID (12 digits)", c.Account)
 	}
-	if err := c.check("Config", c.Instances, c.Latency, c.Throttle); err != nil {
-		return err
+	seen := map[string]bool{c.Account: true}
+	for _, a := range c.Accounts {
+		if !accountRE.MatchString(a) {
+			return fmt.Errorf("fanouttest: Config.Accounts: %q is not an AWS account ID (12 digits)", a)
+		}
+		if seen[a] {
+			return fmt.Errorf("fanouttest: Config.Accounts: %s is listed twice, or is Config.Account", a)
+		}
+		seen[a] = true
 	}
 	for _, region := range c.Regions {
-		if _, ok := partition.Of(region); !ok {
-			return fmt.Errorf("fanouttest: Config.Regions: %q is not an AWS region name", region)
-		}
-	}
-	for region, rc := range c.Region {
-		if _, ok := partition.Of(region); !ok { // a typo would leave its fault unused, silently
-			return fmt.Errorf("fanouttest: Config.Region: %q is not an AWS region name", region)
-		}
-		n := c.Instances
-		if rc.Instances != nil {
-			n = *rc.Instances
-		}
-		l := c.Latency
-		if rc.Latency != nil {
-			l = *rc.Latency
-		}
-		if err := c.check(fmt.Sprintf("Config.Region[%q]", region), n, l, rc.Throttle); err != nil {
+		if err := checkRegion("Config.Regions", region); err != nil {
 			return err
 		}
-		if rc.Fault < NoFault || rc.Fault > Disabled {
-			return fmt.Errorf("fanouttest: Config.Region[%q].Fault is %d, not one of the Faults", region, rc.Fault)
+	}
+	if c.Instances < 0 {
+		return fmt.Errorf("fanouttest: Config.Instances is %d; want 0 or more", c.Instances)
+	}
+	for region, n := range c.RegionInstances {
+		if err := checkRegion("Config.RegionInstances", region); err != nil {
+			return err
+		}
+		if n < 0 {
+			return fmt.Errorf("fanouttest: Config.RegionInstances[%q] is %d; want 0 or more", region, n)
+		}
+	}
+	if err := checkLatency("Config.Latency", c.Latency); err != nil {
+		return err
+	}
+	if c.Throttle != nil {
+		if err := checkBuckets("Config.Throttle", *c.Throttle); err != nil {
+			return err
+		}
+	}
+	for region, b := range c.RegionThrottle {
+		if err := checkRegion("Config.RegionThrottle", region); err != nil {
+			return err
+		}
+		if err := checkBuckets(fmt.Sprintf("Config.RegionThrottle[%q]", region), b); err != nil {
+			return err
+		}
+	}
+	for i, r := range c.Faults {
+		if err := r.check(fmt.Sprintf("Config.Faults[%d]", i)); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (c *Config) check(where string, instances int, l Latency, b *Buckets) error {
-	if instances < 0 {
-		return fmt.Errorf("fanouttest: %s: Instances is %d; want 0 or more", where, instances)
+func (r *Rule) check(where string) error {
+	if r.Region != "" {
+		if err := checkRegion(where+".Region", r.Region); err != nil { // a typo would leave the rule unused, silently
+			return err
+		}
 	}
+	switch {
+	case r.Account != "" && !accountRE.MatchString(r.Account):
+		return fmt.Errorf("fanouttest: %s.Account %q is not an AWS account ID (12 digits)", where, r.Account)
+	case r.Service != "" && !serviceRE.MatchString(r.Service):
+		return fmt.Errorf("fanouttest: %s.Service %q is not a SigV4 signing name like ec2 or s3", where, r.Service)
+	case r.Operation != "" && !operationRE.MatchString(r.Operation):
+		return fmt.Errorf("fanouttest: %s.Operation %q is neither an action name like DescribeInstances nor a method and path like \"GET /2015-03-31/functions\"", where, r.Operation)
+	case r.From < 0 || r.Until < 0:
+		return fmt.Errorf("fanouttest: %s: From %v or Until %v is negative", where, r.From, r.Until)
+	case r.Until != 0 && r.Until <= r.From:
+		return fmt.Errorf("fanouttest: %s: Until %v is not after From %v; the rule would never fire", where, r.Until, r.From)
+	case r.Attempts < 0:
+		return fmt.Errorf("fanouttest: %s.Attempts is %d; want 0 (every attempt) or more", where, r.Attempts)
+	case r.Times < 0:
+		return fmt.Errorf("fanouttest: %s.Times is %d; want 0 (no limit) or more", where, r.Times)
+	case math.IsNaN(r.Fraction) || r.Fraction < 0 || r.Fraction > 1:
+		return fmt.Errorf("fanouttest: %s.Fraction is %v; want a fraction from 0 to 1", where, r.Fraction)
+	case r.Fault < NoFault || int(r.Fault) >= len(faultNames):
+		return fmt.Errorf("fanouttest: %s.Fault is %d, not one of the Faults", where, r.Fault)
+	}
+	if err := checkLatency(where+".Latency", r.Latency); err != nil {
+		return err
+	}
+	if r.Fault == NoFault && r.Latency == (Latency{}) {
+		return fmt.Errorf("fanouttest: %s has neither a Fault nor a Latency; it would do nothing", where)
+	}
+	return nil
+}
+
+func checkRegion(where, region string) error {
+	if _, ok := partition.Of(region); !ok {
+		return fmt.Errorf("fanouttest: %s: %q is not an AWS region name", where, region)
+	}
+	return nil
+}
+
+func checkLatency(where string, l Latency) error {
 	if l.Fixed < 0 || l.Jitter < 0 {
-		return fmt.Errorf("fanouttest: %s: Latency %+v has a negative part", where, l)
+		return fmt.Errorf("fanouttest: %s %+v has a negative part", where, l)
 	}
-	if b != nil {
-		for _, k := range []Bucket{b.NonMutating, b.UnfilteredDescribe, b.Mutating} {
-			switch {
-			case k.Burst < 0 || k.PerSecond < 0:
-				return fmt.Errorf("fanouttest: %s: bucket %+v has a negative part", where, k)
-			case math.IsNaN(k.PerSecond) || math.IsInf(k.PerSecond, 0):
-				return fmt.Errorf("fanouttest: %s: bucket %+v: PerSecond is not a number of requests", where, k)
-			case k.Burst == 0 && k.PerSecond > 0:
-				return fmt.Errorf("fanouttest: %s: bucket %+v refills a Burst of 0; want a Burst of 1 or more", where, k)
-			}
+	return nil
+}
+
+func checkBuckets(where string, b Buckets) error {
+	for _, k := range []Bucket{b.NonMutating, b.UnfilteredDescribe, b.Mutating} {
+		switch {
+		case k.Burst < 0 || k.PerSecond < 0:
+			return fmt.Errorf("fanouttest: %s: bucket %+v has a negative part", where, k)
+		case math.IsNaN(k.PerSecond) || math.IsInf(k.PerSecond, 0):
+			return fmt.Errorf("fanouttest: %s: bucket %+v: PerSecond is not a number of requests", where, k)
+		case k.Burst == 0 && k.PerSecond > 0:
+			return fmt.Errorf("fanouttest: %s: bucket %+v refills a Burst of 0; want a Burst of 1 or more", where, k)
 		}
 	}
 	return nil
@@ -206,12 +350,8 @@ func (c *Config) builtInOnly() error {
 	if c.Upstream == "" {
 		return nil
 	}
-	used := c.Instances != 0 || c.Account != "" || c.Regions != nil
-	for _, rc := range c.Region {
-		used = used || rc.Instances != nil
-	}
-	if used {
-		return errors.New("fanouttest: Config.Instances, Account, Regions and RegionConfig.Instances are the built-in responder's; with Upstream set, the upstream answers instead")
+	if c.Instances != 0 || c.RegionInstances != nil || c.Accounts != nil || c.Regions != nil {
+		return errors.New("fanouttest: Config.Instances, RegionInstances, Accounts and Regions are the built-in responder's; with Upstream set, the upstream answers instead")
 	}
 	return nil
 }

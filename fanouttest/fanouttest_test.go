@@ -65,10 +65,9 @@ func countPages(ctx context.Context, c *ec2.Client, _ string) (int, error) {
 
 func TestBuiltInResponder(t *testing.T) {
 	t.Parallel()
-	three := 3
 	srv, pool := start(t, fanouttest.Config{
-		Instances: 12,
-		Region:    map[string]fanouttest.RegionConfig{"eu-west-1": {Instances: &three}},
+		Instances:       12,
+		RegionInstances: map[string]int{"eu-west-1": 3},
 	}, ec2.NewFromConfig, 1)
 	ctx := context.Background()
 	regions, err := discover.EnabledRegions(ctx, pool.Config())
@@ -119,14 +118,17 @@ func TestBuiltInResponder(t *testing.T) {
 // client, as the error the real service would give.
 func TestFaultsAsTheSDKSeesThem(t *testing.T) {
 	t.Parallel()
-	cfg := fanouttest.Config{Instances: 5, Region: map[string]fanouttest.RegionConfig{
-		"me-south-1":   {Fault: fanouttest.Disabled},
-		"eu-west-1":    {Fault: fanouttest.Error500},
-		"ap-east-1":    {Fault: fanouttest.Reset},
-		"sa-east-1":    {Fault: fanouttest.Hang},
-		"us-west-1":    {Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: 0.001}}},
-		"eu-central-1": {Latency: &fanouttest.Latency{Fixed: 30 * time.Millisecond}},
-	}}
+	cfg := fanouttest.Config{
+		Instances: 5,
+		Faults: []fanouttest.Rule{
+			{Region: "me-south-1", Fault: fanouttest.Disabled},
+			{Region: "eu-west-1", Fault: fanouttest.Error500},
+			{Region: "ap-east-1", Fault: fanouttest.Reset},
+			{Region: "sa-east-1", Fault: fanouttest.Hang},
+			{Region: "eu-central-1", Latency: fanouttest.Latency{Fixed: 30 * time.Millisecond}},
+		},
+		RegionThrottle: map[string]fanouttest.Buckets{"us-west-1": {NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: 0.001}}},
+	}
 	srv, pool := start(t, cfg, ec2.NewFromConfig, 2)
 	_, stsPool := start(t, cfg, sts.NewFromConfig, 2)
 	ctx := context.Background()
@@ -199,14 +201,13 @@ func TestFaultsAsTheSDKSeesThem(t *testing.T) {
 // Hang or a latency wait, fails; it never reads as an empty success.
 func TestCloseFailsCallsInFlight(t *testing.T) {
 	t.Parallel()
-	long := fanouttest.Latency{Fixed: time.Hour}
-	for name, rc := range map[string]fanouttest.RegionConfig{
-		"hang":    {Fault: fanouttest.Hang},
-		"latency": {Latency: &long},
+	for name, rule := range map[string]fanouttest.Rule{
+		"hang":    {Region: "eu-west-1", Fault: fanouttest.Hang},
+		"latency": {Region: "eu-west-1", Latency: fanouttest.Latency{Fixed: time.Hour}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			srv, pool := start(t, fanouttest.Config{Instances: 3, Region: map[string]fanouttest.RegionConfig{"eu-west-1": rc}}, ec2.NewFromConfig, 1)
+			srv, pool := start(t, fanouttest.Config{Instances: 3, Faults: []fanouttest.Rule{rule}}, ec2.NewFromConfig, 1)
 			type answer struct {
 				out *ec2.DescribeInstancesOutput
 				err error
@@ -244,7 +245,7 @@ func TestProxyToMoto(t *testing.T) {
 	srv, pool := start(t, fanouttest.Config{
 		Upstream: moto.URL,
 		Latency:  fanouttest.Latency{Fixed: time.Millisecond, Jitter: 2 * time.Millisecond},
-		Region:   map[string]fanouttest.RegionConfig{"eu-west-2": {Fault: fanouttest.Disabled}},
+		Faults:   []fanouttest.Rule{{Region: "eu-west-2", Fault: fanouttest.Disabled}},
 	}, ec2.NewFromConfig, 1)
 	ctx := context.Background()
 	regions, err := discover.EnabledRegions(ctx, pool.Config(), "eu-*")
@@ -270,7 +271,7 @@ func TestProxyToMoto(t *testing.T) {
 // last attempt's API error.
 func TestLastAttemptSurvivesTheDeadline(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t, fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: fanouttest.Error500}}})
+	srv := newServer(t, fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-1", Fault: fanouttest.Error500}}})
 	pool, err := fanout.NewClientPool(srv.AWSConfig("us-east-1"), ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
 		o.Retryer = func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -294,7 +295,6 @@ func TestLastAttemptSurvivesTheDeadline(t *testing.T) {
 // starts nothing.
 func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 	t.Parallel()
-	minus := -1
 	for name, tc := range map[string]struct {
 		cfg  fanouttest.Config
 		want string
@@ -305,10 +305,27 @@ func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 		"negative latency":      {fanouttest.Config{Latency: fanouttest.Latency{Jitter: -time.Millisecond}}, "negative part"},
 		"negative bucket":       {fanouttest.Config{Throttle: &fanouttest.Buckets{Mutating: fanouttest.Bucket{Burst: -5}}}, "negative part"},
 		"bad account":           {fanouttest.Config{Account: "1234"}, `Account "1234"`},
-		"region instances":      {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Instances: &minus}}}, `Region["eu-west-1"]: Instances is -1`},
-		"unknown fault":         {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-1": {Fault: 99}}}, "Fault is 99"},
+		"region instances":      {fanouttest.Config{RegionInstances: map[string]int{"eu-west-1": -1}}, `RegionInstances["eu-west-1"] is -1`},
+		"unknown fault":         {fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-1", Fault: 99}}}, "Faults[0].Fault is 99"},
 		"upstream and built-in": {fanouttest.Config{Upstream: "http://127.0.0.1:5000", Instances: 7}, "with Upstream set"},
-		"region typo":           {fanouttest.Config{Region: map[string]fanouttest.RegionConfig{"eu-west-l": {Fault: fanouttest.Disabled}}}, `"eu-west-l" is not an AWS region name`},
+		"upstream and accounts": {fanouttest.Config{Upstream: "http://127.0.0.1:5000", Accounts: []string{"111111111111"}}, "with Upstream set"},
+		"region typo":           {fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-l", Fault: fanouttest.Disabled}}}, `Faults[0].Region: "eu-west-l" is not an AWS region name`},
+		"throttle region typo":  {fanouttest.Config{RegionThrottle: map[string]fanouttest.Buckets{"eu-west-l": {}}}, `RegionThrottle: "eu-west-l"`},
+		"rule does nothing":     {fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-1"}}}, "neither a Fault nor a Latency"},
+		"rule account":          {fanouttest.Config{Faults: []fanouttest.Rule{{Account: "12345", Fault: fanouttest.Denied}}}, `Faults[0].Account "12345"`},
+		"rule service":          {fanouttest.Config{Faults: []fanouttest.Rule{{Service: "EC2", Fault: fanouttest.Denied}}}, `Faults[0].Service "EC2"`},
+		"rule operation":        {fanouttest.Config{Faults: []fanouttest.Rule{{Operation: "describeInstances", Fault: fanouttest.Denied}}}, `Faults[0].Operation "describeInstances"`},
+		"rule REST operation":   {fanouttest.Config{Faults: []fanouttest.Rule{{Operation: "FETCH /x", Fault: fanouttest.Denied}}}, `Operation "FETCH /x"`},
+		"window backwards":      {fanouttest.Config{Faults: []fanouttest.Rule{{From: time.Second, Until: time.Second, Fault: fanouttest.Reset}}}, "never fire"},
+		"negative window":       {fanouttest.Config{Faults: []fanouttest.Rule{{From: -time.Second, Fault: fanouttest.Reset}}}, "negative"},
+		"negative attempts":     {fanouttest.Config{Faults: []fanouttest.Rule{{Attempts: -1, Fault: fanouttest.Reset}}}, "Attempts is -1"},
+		"negative times":        {fanouttest.Config{Faults: []fanouttest.Rule{{Times: -2, Fault: fanouttest.Reset}}}, "Times is -2"},
+		"fraction over 1":       {fanouttest.Config{Faults: []fanouttest.Rule{{Fraction: 1.5, Fault: fanouttest.Reset}}}, "Fraction is 1.5"},
+		"fraction NaN":          {fanouttest.Config{Faults: []fanouttest.Rule{{Fraction: math.NaN(), Fault: fanouttest.Reset}}}, "Fraction is NaN"},
+		"rule latency":          {fanouttest.Config{Faults: []fanouttest.Rule{{Latency: fanouttest.Latency{Fixed: -1}}}}, "Faults[0].Latency"},
+		"member account":        {fanouttest.Config{Accounts: []string{"111111111111", "22"}}, `Accounts: "22"`},
+		"member twice":          {fanouttest.Config{Accounts: []string{"111111111111", "111111111111"}}, "listed twice"},
+		"member is management":  {fanouttest.Config{Accounts: []string{fanouttest.DefaultAccount}}, "listed twice"},
 		"listed region":         {fanouttest.Config{Regions: []string{"us-east-1", "not a region"}}, `"not a region" is not an AWS region name`},
 		"burst 0 refilled":      {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{PerSecond: 5}}}, "Burst of 0"},
 		"NaN rate":              {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: math.NaN()}}}, "PerSecond is not a number"},

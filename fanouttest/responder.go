@@ -5,57 +5,156 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // respond answers the calls the built-in responder knows.
-func (s *Server) respond(w http.ResponseWriter, q request) {
-	switch q.service + ":" + q.action {
+func (s *Server) respond(w http.ResponseWriter, q *request) {
+	switch q.service + ":" + q.operation {
 	case "ec2:DescribeRegions":
 		s.describeRegions(w)
 	case "ec2:DescribeInstances":
 		s.describeInstances(w, q)
 	case "sts:GetCallerIdentity":
-		writeXML(w, http.StatusOK, fmt.Sprintf(`<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::%[1]s:user/fanouttest</Arn><UserId>AIDAFANOUTTEST</UserId><Account>%[1]s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fanouttest</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, s.account(q)))
+		writeXML(w, http.StatusOK, fmt.Sprintf(`<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::%[1]s:user/fanouttest</Arn><UserId>AIDAFANOUTTEST</UserId><Account>%[1]s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fanouttest</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, q.account))
 	case "sts:AssumeRole":
 		s.assumeRole(w, q)
+	case "organizations:ListAccounts":
+		s.listAccounts(w, q)
 	default:
-		writeError(w, q, unknownAction)
+		writeError(w, q, q.unknown())
 	}
 }
 
-// assumedKeyPrefix starts the access key of credentials that AssumeRole
-// gives; the role's account follows it, so later calls act in that
-// account.
+// assumedKeyPrefix starts the access key of credentials that the built-in
+// AssumeRole gives; the role's account follows it, so later calls act in
+// that account.
 const assumedKeyPrefix = "ASIAFANOUTTEST"
 
-// account is the account a request acts in: the role's, for credentials
-// from AssumeRole, else the config's.
-func (s *Server) account(q request) string {
+// callerAccount is the account whose credentials signed q: a role's, for
+// credentials that AssumeRole gave through the Server, else the config's.
+func (s *Server) callerAccount(q *request) string {
+	s.mu.Lock()
+	acct, ok := s.keys[q.accessKey]
+	s.mu.Unlock()
+	if ok {
+		return acct
+	}
 	if acct, ok := strings.CutPrefix(q.accessKey, assumedKeyPrefix); ok && accountRE.MatchString(acct) {
 		return acct
 	}
 	return s.cfg.Account
 }
 
-// assumeRole answers sts AssumeRole for any role ARN, with credentials
-// that act in the role's account for an hour.
-func (s *Server) assumeRole(w http.ResponseWriter, q request) {
+// subject is the account q is about, as Rule.Account reads it: the role's
+// for sts AssumeRole, else the caller's.
+func (s *Server) subject(q *request) string {
+	if q.service == "sts" && q.operation == "AssumeRole" {
+		if acct, ok := roleAccount(q.form.Get("RoleArn")); ok {
+			return acct
+		}
+	}
+	return q.account
+}
+
+// roleAccount is the account of an IAM role's ARN:
+// arn:PARTITION:iam::ACCOUNT:role/NAME.
+func roleAccount(arn string) (string, bool) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" || !accountRE.MatchString(parts[4]) || !strings.HasPrefix(parts[5], "role/") {
+		return "", false
+	}
+	return parts[4], true
+}
+
+// inOrganization reports whether acct is Config.Account or one of
+// Config.Accounts; with no Accounts, every account is.
+func (s *Server) inOrganization(acct string) bool {
+	return s.cfg.Accounts == nil || acct == s.cfg.Account || slices.Contains(s.cfg.Accounts, acct)
+}
+
+// assumeRole answers sts AssumeRole with credentials that act in the
+// role's account for an hour.
+func (s *Server) assumeRole(w http.ResponseWriter, q *request) {
 	roleARN := q.form.Get("RoleArn")
-	parts := strings.SplitN(roleARN, ":", 6) // arn:PARTITION:iam::ACCOUNT:role/NAME
-	if len(parts) != 6 || parts[2] != "iam" || !accountRE.MatchString(parts[4]) || !strings.HasPrefix(parts[5], "role/") {
+	acct, ok := roleAccount(roleARN)
+	if !ok {
 		writeError(w, q, apiError{http.StatusBadRequest, "ValidationError", "RoleArn " + roleARN + " is not the ARN of an IAM role"})
 		return
 	}
-	acct, role, session := parts[4], strings.TrimPrefix(parts[5], "role/"), q.form.Get("RoleSessionName")
+	if !s.inOrganization(acct) {
+		writeError(w, q, apiError{http.StatusForbidden, "AccessDenied", fmt.Sprintf(
+			"User: arn:aws:iam::%s:user/fanouttest is not authorized to perform: sts:AssumeRole on resource: %s", q.account, roleARN)})
+		return
+	}
+	parts := strings.SplitN(roleARN, ":", 6)
+	role, session := strings.TrimPrefix(parts[5], "role/"), q.form.Get("RoleSessionName")
 	writeXML(w, http.StatusOK, fmt.Sprintf(`<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>`+
 		`<AssumedRoleUser><Arn>arn:%s:sts::%s:assumed-role/%s/%s</Arn><AssumedRoleId>AROAFANOUTTEST:%s</AssumedRoleId></AssumedRoleUser>`+
 		`<Credentials><AccessKeyId>%s%s</AccessKeyId><SecretAccessKey>fanouttest-secret</SecretAccessKey><SessionToken>fanouttest-token</SessionToken><Expiration>%s</Expiration></Credentials>`+
 		`</AssumeRoleResult><ResponseMetadata><RequestId>fanouttest</RequestId></ResponseMetadata></AssumeRoleResponse>`,
 		xmlEscape(parts[1]), acct, xmlEscape(role), xmlEscape(session), xmlEscape(session),
 		assumedKeyPrefix, acct, time.Now().Add(time.Hour).UTC().Format(time.RFC3339)))
+}
+
+// listAccounts pages through the organization: Config.Account, then
+// Config.Accounts. Only the management account may list it.
+func (s *Server) listAccounts(w http.ResponseWriter, q *request) {
+	if q.account != s.cfg.Account {
+		writeError(w, q, apiError{http.StatusBadRequest, "AccessDeniedException", "You don't have permissions to access this resource."})
+		return
+	}
+	var in struct {
+		MaxResults int
+		NextToken  string
+	}
+	if err := jsonUnmarshal(q.body, &in); err != nil {
+		writeError(w, q, apiError{http.StatusBadRequest, "SerializationException", "the request body is not JSON"})
+		return
+	}
+	size := 20
+	if in.MaxResults != 0 {
+		if in.MaxResults < 1 || in.MaxResults > 20 {
+			writeError(w, q, apiError{http.StatusBadRequest, "InvalidInputException", "MaxResults must be from 1 to 20"})
+			return
+		}
+		size = in.MaxResults
+	}
+	all := append([]string{s.cfg.Account}, s.cfg.Accounts...)
+	from := 0
+	if in.NextToken != "" {
+		n, err := strconv.Atoi(in.NextToken)
+		if err != nil || n <= 0 || n >= len(all) {
+			writeError(w, q, apiError{http.StatusBadRequest, "InvalidInputException", "NextToken is not one this organization gave"})
+			return
+		}
+		from = n
+	}
+	type account struct {
+		ID                                            string `json:"Id"`
+		Arn, Email, Name, Status, State, JoinedMethod string
+		JoinedTimestamp                               float64
+	}
+	var out struct {
+		Accounts  []account
+		NextToken string `json:",omitempty"`
+	}
+	to := min(len(all), from+size)
+	for _, id := range all[from:to] {
+		out.Accounts = append(out.Accounts, account{
+			ID: id, Arn: fmt.Sprintf("arn:aws:organizations::%s:account/o-fanouttest/%s", s.cfg.Account, id),
+			Email: id + "@example.com", Name: "account-" + id, Status: "ACTIVE", State: "ACTIVE",
+			JoinedMethod: "CREATED", JoinedTimestamp: 1.7e9,
+		})
+	}
+	if to < len(all) {
+		out.NextToken = strconv.Itoa(to)
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) describeRegions(w http.ResponseWriter) {
@@ -80,12 +179,12 @@ func (s *Server) describeRegions(w http.ResponseWriter) {
 	writeXMLValue(w, out)
 }
 
-// describeInstances pages through the region's instances, one reservation
-// each; NextToken is the offset of the next page.
-func (s *Server) describeInstances(w http.ResponseWriter, q request) {
-	n := s.cfg.Instances
-	if rc, ok := s.cfg.Region[q.region]; ok && rc.Instances != nil {
-		n = *rc.Instances
+// describeInstances pages through the account's instances in the region,
+// one reservation each; NextToken is the offset of the next page.
+func (s *Server) describeInstances(w http.ResponseWriter, q *request) {
+	n, ok := s.cfg.RegionInstances[q.region]
+	if !ok {
+		n = s.cfg.Instances
 	}
 	size := 1000
 	if m, err := strconv.Atoi(q.form.Get("MaxResults")); err == nil {
@@ -121,11 +220,11 @@ func (s *Server) describeInstances(w http.ResponseWriter, q request) {
 	}
 	out.RequestID = "fanouttest"
 	h := fnv.New32a()
-	h.Write([]byte(q.region))
+	h.Write([]byte(q.account + "/" + q.region))
 	for i := from; i < to; i++ {
 		id := fmt.Sprintf("%08x%09x", h.Sum32(), i)
 		out.Reservations = append(out.Reservations, reservation{
-			ID: "r-" + id, Owner: s.account(q),
+			ID: "r-" + id, Owner: q.account,
 			Instances: []instance{{ID: "i-" + id, Image: "ami-0fanouttest", State: state{16, "running"}, Type: "t3.micro", AZ: q.region + "a"}},
 		})
 	}
@@ -133,89 +232,4 @@ func (s *Server) describeInstances(w http.ResponseWriter, q request) {
 		out.NextToken = strconv.Itoa(to)
 	}
 	writeXMLValue(w, out)
-}
-
-func writeXMLValue(w http.ResponseWriter, v any) {
-	b, err := xml.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeXML(w, http.StatusOK, xml.Header+string(b))
-}
-
-func writeXML(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
-}
-
-// apiError is an error answer, before it is put in a protocol's format.
-type apiError struct {
-	status  int
-	code    string
-	message string
-}
-
-// The errors the Server injects, by protocol: EC2's own XML, the query
-// protocol's ErrorResponse (STS and others), and the JSON protocols.
-var (
-	throttleError = map[string]apiError{
-		"ec2":   {http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded."},
-		"query": {http.StatusBadRequest, "Throttling", "Rate exceeded"},
-		"json":  {http.StatusBadRequest, "ThrottlingException", "Rate exceeded"},
-	}
-	disabledError = map[string]apiError{
-		"ec2":   {http.StatusUnauthorized, "AuthFailure", "AWS was not able to validate the provided access credentials"},
-		"query": {http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid."},
-		"json":  {http.StatusBadRequest, "UnrecognizedClientException", "The security token included in the request is invalid."},
-	}
-	internalError = map[string]apiError{
-		"ec2":   {http.StatusInternalServerError, "InternalError", "An internal error has occurred."},
-		"query": {http.StatusInternalServerError, "InternalFailure", "An internal error has occurred."},
-		"json":  {http.StatusInternalServerError, "InternalFailure", "An internal error has occurred."},
-	}
-	unknownAction = map[string]apiError{
-		"ec2":   {http.StatusBadRequest, "InvalidAction", "fanouttest answers ec2 DescribeRegions and DescribeInstances; set Config.Upstream for others"},
-		"query": {http.StatusBadRequest, "InvalidAction", "fanouttest answers sts GetCallerIdentity and AssumeRole; set Config.Upstream for others"},
-		"json":  {http.StatusBadRequest, "UnknownOperationException", "fanouttest answers no JSON protocol call; set Config.Upstream"},
-	}
-)
-
-func writeError(w http.ResponseWriter, q request, byProtocol any) {
-	var e apiError
-	switch v := byProtocol.(type) {
-	case apiError:
-		e = v
-	case map[string]apiError:
-		switch {
-		case q.json:
-			e = v["json"]
-		case q.service == "ec2":
-			e = v["ec2"]
-		default:
-			e = v["query"]
-		}
-	}
-	switch {
-	case q.json:
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.WriteHeader(e.status)
-		fmt.Fprintf(w, `{"__type":%q,"message":%q}`, e.code, e.message)
-	case q.service == "ec2":
-		writeXML(w, e.status, fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
-<Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>fanouttest</RequestID></Response>`, e.code, xmlEscape(e.message)))
-	default:
-		typ := "Sender"
-		if e.status >= 500 {
-			typ = "Receiver"
-		}
-		writeXML(w, e.status, fmt.Sprintf(`<ErrorResponse><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>fanouttest</RequestId></ErrorResponse>`, typ, e.code, xmlEscape(e.message)))
-	}
-}
-
-func xmlEscape(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
 }

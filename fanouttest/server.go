@@ -1,28 +1,3 @@
-// Package fanouttest is an in-process AWS endpoint for testing fan-outs
-// offline: latency, throttling and faults on demand, per region, answered
-// in the services' real wire formats so that the real aws-sdk-go-v2
-// clients parse them as they would AWS's answers.
-//
-// A Server either forwards to another endpoint (moto_server, LocalStack)
-// or answers a few calls itself: ec2 DescribeRegions, ec2
-// DescribeInstances (paginated), sts GetCallerIdentity and sts AssumeRole
-// (credentials that act in the role's account). Clients reach it through
-// BaseEndpoint:
-//
-//	srv, err := fanouttest.New(fanouttest.Config{
-//		Instances: 12,
-//		Latency:   fanouttest.Latency{Fixed: 20 * time.Millisecond},
-//		Throttle:  &fanouttest.EC2Buckets,
-//		Region:    map[string]fanouttest.RegionConfig{"me-south-1": {Fault: fanouttest.Disabled}},
-//	})
-//	if err != nil {
-//		log.Fatal(err)
-//	}
-//	defer srv.Close()
-//	cfg := srv.AWSConfig("us-east-1")
-//
-// The region of a request is read from its SigV4 credential scope, as AWS
-// does, so one Server stands for every region.
 package fanouttest
 
 import (
@@ -34,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +26,9 @@ type Server struct {
 	URL string
 
 	cfg     Config
+	rules   []*rule
+	now     func() time.Time
+	start   time.Time
 	srv     *httptest.Server
 	proxy   *httputil.ReverseProxy
 	closing chan struct{}
@@ -58,18 +37,17 @@ type Server struct {
 	conns atomic.Int64
 	total counters
 
-	mu      sync.Mutex
-	regions map[string]*regionState
+	mu       sync.Mutex
+	regions  map[string]*counters
+	accounts map[string]*counters
+	buckets  map[bucketKey]*rate.Limiter
+	keys     map[string]string // access key to account, from AssumeRole answers
 }
 
-type regionState struct {
-	counters
-	mu      sync.Mutex
-	buckets map[string]*rate.Limiter // by kind of action
-}
+type bucketKey struct{ account, region, kind string }
 
 type counters struct {
-	requests, throttled, inflight, peak atomic.Int64
+	requests, throttled, faulted, inflight, peak atomic.Int64
 }
 
 func (c *counters) enter() {
@@ -94,10 +72,19 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, closing: make(chan struct{}), regions: make(map[string]*regionState)}
+	s := &Server{
+		cfg: cfg, rules: compile(cfg.Faults, cfg.Seed), now: cfg.Clock, closing: make(chan struct{}),
+		regions: map[string]*counters{}, accounts: map[string]*counters{},
+		buckets: map[bucketKey]*rate.Limiter{}, keys: map[string]string{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.start = s.now()
 	if cfg.Upstream != "" {
 		u, _ := url.Parse(cfg.Upstream) // validated
 		s.proxy = httputil.NewSingleHostReverseProxy(u)
+		s.proxy.ModifyResponse = s.learnKeys
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
@@ -120,8 +107,8 @@ func (s *Server) Close() {
 }
 
 // AWSConfig returns a config whose clients reach the Server, with static
-// credentials, in region. Its HTTPClient is left nil: set your own, or use
-// a ClientPool's.
+// credentials of Config.Account, in region. Its HTTPClient is left nil:
+// set your own, or use a ClientPool's. S3 clients need UsePathStyle.
 func (s *Server) AWSConfig(region string) aws.Config {
 	return aws.Config{
 		Region:       region,
@@ -130,88 +117,75 @@ func (s *Server) AWSConfig(region string) aws.Config {
 	}
 }
 
-// request is what the Server reads off one request.
-type request struct {
-	accessKey, region, service, action string
-	form                               url.Values
-	json                               bool // a JSON protocol
-}
-
-func parse(r *http.Request) (request, []byte) {
-	body, _ := io.ReadAll(r.Body)
-	q := request{json: strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-amz-json")}
-	// Authorization: AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/ec2/aws4_request, ...
-	if _, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
-		if parts := strings.Split(strings.SplitN(cred, ",", 2)[0], "/"); len(parts) >= 4 {
-			q.accessKey, q.region, q.service = parts[0], parts[2], parts[3]
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	q := parse(r)
+	q.account = s.callerAccount(q)
+	subject := s.subject(q)
+	scopes := [...]*counters{&s.total, s.counters(s.regions, q.region), s.counters(s.accounts, subject)}
+	for _, c := range scopes {
+		c.enter()
+		defer c.inflight.Add(-1)
+	}
+	add := func(f func(*counters) *atomic.Int64) {
+		for _, c := range scopes {
+			f(c).Add(1)
 		}
 	}
-	if q.json {
-		_, q.action, _ = strings.Cut(r.Header.Get("X-Amz-Target"), ".")
-	} else {
-		q.form, _ = url.ParseQuery(string(body))
-		q.action = q.form.Get("Action")
+
+	delay, fault := s.match(q, subject)
+	if !s.sleep(r.Context(), s.cfg.Latency.draw()+delay) {
+		abort()
 	}
-	return q, body
-}
-
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	q, body := parse(r)
-	rs := s.region(q.region)
-	s.total.enter()
-	rs.enter()
-	defer s.total.inflight.Add(-1)
-	defer rs.inflight.Add(-1)
-
-	rc := s.cfg.Region[q.region]
-	switch rc.Fault {
+	switch fault {
+	case NoFault:
 	case Reset:
+		add(faulted)
 		reset(w)
 		return
 	case Hang:
+		add(faulted)
 		select {
 		case <-r.Context().Done():
 		case <-s.closing:
 		}
 		abort()
-	}
-	if !s.sleep(r.Context(), rc) {
-		abort()
-	}
-	switch {
-	case rc.Fault == Disabled:
-		writeError(w, q, disabledError)
-	case rc.Fault == Error500:
-		writeError(w, q, internalError)
-	case !rs.allow(s.buckets(rc), q):
-		s.total.throttled.Add(1)
-		rs.throttled.Add(1)
-		writeError(w, q, throttleError)
-	case s.proxy != nil:
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		s.proxy.ServeHTTP(w, r)
+	case Throttled:
+		add(throttled)
+		writeError(w, q, q.errorFor(Throttled))
+		return
 	default:
-		s.respond(w, q)
+		add(faulted)
+		writeError(w, q, q.errorFor(fault))
+		return
 	}
+	if !s.allow(q) {
+		add(throttled)
+		writeError(w, q, q.errorFor(Throttled))
+		return
+	}
+	if s.proxy != nil {
+		r.Body = io.NopCloser(bytes.NewReader(q.body))
+		s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, q)))
+		return
+	}
+	s.respond(w, q)
 }
 
-func (s *Server) region(name string) *regionState {
+func faulted(c *counters) *atomic.Int64   { return &c.faulted }
+func throttled(c *counters) *atomic.Int64 { return &c.throttled }
+
+func (s *Server) counters(m map[string]*counters, name string) *counters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rs, ok := s.regions[name]
+	c, ok := m[name]
 	if !ok {
-		rs = &regionState{buckets: make(map[string]*rate.Limiter)}
-		s.regions[name] = rs
+		c = new(counters)
+		m[name] = c
 	}
-	return rs
+	return c
 }
 
-func (s *Server) sleep(ctx context.Context, rc RegionConfig) bool {
-	l := s.cfg.Latency
-	if rc.Latency != nil {
-		l = *rc.Latency
-	}
-	d := l.draw()
+func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return true
 	}
@@ -227,40 +201,35 @@ func (s *Server) sleep(ctx context.Context, rc RegionConfig) bool {
 	}
 }
 
-func (s *Server) buckets(rc RegionConfig) *Buckets {
-	if rc.Throttle != nil {
-		return rc.Throttle
-	}
-	return s.cfg.Throttle
-}
-
-// allow takes a token from the bucket that meters q's kind of action.
-func (rs *regionState) allow(b *Buckets, q request) bool {
-	if b == nil {
-		return true
+// allow takes a token from the bucket that meters q's kind of action in
+// its account and region.
+func (s *Server) allow(q *request) bool {
+	b, ok := s.cfg.RegionThrottle[q.region]
+	if !ok {
+		if s.cfg.Throttle == nil {
+			return true
+		}
+		b = *s.cfg.Throttle
 	}
 	kind, bucket := "mutating", b.Mutating
 	switch {
-	case q.action == "DescribeInstances" && q.form.Get("MaxResults") == "" && !hasFilter(q.form):
+	case q.proto == ec2Query && q.operation == "DescribeInstances" && q.form.Get("MaxResults") == "" && !hasFilter(q.form):
 		kind, bucket = "unfiltered", b.UnfilteredDescribe
-	case strings.HasPrefix(q.action, "Describe"), strings.HasPrefix(q.action, "List"), strings.HasPrefix(q.action, "Get"):
+	case q.reads():
 		kind, bucket = "non-mutating", b.NonMutating
 	}
-	if bucket.PerSecond <= 0 && bucket.Burst <= 0 {
+	if bucket == (Bucket{}) {
 		return true
 	}
-	return rs.limiter(kind, bucket).Allow()
-}
-
-func (rs *regionState) limiter(kind string, b Bucket) *rate.Limiter {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	lim, ok := rs.buckets[kind]
+	key := bucketKey{q.account, q.region, kind}
+	s.mu.Lock()
+	lim, ok := s.buckets[key]
 	if !ok {
-		lim = rate.NewLimiter(rate.Limit(b.PerSecond), max(b.Burst, 1))
-		rs.buckets[kind] = lim
+		lim = rate.NewLimiter(rate.Limit(bucket.PerSecond), bucket.Burst)
+		s.buckets[key] = lim
 	}
-	return lim
+	s.mu.Unlock()
+	return lim.Allow()
 }
 
 func hasFilter(form url.Values) bool {
@@ -293,32 +262,69 @@ func reset(w http.ResponseWriter) {
 	conn.Close()
 }
 
+type requestKey struct{}
+
+var accessKeyRE = regexp.MustCompile(`<AccessKeyId>([^<]+)</AccessKeyId>`)
+
+// learnKeys remembers the account of the credentials an upstream's sts
+// AssumeRole gives, so that rules for that account match their requests.
+func (s *Server) learnKeys(resp *http.Response) error {
+	q, _ := resp.Request.Context().Value(requestKey{}).(*request)
+	if q == nil || q.service != "sts" || q.operation != "AssumeRole" || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	acct, ok := roleAccount(q.form.Get("RoleArn"))
+	if !ok {
+		return nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if m := accessKeyRE.FindSubmatch(body); m != nil {
+		s.mu.Lock()
+		s.keys[string(m[1])] = acct
+		s.mu.Unlock()
+	}
+	return err
+}
+
 // Stats counts what a Server saw.
 type Stats struct {
 	Requests     int64 // requests received
-	Throttled    int64 // of which answered as throttled
+	Throttled    int64 // of which answered as throttled, by a bucket or a rule
+	Faulted      int64 // of which answered with another fault of a rule
 	PeakInFlight int64 // most requests in flight at once
 	Conns        int64 // TCP connections opened (in Total only)
 }
 
-// Snapshot holds the counts in total and per region.
+// Snapshot holds the counts in total, per region, per account (as
+// Rule.Account reads it), and how many times each rule of Config.Faults
+// fired.
 type Snapshot struct {
-	Total  Stats
-	Region map[string]Stats
+	Total   Stats
+	Region  map[string]Stats
+	Account map[string]Stats
+	Rules   []int64
 }
 
 // Stats returns the counts so far.
 func (s *Server) Stats() Snapshot {
-	snap := Snapshot{Total: s.total.stats(), Region: map[string]Stats{}}
+	snap := Snapshot{Total: s.total.stats(), Region: map[string]Stats{}, Account: map[string]Stats{}, Rules: make([]int64, len(s.rules))}
 	snap.Total.Conns = s.conns.Load()
+	for i, r := range s.rules {
+		snap.Rules[i] = r.count()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for name, rs := range s.regions {
-		snap.Region[name] = rs.stats()
+	for name, c := range s.regions {
+		snap.Region[name] = c.stats()
+	}
+	for name, c := range s.accounts {
+		snap.Account[name] = c.stats()
 	}
 	return snap
 }
 
 func (c *counters) stats() Stats {
-	return Stats{Requests: c.requests.Load(), Throttled: c.throttled.Load(), PeakInFlight: c.peak.Load()}
+	return Stats{Requests: c.requests.Load(), Throttled: c.throttled.Load(), Faulted: c.faulted.Load(), PeakInFlight: c.peak.Load()}
 }

@@ -162,15 +162,15 @@ func awsConfig(ctx context.Context, o options, stdout io.Writer) (aws.Config, fu
 // simulate starts a fanouttest endpoint whose regions answer with the
 // latency of a client in us-east-1, and hold 0 to 39 instances each.
 func simulate(scale float64) (*fanouttest.Server, error) {
-	rc := map[string]fanouttest.RegionConfig{}
+	cfg := fanouttest.Config{RegionInstances: map[string]int{}}
 	for _, r := range fanouttest.DefaultRegions {
 		base := time.Duration(float64(latencyFromUSEast1(r)) * scale)
 		h := fnv.New32a()
 		h.Write([]byte(r))
-		n := int(h.Sum32() % 40)
-		rc[r] = fanouttest.RegionConfig{Latency: &fanouttest.Latency{Fixed: base, Jitter: base / 5}, Instances: &n}
+		cfg.RegionInstances[r] = int(h.Sum32() % 40)
+		cfg.Faults = append(cfg.Faults, fanouttest.Rule{Region: r, Latency: fanouttest.Latency{Fixed: base, Jitter: base / 5}})
 	}
-	return fanouttest.New(fanouttest.Config{Region: rc})
+	return fanouttest.New(cfg)
 }
 
 // latencyFromUSEast1 is a round trip from us-east-1 to region, roughly.

@@ -82,13 +82,12 @@ func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
 // to PageLatency; ideal is the slowest region's pages one after another.
 func regions(ctx context.Context, impl string, p Params) (Outcome, error) {
 	names := fanouttest.DefaultRegions[:min(p.Regions, len(fanouttest.DefaultRegions))]
-	rc := map[string]fanouttest.RegionConfig{}
+	var slow []fanouttest.Rule
 	for i, r := range names {
-		l := fanouttest.Latency{Fixed: p.PageLatency * time.Duration(i+1) / time.Duration(len(names))}
-		rc[r] = fanouttest.RegionConfig{Latency: &l}
+		slow = append(slow, fanouttest.Rule{Region: r, Latency: fanouttest.Latency{Fixed: p.PageLatency * time.Duration(i+1) / time.Duration(len(names))}})
 	}
 	const pageSize = 5
-	srv, err := fanouttest.New(fanouttest.Config{Instances: p.Pages * pageSize, Region: rc})
+	srv, err := fanouttest.New(fanouttest.Config{Instances: p.Pages * pageSize, Faults: slow})
 	if err != nil {
 		return Outcome{Impl: impl}, err
 	}
@@ -187,8 +186,8 @@ func faults(ctx context.Context, impl string, p Params) (Outcome, error) {
 	}
 	srv, err := fanouttest.New(fanouttest.Config{
 		Instances: 5, Latency: fanouttest.Latency{Fixed: p.Latency},
-		Region: map[string]fanouttest.RegionConfig{
-			Failing: {Fault: fanouttest.Error500}, Hanging: {Fault: fanouttest.Hang}, Disabled: {Fault: fanouttest.Disabled},
+		Faults: []fanouttest.Rule{
+			{Region: Failing, Fault: fanouttest.Error500}, {Region: Hanging, Fault: fanouttest.Hang}, {Region: Disabled, Fault: fanouttest.Disabled},
 		},
 	})
 	if err != nil {
