@@ -13,7 +13,8 @@ import (
 // ErrRegionDisabled classifies an error from a region that is not enabled
 // for the account: AWS answers such calls as if the credentials were bad
 // (EC2 AuthFailure, STS InvalidClientTokenId, UnrecognizedClientException
-// from JSON services, OptInRequired). errors.Is finds it through an item's
+// from JSON services, S3 InvalidAccessKeyId or, with a session token,
+// InvalidToken, OptInRequired). errors.Is finds it through an item's
 // error; errors.As still reaches the smithy.APIError.
 //
 // The same codes also answer credentials AWS does not accept. Classify
@@ -36,6 +37,8 @@ var DisabledRegionErrorCodes = map[string]struct{}{
 	"InvalidClientTokenId":        {},
 	"UnrecognizedClientException": {},
 	"OptInRequired":               {},
+	"InvalidAccessKeyId":          {}, // S3
+	"InvalidToken":                {}, // S3, with a session token
 }
 
 // Classify returns err wrapped so that errors.Is finds ErrRegionDisabled or

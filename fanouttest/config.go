@@ -175,8 +175,8 @@ type Bucket struct {
 // Buckets are the token buckets of one account in one region, by kind of
 // action, as EC2 meters its API. A call is non-mutating when its action
 // starts with Describe, List or Get, or, in the REST protocols, when its
-// method is GET or HEAD or its path's last part starts with list,
-// describe or get.
+// method is GET or HEAD, or it is a restJson1 POST whose path's last part
+// starts with list, describe or get.
 type Buckets struct {
 	NonMutating        Bucket // reads
 	UnfilteredDescribe Bucket // ec2 DescribeInstances with neither filters nor MaxResults

@@ -32,11 +32,28 @@
 //
 // # Protocols and faults
 //
-// Each fault is answered as the service answers it. Every cell is checked
-// with the real client of the service named, against the built-in
-// responder where it answers the call and in front of moto_server:
+// Each fault is answered as the service answers it. Every cell below is
+// checked with the real client of the service named (TestProtocolFaults),
+// in front of moto_server and against the built-in responder:
 //
-// PROTOCOL_TABLE
+//	protocol     client        Throttled                     Disabled                         Denied                      Error500
+//	ec2Query     ec2           503 RequestLimitExceeded      401 AuthFailure                  403 UnauthorizedOperation   500 InternalError
+//	awsQuery     sts, iam      400 Throttling                403 InvalidClientTokenId         403 AccessDenied            500 InternalFailure
+//	awsJson1_0   dynamodb      400 ThrottlingException       400 UnrecognizedClientException  400 AccessDeniedException   500 InternalFailure
+//	awsJson1_1   organizations 400 ThrottlingException       400 UnrecognizedClientException  400 AccessDeniedException   500 InternalFailure
+//	restJson1    lambda        429 TooManyRequestsException  403 UnrecognizedClientException  403 AccessDeniedException   500 ServiceException
+//	restXml      s3            503 SlowDown                  403 InvalidAccessKeyId           403 AccessDenied            500 InternalError
+//
+// With a session token, S3's Disabled is 400 InvalidToken. Other services
+// get their protocol's row; restJson1 services other than Lambda get 429
+// ThrottlingException and 500 InternalFailure. For every row, the tests
+// also check that a throttle bucket's answer is the Throttled cell, that
+// Reset fails the call with no API error and Hang with the caller's
+// deadline, that Latency and Attempts let the call succeed, how many
+// attempts the SDK made (throttles and 500s are retried, Disabled and
+// Denied are not), and that fanout.Classify finds ErrThrottled and
+// ErrRegionDisabled. An S3 HEAD has no body, so the client sees only the
+// status (ServiceUnavailable, Forbidden), as it does from AWS.
 //
 // Reset closes the connection with an RST; Hang holds the request until
 // the client gives up or the Server closes; Latency delays the answer.

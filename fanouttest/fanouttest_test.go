@@ -1,10 +1,15 @@
 package fanouttest_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -340,5 +346,59 @@ func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 				t.Errorf("New: %v, %v; want no Server and an error naming %s", srv, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLearnsKeysFromACompressingUpstream: an upstream that gzips its
+// AssumeRole answer when asked, as the forwarding transport asks it to,
+// still teaches the Server the account of the keys it gives (the
+// transport inflates the answer before the Server reads it), so that the
+// account's rules hit their calls.
+func TestLearnsKeysFromACompressingUpstream(t *testing.T) {
+	t.Parallel()
+	builtIn := newServer(t, fanouttest.Config{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The upstream: the built-in responder's answers, gzipped when asked.
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, builtIn.URL+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		req.Header.Del("Accept-Encoding")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write(body)
+			zw.Close()
+			body = buf.Bytes()
+			w.Header().Set("Content-Encoding", "gzip")
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	t.Cleanup(upstream.Close)
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	srv := newServer(t, fanouttest.Config{Upstream: upstream.URL, Faults: []fanouttest.Rule{
+		{Account: "111111111111", Operation: "GetCallerIdentity", Fault: fanouttest.Denied},
+	}})
+	ctx := context.Background()
+	c := sts.NewFromConfig(srv.AWSConfig("us-east-1"))
+	out, err := c.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::111111111111:role/r"), RoleSessionName: aws.String("s")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := sts.NewFromConfig(srv.AWSConfig("us-east-1"), func(o *sts.Options) {
+		o.Credentials = credentials.NewStaticCredentialsProvider(aws.ToString(out.Credentials.AccessKeyId),
+			aws.ToString(out.Credentials.SecretAccessKey), aws.ToString(out.Credentials.SessionToken))
+	})
+	_, err = role.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
+		t.Errorf("GetCallerIdentity with the role's keys: %v; want the account's rule to deny it", err)
 	}
 }

@@ -89,14 +89,20 @@ func parse(r *http.Request) *request {
 // rest reports whether q is in a REST protocol, named by method and path.
 func (q *request) rest() bool { return q.proto == restJSON || q.proto == restXML }
 
-// reads reports whether q only reads, for the throttle buckets.
+// reads reports whether q only reads, for the throttle buckets: a GET or
+// a HEAD, or a restJson1 POST whose path ends in an action that reads
+// (POST /v1/listThings). S3's and other restXml paths end in names users
+// choose, never in an action.
 func (q *request) reads() bool {
-	if q.rest() {
-		last := strings.ToLower(q.path[strings.LastIndex(q.path, "/")+1:])
-		return q.method == http.MethodGet || q.method == http.MethodHead ||
-			strings.HasPrefix(last, "list") || strings.HasPrefix(last, "describe") || strings.HasPrefix(last, "get")
+	if !q.rest() {
+		return strings.HasPrefix(q.operation, "Describe") || strings.HasPrefix(q.operation, "List") || strings.HasPrefix(q.operation, "Get")
 	}
-	return strings.HasPrefix(q.operation, "Describe") || strings.HasPrefix(q.operation, "List") || strings.HasPrefix(q.operation, "Get")
+	if q.method == http.MethodGet || q.method == http.MethodHead {
+		return true
+	}
+	last := strings.ToLower(q.path[strings.LastIndex(q.path, "/")+1:])
+	return q.proto == restJSON && q.method == http.MethodPost &&
+		(strings.HasPrefix(last, "list") || strings.HasPrefix(last, "describe") || strings.HasPrefix(last, "get"))
 }
 
 // apiError is an error answer, before it is put in a protocol's format.
