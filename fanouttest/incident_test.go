@@ -24,7 +24,7 @@ type fakeClock struct{ offset atomic.Int64 }
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (c *fakeClock) now() time.Time           { return epoch.Add(time.Duration(c.offset.Load())) }
+func (c *fakeClock) now() time.Time          { return epoch.Add(time.Duration(c.offset.Load())) }
 func (c *fakeClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // TestIncident reproduces an incident's shape end to end, with no
