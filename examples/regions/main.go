@@ -168,7 +168,9 @@ func simulate(scale float64) (*fanouttest.Server, error) {
 		h := fnv.New32a()
 		h.Write([]byte(r))
 		cfg.RegionInstances[r] = int(h.Sum32() % 40)
-		cfg.Faults = append(cfg.Faults, fanouttest.Rule{Region: r, Latency: fanouttest.Latency{Fixed: base, Jitter: base / 5}})
+		if base > 0 {
+			cfg.Faults = append(cfg.Faults, fanouttest.Rule{Region: r, Latency: fanouttest.Latency{Fixed: base, Jitter: base / 5}})
+		}
 	}
 	return fanouttest.New(cfg)
 }
