@@ -84,7 +84,9 @@ func regions(ctx context.Context, impl string, p Params) (Outcome, error) {
 	names := fanouttest.DefaultRegions[:min(p.Regions, len(fanouttest.DefaultRegions))]
 	var slow []fanouttest.Rule
 	for i, r := range names {
-		slow = append(slow, fanouttest.Rule{Region: r, Latency: fanouttest.Latency{Fixed: p.PageLatency * time.Duration(i+1) / time.Duration(len(names))}})
+		if l := p.PageLatency * time.Duration(i+1) / time.Duration(len(names)); l > 0 {
+			slow = append(slow, fanouttest.Rule{Region: r, Latency: fanouttest.Latency{Fixed: l}})
+		}
 	}
 	const pageSize = 5
 	srv, err := fanouttest.New(fanouttest.Config{Instances: p.Pages * pageSize, Faults: slow})
