@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -153,8 +154,9 @@ type ClientPool[C any] struct {
 
 	adaptive *AdaptiveOptions // nil when disabled
 
+	clients sync.Map // acctRegion to *lazy[C]: read without a lock by every call
+
 	mu       sync.Mutex
-	clients  map[acctRegion]*lazy[C]
 	limiters map[acctRegion]*Adaptive
 
 	breaker  *BreakerOptions // nil when disabled
@@ -176,17 +178,20 @@ func (t acctRegion) String() string {
 	return t.account + "/" + t.region
 }
 
-// lazy is a value built once, on first use.
+// lazy is a value built once, by build, on first use.
 type lazy[V any] struct {
-	once sync.Once
-	v    V
-	err  error
+	once    sync.Once
+	build   func() (V, error)
+	v       V
+	err     error
+	checked atomic.Bool // its key passed Client's checks; Get checks nothing
 }
 
-func (l *lazy[V]) get(build func() (V, error)) (V, error) {
+func (l *lazy[V]) get() (V, error) {
 	l.once.Do(func() {
 		defer recoverInto(&l.err) // a constructor's panic is the value's error, for good
-		l.v, l.err = build()
+		l.v, l.err = l.build()
+		l.build = nil
 	})
 	return l.v, l.err
 }
@@ -221,7 +226,6 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 		base:     cfg,
 		accounts: o.Accounts,
 		build:    func(c aws.Config) C { return newFn(c, o.ClientOptions...) },
-		clients:  make(map[acctRegion]*lazy[C]),
 		limiters: make(map[acctRegion]*Adaptive),
 		breakers: make(map[acctRegion]*Breaker),
 	}
@@ -325,12 +329,8 @@ func (p *ClientPool[C]) Get(region string) C {
 		var zero C
 		return zero
 	}
-	c, _ := p.client(acctRegion{region: region}, p.baseCredentials)
+	c, _ := p.client(acctRegion{region: region}, nil, false)
 	return c
-}
-
-func (p *ClientPool[C]) baseCredentials() (aws.CredentialsProvider, error) {
-	return p.base.Credentials, nil
 }
 
 // Client returns the client for account and region. An empty account means
@@ -341,11 +341,14 @@ func (p *ClientPool[C]) Client(account, region string) (C, error) {
 	if p == nil {
 		return zero, errors.New("fanout: nil *ClientPool")
 	}
+	if l, ok := p.clients.Load(acctRegion{account, region}); ok && l.(*lazy[C]).checked.Load() {
+		return l.(*lazy[C]).get()
+	}
 	if err := checkRegion(region); err != nil {
 		return zero, err
 	}
 	if account == "" {
-		return p.client(acctRegion{region: region}, p.baseCredentials)
+		return p.client(acctRegion{region: region}, nil, true)
 	}
 	if p.accounts == nil {
 		return zero, fmt.Errorf("fanout: client for account %q: the pool has no Accounts (PoolOptions.Accounts)", account)
@@ -355,46 +358,55 @@ func (p *ClientPool[C]) Client(account, region string) (C, error) {
 	}
 	return p.client(acctRegion{account, region}, func() (aws.CredentialsProvider, error) {
 		return p.accounts.Credentials(account)
-	})
+	}, true)
 }
 
-func (p *ClientPool[C]) client(t acctRegion, creds func() (aws.CredentialsProvider, error)) (C, error) {
-	p.mu.Lock()
-	l, ok := p.clients[t]
+// client returns t's client, built on first use with creds; checked says
+// t passed Client's checks, so that later calls need not repeat them.
+func (p *ClientPool[C]) client(t acctRegion, creds func() (aws.CredentialsProvider, error), checked bool) (C, error) {
+	v, ok := p.clients.Load(t)
 	if !ok {
-		l = new(lazy[C])
-		p.clients[t] = l
+		v, _ = p.clients.LoadOrStore(t, &lazy[C]{build: func() (C, error) { return p.newClient(t, creds) }})
 	}
-	p.mu.Unlock()
-	return l.get(func() (C, error) {
-		cp, err := creds()
+	l := v.(*lazy[C])
+	if checked && !l.checked.Load() {
+		l.checked.Store(true)
+	}
+	return l.get()
+}
+
+// newClient builds the client for t, with its credentials (nil creds: the
+// config's own), adaptive limit and breaker.
+func (p *ClientPool[C]) newClient(t acctRegion, creds func() (aws.CredentialsProvider, error)) (C, error) {
+	var zero C
+	cp := p.base.Credentials
+	if creds != nil {
+		var err error
+		if cp, err = creds(); err != nil {
+			return zero, err
+		}
+	}
+	cfg := p.base
+	cfg.Region = t.region
+	cfg.Credentials = cp
+	if p.adaptive != nil {
+		a, err := newAdaptive(*p.adaptive) // validated by NewClientPool
 		if err != nil {
-			var zero C
 			return zero, err
 		}
-		cfg := p.base
-		cfg.Region = t.region
-		cfg.Credentials = cp
-		if p.adaptive != nil {
-			a, err := newAdaptive(*p.adaptive) // validated by NewClientPool
-			if err != nil {
-				var zero C
-				return zero, err
-			}
-			p.mu.Lock()
-			p.limiters[t] = a
-			p.mu.Unlock()
-			newRetryer := cfg.Retryer
-			cfg.Retryer = func() aws.Retryer { return AdaptiveRetryer(newRetryer(), a) }
-		}
-		// Outside the adaptive limit: an attempt the breaker fails must
-		// not wait for a place among the requests in flight.
-		if cfg.Retryer, err = p.withBreaker(t, cfg.Retryer); err != nil {
-			var zero C
-			return zero, err
-		}
-		return p.build(cfg), nil
-	})
+		p.mu.Lock()
+		p.limiters[t] = a
+		p.mu.Unlock()
+		newRetryer := cfg.Retryer
+		cfg.Retryer = func() aws.Retryer { return AdaptiveRetryer(newRetryer(), a) }
+	}
+	// Outside the adaptive limit: an attempt the breaker fails must not
+	// wait for a place among the requests in flight.
+	var err error
+	if cfg.Retryer, err = p.withBreaker(t, cfg.Retryer); err != nil {
+		return zero, err
+	}
+	return p.build(cfg), nil
 }
 
 // Stats returns a snapshot of each client's adaptive limit, keyed by
@@ -428,9 +440,12 @@ func (p *ClientPool[C]) Len() int {
 	if p == nil {
 		return 0
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.clients)
+	n := 0
+	p.clients.Range(func(_, _ any) bool {
+		n++
+		return true
+	})
+	return n
 }
 
 // Config returns a copy of the config the pool builds its clients from,

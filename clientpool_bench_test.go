@@ -141,6 +141,29 @@ func BenchmarkClientPoolGet(b *testing.B) {
 			_ = pool.Get("eu-west-1")
 		}
 	})
+	// Many goroutines at once, as a fan-out's workers ask: the hit path
+	// must not serialise them.
+	b.Run("pool.Get/parallel", func(b *testing.B) {
+		pool := newPool(b, cfg, sts.NewFromConfig)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_ = pool.Get("eu-west-1")
+			}
+		})
+	})
+	b.Run("pool.Client/parallel", func(b *testing.B) {
+		pool := newPool(b, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(b, cfg) })
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := pool.Client("111122223333", "eu-west-1"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 	b.Run("NewFromConfig", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -334,3 +334,27 @@ func TestTransportPanicIsTheAttemptsError(t *testing.T) {
 		t.Errorf("a call once the transport works: %v", err)
 	}
 }
+
+// TestClientChecksWhatGetDidNot: Get builds a client for any name, unchecked;
+// Client, which skips its checks for a client it built itself, still
+// refuses that name rather than handing out Get's client.
+func TestClientChecksWhatGetDidNot(t *testing.T) {
+	t.Parallel()
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDCHECK", "check-secret", "")}
+	pool := newPool(t, cfg, sts.NewFromConfig)
+	if c := pool.Get("not-a-region"); c == nil {
+		t.Fatal("Get built no client")
+	}
+	for range 2 {
+		if _, err := pool.Client("", "not-a-region"); err == nil || !strings.Contains(err.Error(), `"not-a-region"`) {
+			t.Errorf("Client after Get: %v; want an error naming the region", err)
+		}
+	}
+	first, err := pool.Client("", "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := pool.Client("", "eu-west-1"); err != nil || again != first || pool.Get("eu-west-1") != first {
+		t.Errorf("a second Client: %p, %v; want the same client %p", again, err, first)
+	}
+}
