@@ -17,7 +17,8 @@ import (
 
 // The defaults of AdaptiveOptions.
 const (
-	DefaultAdaptiveMax             = 128
+	DefaultAdaptiveMax             = 0 // no ceiling: the fan-out's Limit bounds a client
+
 	DefaultAdaptiveDecrease        = 0.5
 	DefaultAdaptiveIncrease        = 0.07
 	DefaultAdaptiveThrottleBackoff = 100 * time.Millisecond
@@ -27,8 +28,12 @@ const (
 // account and region). NewAdaptive and a ClientPool start from
 // DefaultAdaptiveOptions.
 type AdaptiveOptions struct {
-	// Max is the ceiling, and the starting point, of the client's limit on
-	// requests in flight; at least 1. Default: DefaultAdaptiveMax.
+	// Max, when not 0, is the ceiling, and the starting point, of the
+	// client's limit on requests in flight. 0 means none: until its first
+	// throttle a client sends what it is asked to, as many requests at once
+	// as the fan-outs calling it allow (their Limit, and the HTTP client's
+	// MaxConnsPerHost if set), and a throttle cuts from what was in flight.
+	// Default: DefaultAdaptiveMax, 0.
 	Max int
 
 	// Decrease multiplies the limit on requests in flight on a throttling
@@ -82,8 +87,10 @@ func DefaultAdaptiveOptions() AdaptiveOptions {
 
 func (o *AdaptiveOptions) validate() error {
 	switch {
-	case o.Max < 1:
-		return fmt.Errorf("fanout: AdaptiveOptions.Max is %d; want 1 or more (change fields of the options, which start from DefaultAdaptiveOptions, rather than replacing them)", o.Max)
+	case o.Max < 0:
+		return fmt.Errorf("fanout: AdaptiveOptions.Max is %d; want 0 (no ceiling) or more", o.Max)
+	case o.Decrease == 0 && o.Increase == 0 && o.ThrottleBackoff == 0:
+		return errors.New("fanout: AdaptiveOptions are all zero; change fields of the options, which start from DefaultAdaptiveOptions, rather than replacing them")
 	case !(o.Decrease > 0 && o.Decrease < 1):
 		return fmt.Errorf("fanout: AdaptiveOptions.Decrease is %v; want more than 0 and less than 1", o.Decrease)
 	case !(o.Increase > 0) || math.IsInf(o.Increase, 1):
@@ -159,7 +166,8 @@ func newAdaptive(o AdaptiveOptions) (*Adaptive, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	a := &Adaptive{opts: o, now: time.Now, limit: float64(o.Max)}
+	a := &Adaptive{opts: o, now: time.Now}
+	a.limit = a.ceiling()
 	if o.Rate > 0 {
 		a.bucket = rate.NewLimiter(o.Rate, o.Burst)
 	}
@@ -171,7 +179,7 @@ type AdaptiveStats struct {
 	// Limit is the current limit in requests per round trip: the requests
 	// allowed in flight, or below 1, the fraction of one request per round
 	// trip the client is paced at (0.25: one request every four round
-	// trips).
+	// trips); +Inf while the client has neither a Max nor a throttle yet.
 	Limit     float64
 	InFlight  int   // requests in flight now
 	Requests  int64 // requests finished
@@ -422,7 +430,7 @@ func (a *Adaptive) giveBack() {
 // rateCut of the rate last throttled and that rate.
 func (a *Adaptive) increase() {
 	if a.rate == 0 {
-		a.limit = min(float64(a.opts.Max), a.limit+a.opts.Increase/a.limit)
+		a.limit = min(a.ceiling(), a.limit+a.opts.Increase/a.limit)
 		return
 	}
 	g := a.opts.Increase
@@ -487,7 +495,7 @@ func (a *Adaptive) perRTT() float64 {
 func (a *Adaptive) setPerRTT(l float64) {
 	switch {
 	case l >= 1 || a.opts.DisablePacing || a.rtt <= 0:
-		a.limit, a.rate, a.throttledRate = min(float64(a.opts.Max), max(1, l)), 0, 0
+		a.limit, a.rate, a.throttledRate = min(a.ceiling(), max(1, l)), 0, 0
 	case a.rate == 0: // a limit becomes a rate: none throttled yet
 		a.limit, a.rate, a.throttledRate = 1, max(minRate, l/a.rtt.Seconds()), 0
 	default:
@@ -495,10 +503,21 @@ func (a *Adaptive) setPerRTT(l float64) {
 	}
 }
 
+// ceiling is Max, or +Inf for none.
+func (a *Adaptive) ceiling() float64 {
+	if a.opts.Max == 0 {
+		return math.Inf(1)
+	}
+	return float64(a.opts.Max)
+}
+
 // room is how many requests may be in flight: the limit rounded up when
 // pacing spreads them, its whole part when not; one for a rate.
 func (a *Adaptive) room() int {
-	if a.opts.DisablePacing {
+	switch {
+	case math.IsInf(a.limit, 1):
+		return math.MaxInt
+	case a.opts.DisablePacing:
 		return int(a.limit)
 	}
 	return int(math.Ceil(a.limit))

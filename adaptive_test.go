@@ -258,7 +258,8 @@ func TestAdaptiveOptions(t *testing.T) {
 		fn   func(*fanout.AdaptiveOptions)
 		want string
 	}{
-		"Max 0":           {func(o *fanout.AdaptiveOptions) { o.Max = 0 }, "AdaptiveOptions.Max is 0"},
+		"Max -1":          {func(o *fanout.AdaptiveOptions) { o.Max = -1 }, "AdaptiveOptions.Max is -1"},
+		"replaced":        {func(o *fanout.AdaptiveOptions) { *o = fanout.AdaptiveOptions{} }, "rather than replacing them"},
 		"Decrease 1":      {func(o *fanout.AdaptiveOptions) { o.Decrease = 1 }, "AdaptiveOptions.Decrease is 1"},
 		"Decrease 0":      {func(o *fanout.AdaptiveOptions) { o.Decrease = 0 }, "AdaptiveOptions.Decrease is 0"},
 		"Decrease NaN":    {func(o *fanout.AdaptiveOptions) { o.Decrease = math.NaN() }, "AdaptiveOptions.Decrease is NaN"},
@@ -569,5 +570,44 @@ func TestLastAttemptBelongsToItsCall(t *testing.T) {
 				t.Errorf("%v; want the deadline, with the API error %q", err, tc.wantCode)
 			}
 		})
+	}
+}
+
+// TestNoSilentCeiling: a client whose adaptive limit has no Max set lets a
+// fan-out's Limit through, 300 requests in flight at once, where a default
+// ceiling of 128 used to hold them back unsaid.
+func TestNoSilentCeiling(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Service: "ec2", Fault: fanouttest.Hang}}})
+	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprint(i)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f := fanout.New[int](func(o *fanout.Options) { o.Limit = n })
+		f.Run(ctx, keys, func(ctx context.Context, _ string) (int, error) {
+			_, err := pool.Get("eu-west-1").DescribeVpcs(ctx, &ec2.DescribeVpcsInput{})
+			return 0, err
+		})
+	}()
+	deadline := time.Now().Add(30 * time.Second) // a bound on failure, not a wait for success
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for srv.Stats().Total.PeakInFlight < n && time.Now().Before(deadline) {
+		<-tick.C
+	}
+	cancel()
+	<-done
+	if peak := srv.Stats().Total.PeakInFlight; peak != n {
+		t.Errorf("%d requests in flight at most; want the fan-out's Limit, %d", peak, n)
+	}
+	if st := pool.Stats()["eu-west-1"]; !math.IsInf(st.Limit, 1) {
+		t.Errorf("limit %v before any throttle; want none (+Inf)", st.Limit)
 	}
 }

@@ -42,10 +42,11 @@ func ExampleClientPool() {
 		log.Fatal(err)
 	}
 	fmt.Println(aws.ToString(out.Account), pool.Get("eu-west-1") == pool.Get("eu-west-1"), pool.Len())
+	// No throttle yet, so no limit: the fan-out's Limit bounds the client.
 	fmt.Printf("%+v\n", pool.Stats()["eu-west-1"])
 	// Output:
 	// 123456789012 true 1
-	// {Limit:128 InFlight:0 Requests:1 Throttles:0}
+	// {Limit:+Inf InFlight:0 Requests:1 Throttles:0}
 }
 
 // Regions calls each region with its own client, classifies what AWS
