@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -400,5 +401,33 @@ func TestLearnsKeysFromACompressingUpstream(t *testing.T) {
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
 		t.Errorf("GetCallerIdentity with the role's keys: %v; want the account's rule to deny it", err)
+	}
+}
+
+// TestDescribeInstancesAnswer: the built-in DescribeInstances pages, as
+// the real client reads them, give each instance once, with the fields
+// set that an inventory reads.
+func TestDescribeInstancesAnswer(t *testing.T) {
+	t.Parallel()
+	_, pool := start(t, fanouttest.Config{Account: "111122223333", Instances: 12}, ec2.NewFromConfig, 1)
+	p := ec2.NewDescribeInstancesPaginator(pool.Get("eu-west-2"), &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
+	rs, err := fanout.Collect(context.Background(), p, p.NextPage, func(o *ec2.DescribeInstancesOutput) []ec2types.Reservation { return o.Reservations })
+	if err != nil || len(rs) != 12 {
+		t.Fatalf("%d reservations, %v; want 12", len(rs), err)
+	}
+	id := regexp.MustCompile(`^i-[0-9a-f]{17}$`)
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if len(r.Instances) != 1 {
+			t.Fatalf("reservation %s has %d instances; want 1", aws.ToString(r.ReservationId), len(r.Instances))
+		}
+		in := r.Instances[0]
+		iid := aws.ToString(in.InstanceId)
+		if !id.MatchString(iid) || seen[iid] || aws.ToString(r.ReservationId) != "r-"+iid[2:] || aws.ToString(r.OwnerId) != "111122223333" ||
+			in.State == nil || in.State.Name != ec2types.InstanceStateNameRunning || in.InstanceType != ec2types.InstanceTypeT3Micro ||
+			in.Placement == nil || aws.ToString(in.Placement.AvailabilityZone) != "eu-west-2a" {
+			t.Errorf("instance %+v of reservation %s (owner %s): want a new ID, running t3.micro in eu-west-2a, owned by the account", in, aws.ToString(r.ReservationId), aws.ToString(r.OwnerId))
+		}
+		seen[iid] = true
 	}
 }
