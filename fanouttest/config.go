@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/awsfanout/fanout/internal/partition"
@@ -36,8 +37,10 @@ type Config struct {
 	// organization, as IAM refuses a role that does not exist.
 	Accounts []string
 
-	// Regions are the regions the built-in DescribeRegions lists. nil means
-	// DefaultRegions.
+	// Regions are the regions the Server knows: the built-in
+	// DescribeRegions lists them, and rules and the per-region settings
+	// may name only them, so that a typo is an error rather than a rule
+	// that never fires. nil means DefaultRegions; an empty list, none.
 	Regions []string
 
 	// Instances is how many instances the built-in DescribeInstances has in
@@ -65,7 +68,8 @@ type Config struct {
 
 	// Clock, when not nil, is the Server's time for the rules' From and
 	// Until; a test advances it to start and end an outage without
-	// waiting. nil means the wall clock.
+	// waiting. The Server calls it from its handlers, concurrently. nil
+	// means the wall clock.
 	Clock func() time.Time
 }
 
@@ -90,17 +94,21 @@ type Rule struct {
 	// dynamodb, organizations...
 	Service string
 	// Operation is the action a query or JSON protocol request names
-	// (DescribeInstances, AssumeRole, ListTables) or, for the REST
-	// protocols, which name none, a method and a path prefix:
-	// "GET /2015-03-31/functions", "PUT /".
+	// (DescribeInstances, AssumeRole, ListTables), or S3's (the SDK names
+	// most S3 calls in an x-id parameter: GetObject, PutObject), or, for
+	// the REST protocols, which name none, a method and a path prefix,
+	// without a query: "GET /2015-03-31/functions", "PUT /".
 	Operation string
 
 	// From and Until bound the time, since New, during which the rule
 	// fires: an outage that starts and ends. Until 0 means no end.
 	From, Until time.Duration
 	// Attempts, when not 0, fires for each call's first Attempts attempts
-	// only (the SDK numbers them in its amz-sdk-request header; a request
-	// without it is an attempt 1): the call succeeds on the next one.
+	// only: the call succeeds on the next one. The SDK numbers a call's
+	// attempts in its amz-sdk-request header; a request without it is an
+	// attempt 1. So with the SDK's retries off, every call is a first
+	// attempt and the rule fires every time: for "the first N requests",
+	// use Times.
 	Attempts int
 	// Fraction, when not 0, fires for that fraction of the requests that
 	// get this far, drawn from Config.Seed: the n-th such request fails or
@@ -172,11 +180,13 @@ type Bucket struct {
 	PerSecond float64
 }
 
-// Buckets are the token buckets of one account in one region, by kind of
-// action, as EC2 meters its API. A call is non-mutating when its action
-// starts with Describe, List or Get, or, in the REST protocols, when its
-// method is GET or HEAD, or it is a restJson1 POST whose path's last part
-// starts with list, describe or get.
+// Buckets size the token buckets by kind of action, as EC2 meters its
+// API. Each action of a service has buckets of its own in each account
+// and region (each REST service one for its reads and one for its writes,
+// since REST names no action): sts AssumeRole does not drain ec2
+// DescribeInstances. A call is non-mutating when its action starts with
+// Describe, List or Get, or, in the REST protocols, when its method is GET
+// or HEAD.
 type Buckets struct {
 	NonMutating        Bucket // reads
 	UnfilteredDescribe Bucket // ec2 DescribeInstances with neither filters nor MaxResults
@@ -241,10 +251,18 @@ func (c *Config) validate() error {
 		}
 		seen[a] = true
 	}
+	known := make(map[string]bool, len(c.Regions))
 	for _, region := range c.Regions {
-		if err := checkRegion("Config.Regions", region); err != nil {
-			return err
+		if _, ok := partition.Of(region); !ok {
+			return fmt.Errorf("fanouttest: Config.Regions: %q is not an AWS region name", region)
 		}
+		known[region] = true
+	}
+	checkRegion := func(where, region string) error {
+		if !known[region] {
+			return fmt.Errorf("fanouttest: %s: %q is not one of Config.Regions (by default, DefaultRegions); add it there to use it", where, region)
+		}
+		return nil
 	}
 	if c.Instances < 0 {
 		return fmt.Errorf("fanouttest: Config.Instances is %d; want 0 or more", c.Instances)
@@ -274,19 +292,51 @@ func (c *Config) validate() error {
 		}
 	}
 	for i, r := range c.Faults {
-		if err := r.check(fmt.Sprintf("Config.Faults[%d]", i)); err != nil {
+		where := fmt.Sprintf("Config.Faults[%d]", i)
+		if r.Region != "" {
+			if err := checkRegion(where+".Region", r.Region); err != nil { // a typo would leave the rule unused, silently
+				return err
+			}
+		}
+		if err := r.check(where); err != nil {
 			return err
+		}
+		if i > 0 && c.Faults[i-1].always() {
+			return fmt.Errorf("fanouttest: %s can never fire: Config.Faults[%d] before it answers every request with %v", where, i-1, c.Faults[i-1].Fault)
 		}
 	}
 	return nil
 }
 
-func (r *Rule) check(where string) error {
-	if r.Region != "" {
-		if err := checkRegion(where+".Region", r.Region); err != nil { // a typo would leave the rule unused, silently
-			return err
-		}
+// always reports whether r fires for every request with a fault, so that
+// no rule after it is ever tried.
+func (r *Rule) always() bool {
+	return r.Fault != NoFault && r.Region == "" && r.Account == "" && r.Service == "" && r.Operation == "" &&
+		r.From == 0 && r.Until == 0 && r.Attempts == 0 && (r.Fraction == 0 || r.Fraction == 1) && r.Times == 0
+}
+
+// restServices name no action on the wire (S3 does, in x-id); rpcServices
+// always do. A rule naming one in the other's form could never fire.
+var (
+	restServices = map[string]bool{"lambda": true, "route53": true, "cloudfront": true, "apigateway": true}
+	rpcServices  = map[string]bool{"ec2": true, "sts": true, "iam": true, "dynamodb": true, "organizations": true,
+		"sqs": true, "sns": true, "kms": true, "ssm": true, "logs": true, "ecs": true, "cloudformation": true, "monitoring": true}
+)
+
+func (r *Rule) checkOperation(where string) error {
+	_, path, rest := strings.Cut(r.Operation, " ")
+	switch {
+	case rest && strings.Contains(path, "?"):
+		return fmt.Errorf("fanouttest: %s.Operation %q: a REST rule matches a path, without its query", where, r.Operation)
+	case rest && rpcServices[r.Service]:
+		return fmt.Errorf("fanouttest: %s.Operation %q: %s names its actions; match one by name", where, r.Operation, r.Service)
+	case !rest && restServices[r.Service]:
+		return fmt.Errorf("fanouttest: %s.Operation %q: %s is a REST service and names no action; match a method and path like \"GET /\"", where, r.Operation, r.Service)
 	}
+	return nil
+}
+
+func (r *Rule) check(where string) error {
 	switch {
 	case r.Account != "" && !accountRE.MatchString(r.Account):
 		return fmt.Errorf("fanouttest: %s.Account %q is not an AWS account ID (12 digits)", where, r.Account)
@@ -310,22 +360,23 @@ func (r *Rule) check(where string) error {
 	if err := checkLatency(where+".Latency", r.Latency); err != nil {
 		return err
 	}
+	if r.Operation != "" {
+		if err := r.checkOperation(where); err != nil {
+			return err
+		}
+	}
 	if r.Fault == NoFault && r.Latency == (Latency{}) {
 		return fmt.Errorf("fanouttest: %s has neither a Fault nor a Latency; it would do nothing", where)
 	}
 	return nil
 }
 
-func checkRegion(where, region string) error {
-	if _, ok := partition.Of(region); !ok {
-		return fmt.Errorf("fanouttest: %s: %q is not an AWS region name", where, region)
-	}
-	return nil
-}
-
 func checkLatency(where string, l Latency) error {
-	if l.Fixed < 0 || l.Jitter < 0 {
+	switch {
+	case l.Fixed < 0 || l.Jitter < 0:
 		return fmt.Errorf("fanouttest: %s %+v has a negative part", where, l)
+	case l.Fixed > math.MaxInt64-l.Jitter:
+		return fmt.Errorf("fanouttest: %s %+v is longer than a time.Duration holds", where, l)
 	}
 	return nil
 }
@@ -350,8 +401,8 @@ func (c *Config) builtInOnly() error {
 	if c.Upstream == "" {
 		return nil
 	}
-	if c.Instances != 0 || c.RegionInstances != nil || c.Accounts != nil || c.Regions != nil {
-		return errors.New("fanouttest: Config.Instances, RegionInstances, Accounts and Regions are the built-in responder's; with Upstream set, the upstream answers instead")
+	if c.Instances != 0 || c.RegionInstances != nil || c.Accounts != nil {
+		return errors.New("fanouttest: Config.Instances, RegionInstances and Accounts are the built-in responder's; with Upstream set, the upstream answers instead")
 	}
 	return nil
 }

@@ -43,17 +43,21 @@
 //	awsJson1_1   organizations 400 ThrottlingException       400 UnrecognizedClientException  400 AccessDeniedException   500 InternalFailure
 //	restJson1    lambda        429 TooManyRequestsException  403 UnrecognizedClientException  403 AccessDeniedException   500 ServiceException
 //	restXml      s3            503 SlowDown                  403 InvalidAccessKeyId           403 AccessDenied            500 InternalError
+//	rpcv2Cbor    cloudwatch    400 Throttling                403 InvalidClientTokenId         403 AccessDenied            500 InternalFailure
 //
-// With a session token, S3's Disabled is 400 InvalidToken. Other services
-// get their protocol's row; restJson1 services other than Lambda get 429
-// ThrottlingException and 500 InternalFailure. For every row, the tests
-// also check that a throttle bucket's answer is the Throttled cell, that
-// Reset fails the call with no API error and Hang with the caller's
-// deadline, that Latency and Attempts let the call succeed, how many
-// attempts the SDK made (throttles and 500s are retried, Disabled and
-// Denied are not), and that fanout.Classify finds ErrThrottled and
-// ErrRegionDisabled. An S3 HEAD has no body, so the client sees only the
-// status (ServiceUnavailable, Forbidden), as it does from AWS.
+// With a session token, S3's Disabled is 400 InvalidToken. CloudWatch
+// keeps its query protocol's codes (in the X-Amzn-Query-Error header).
+// Other services get their protocol's row; restJson1 services other than
+// Lambda get 429 ThrottlingException and 500 InternalFailure. For every
+// row, the tests also check that a throttle bucket's answer is the
+// Throttled cell, that Reset fails the call with no API error and Hang
+// with the caller's deadline, that Latency and Attempts let the call
+// succeed (but for CloudWatch in front of moto, which does not speak
+// rpcv2Cbor), how many attempts the SDK made (throttles and 500s are
+// retried, Disabled and Denied are not), and that fanout.Classify finds
+// ErrThrottled and ErrRegionDisabled. An S3 HEAD has no body, so the
+// client sees only the status (ServiceUnavailable, Forbidden), as it does
+// from AWS, and Classify finds neither.
 //
 // Reset closes the connection with an RST; Hang holds the request until
 // the client gives up or the Server closes; Latency delays the answer.
@@ -77,12 +81,19 @@
 //
 // Server.Stats counts requests, throttles and faults in total, per region
 // and per account, and how many times each rule fired, so that a test can
-// assert what reached the endpoint.
+// assert what reached the endpoint, and that each rule fired: New refuses
+// what it can tell will never match (a region it does not know, an action
+// name for a REST service, a rule after one that answers everything), but
+// not a service name that no client signs with.
 //
 // # Caveats
 //
-// S3 clients need UsePathStyle, since BaseEndpoint is an address with no
-// room for a bucket's host name. The REST protocols (restJson1, restXml)
-// name no operation on the wire: a rule matches them by method and path
-// prefix, and their reads (GET, HEAD) are the non-mutating ones.
+// The REST protocols (restJson1, restXml) name no operation on the wire:
+// a rule matches them by method and path prefix (S3 calls also by the
+// name the SDK sends in x-id), and their reads (GET, HEAD) are the
+// non-mutating ones. The SDK's S3 client uses path-style addresses with
+// an IP endpoint such as the Server's; with a host name, set
+// UsePathStyle. A request signed with no credentials (anonymous S3,
+// AssumeRoleWithWebIdentity) has no region or service to match. The
+// built-in DescribeInstances ignores filters and instance IDs.
 package fanouttest

@@ -174,5 +174,5 @@ func ExampleRule_fraction() {
 	}
 	fmt.Println("throttled:", failed, "of 100; the rule fired", srv.Stats().Rules[0], "times")
 	// Output:
-	// throttled: 9 of 100; the rule fired 9 times
+	// throttled: 6 of 100; the rule fired 6 times
 }

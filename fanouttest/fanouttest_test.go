@@ -316,7 +316,14 @@ func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 		"unknown fault":         {fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-1", Fault: 99}}}, "Faults[0].Fault is 99"},
 		"upstream and built-in": {fanouttest.Config{Upstream: "http://127.0.0.1:5000", Instances: 7}, "with Upstream set"},
 		"upstream and accounts": {fanouttest.Config{Upstream: "http://127.0.0.1:5000", Accounts: []string{"111111111111"}}, "with Upstream set"},
-		"region typo":           {fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-l", Fault: fanouttest.Disabled}}}, `Faults[0].Region: "eu-west-l" is not an AWS region name`},
+		"region typo":           {fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-l", Fault: fanouttest.Disabled}}}, `Faults[0].Region: "eu-west-l" is not one of Config.Regions`},
+		"plausible typo":        {fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-wset-1", Fault: fanouttest.Disabled}}}, `"eu-wset-1" is not one of Config.Regions`},
+		"outside own regions":   {fanouttest.Config{Regions: []string{"eu-west-1"}, RegionInstances: map[string]int{"eu-west-2": 1}}, `RegionInstances: "eu-west-2" is not one of`},
+		"REST form for ec2":     {fanouttest.Config{Faults: []fanouttest.Rule{{Service: "ec2", Operation: "POST /", Fault: fanouttest.Denied}}}, "ec2 names its actions"},
+		"action for lambda":     {fanouttest.Config{Faults: []fanouttest.Rule{{Service: "lambda", Operation: "ListFunctions", Fault: fanouttest.Denied}}}, "lambda is a REST service"},
+		"query in a path":       {fanouttest.Config{Faults: []fanouttest.Rule{{Operation: "GET /b?list-type=2", Fault: fanouttest.Denied}}}, "without its query"},
+		"shadowed rule":         {fanouttest.Config{Faults: []fanouttest.Rule{{Fault: fanouttest.Error500}, {Region: "eu-west-1", Fault: fanouttest.Reset}}}, "Faults[1] can never fire"},
+		"latency overflow":      {fanouttest.Config{Latency: fanouttest.Latency{Fixed: math.MaxInt64, Jitter: math.MaxInt64}}, "longer than a time.Duration"},
 		"throttle region typo":  {fanouttest.Config{RegionThrottle: map[string]fanouttest.Buckets{"eu-west-l": {}}}, `RegionThrottle: "eu-west-l"`},
 		"rule does nothing":     {fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-1"}}}, "neither a Fault nor a Latency"},
 		"rule account":          {fanouttest.Config{Faults: []fanouttest.Rule{{Account: "12345", Fault: fanouttest.Denied}}}, `Faults[0].Account "12345"`},
@@ -429,5 +436,120 @@ func TestDescribeInstancesAnswer(t *testing.T) {
 			t.Errorf("instance %+v of reservation %s (owner %s): want a new ID, running t3.micro in eu-west-2a, owned by the account", in, aws.ToString(r.ReservationId), aws.ToString(r.OwnerId))
 		}
 		seen[iid] = true
+	}
+}
+
+// TestFractionIsReproducibleUnderConcurrency: calls that race each other
+// to the Server meet the same draws in every run: the same regions fail.
+func TestFractionIsReproducibleUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	regions := fanouttest.DefaultRegions[:30]
+	failed := func() []string {
+		_, pool := start(t, fanouttest.Config{Seed: 42, Faults: []fanouttest.Rule{{Service: "ec2", Fraction: 0.3, Fault: fanouttest.Error500}}},
+			ec2.NewFromConfig, 1)
+		res, _ := fanout.Regions(context.Background(), fanout.New[int](), pool, regions, countPages)
+		var out []string
+		for _, r := range res {
+			if r.Err != nil {
+				out = append(out, r.Region)
+			}
+		}
+		return out
+	}
+	first := failed()
+	if len(first) == 0 || len(first) == len(regions) {
+		t.Fatalf("failed %v; want some of the %d regions", first, len(regions))
+	}
+	for range 3 {
+		if again := failed(); !slices.Equal(again, first) {
+			t.Errorf("failed %v, then %v; want the same regions", first, again)
+		}
+	}
+}
+
+// TestBucketsPerAction: each action has its own buckets, as EC2 meters
+// them; one action's calls do not throttle another's, nor another
+// service's.
+func TestBucketsPerAction(t *testing.T) {
+	t.Parallel()
+	one := fanouttest.Bucket{Burst: 1, PerSecond: 0.001}
+	srv, pool := start(t, fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: one, UnfilteredDescribe: one, Mutating: one}},
+		ec2.NewFromConfig, 1)
+	ctx := context.Background()
+	stsClient := sts.NewFromConfig(srv.AWSConfig("eu-west-1"), func(o *sts.Options) { o.RetryMaxAttempts = 1 })
+	if _, err := stsClient.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+		t.Fatal(err)
+	}
+	c := pool.Get("eu-west-1")
+	if _, err := c.DescribeRegions(ctx, &ec2.DescribeRegionsInput{}); err != nil {
+		t.Errorf("DescribeRegions after sts GetCallerIdentity: %v; want its own bucket", err)
+	}
+	if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)}); err != nil {
+		t.Errorf("DescribeInstances after DescribeRegions: %v; want its own bucket", err)
+	}
+	_, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "RequestLimitExceeded" {
+		t.Errorf("a second DescribeInstances: %v; want its bucket empty", err)
+	}
+}
+
+// TestServerKeepsItsOwnConfig: changing the config's buckets, maps or
+// rules after New changes nothing, checked or not.
+func TestServerKeepsItsOwnConfig(t *testing.T) {
+	t.Parallel()
+	buckets := fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 100, PerSecond: 100}}
+	cfg := fanouttest.Config{Throttle: &buckets, RegionInstances: map[string]int{"eu-west-1": 2}}
+	srv, pool := start(t, cfg, ec2.NewFromConfig, 1)
+	buckets.NonMutating = fanouttest.Bucket{Burst: 0, PerSecond: 5} // New would refuse this
+	cfg.RegionInstances["eu-west-1"] = 50
+	if n, err := countPages(context.Background(), pool.Get("eu-west-1"), "eu-west-1"); err != nil || n != 2 {
+		t.Errorf("%d instances, %v; want the 2 the config held at New", n, err)
+	}
+	if st := srv.Stats(); st.Total.Throttled != 0 {
+		t.Errorf("%d throttled; want none", st.Total.Throttled)
+	}
+}
+
+// TestBuiltInAnswersAsAWSDoes: a role's GetCallerIdentity names the
+// assumed role, AWSConfigFor acts in its account, and a NextToken the
+// Server did not give is refused, not read as the first page.
+func TestBuiltInAnswersAsAWSDoes(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, fanouttest.Config{Instances: 12})
+	ctx := context.Background()
+	cfg, err := srv.AWSConfigFor("111122223333", "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(out.Account) != "111122223333" || !strings.HasPrefix(aws.ToString(out.Arn), "arn:aws:sts::111122223333:assumed-role/") {
+		t.Errorf("GetCallerIdentity as a role: %+v, %v; want the account's assumed role", out, err)
+	}
+	if _, err := srv.AWSConfigFor("1111", "eu-west-1"); err == nil || !strings.Contains(err.Error(), `"1111"`) {
+		t.Errorf("AWSConfigFor a bad account: %v; want an error naming it", err)
+	}
+	c := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+	for _, token := range []string{"garbage", "-3", "12", "0"} {
+		_, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5), NextToken: aws.String(token)})
+		var apiErr smithy.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InvalidParameterValue" {
+			t.Errorf("NextToken %q: %v; want InvalidParameterValue", token, err)
+		}
+	}
+}
+
+// TestUpstreamDown: with its upstream gone, the Server answers in the
+// request's protocol, naming the upstream, rather than with an empty 502.
+func TestUpstreamDown(t *testing.T) {
+	t.Parallel()
+	gone := httptest.NewServer(http.NotFoundHandler()) // an upstream address with nothing behind it
+	gone.Close()
+	srv := newServer(t, fanouttest.Config{Upstream: gone.URL})
+	c := sts.NewFromConfig(srv.AWSConfig("us-east-1"), func(o *sts.Options) { o.RetryMaxAttempts = 1 })
+	_, err := c.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "UpstreamUnreachable" || !strings.Contains(apiErr.ErrorMessage(), gone.URL) {
+		t.Errorf("%v; want UpstreamUnreachable naming %s", err, gone.URL)
 	}
 }

@@ -21,6 +21,7 @@ const (
 	awsJSON                  // awsJson1_0 and awsJson1_1: X-Amz-Target, JSON answers
 	restJSON                 // restJson1: method and path, JSON answers: lambda...
 	restXML                  // restXml: method and path, XML answers: s3, route53, cloudfront
+	rpcCBOR                  // rpcv2Cbor: the operation in the path, CBOR answers: cloudwatch
 )
 
 // restXMLServices are the services, by signing name, whose REST protocol
@@ -31,7 +32,7 @@ var restXMLServices = map[string]bool{"s3": true, "route53": true, "cloudfront":
 type request struct {
 	accessKey, region, service string
 	account                    string // the account it acts in; see Rule.Account
-	operation                  string // the action, or for REST "METHOD /path"
+	action                     string // the action named on the wire; for REST, S3's x-id or none
 	method, path               string
 	attempt                    int
 	session                    bool // signed with a session token
@@ -63,23 +64,32 @@ func parse(r *http.Request) *request {
 	}
 	ct := r.Header.Get("Content-Type")
 	switch {
+	case r.Header.Get("Smithy-Protocol") == "rpc-v2-cbor":
+		// POST /service/GraniteServiceVersion20100801/operation/GetMetricData
+		q.proto = rpcCBOR
+		if _, op, ok := strings.Cut(r.URL.Path, "/operation/"); ok {
+			q.action = op
+		}
+		return q
 	case strings.HasPrefix(ct, "application/x-amz-json-"):
 		q.proto, q.jsonVersion = awsJSON, strings.TrimPrefix(ct, "application/x-amz-json-")
 		if q.jsonVersion != "1.0" {
 			q.jsonVersion = "1.1"
 		}
-		_, q.operation, _ = strings.Cut(r.Header.Get("X-Amz-Target"), ".")
+		_, q.action, _ = strings.Cut(r.Header.Get("X-Amz-Target"), ".")
 		return q
 	case r.Method == http.MethodPost && strings.HasPrefix(ct, "application/x-www-form-urlencoded"):
 		q.form, _ = url.ParseQuery(string(body))
-		if q.operation = q.form.Get("Action"); q.operation != "" {
+		if q.action = q.form.Get("Action"); q.action != "" {
 			if q.service == "ec2" {
 				q.proto = ec2Query
 			}
 			return q
 		}
 	}
-	q.proto, q.operation = restJSON, r.Method+" "+r.URL.Path
+	// REST names no operation, but the SDK's S3 client sends
+	// ?x-id=GetObject with most of its calls.
+	q.proto, q.action = restJSON, r.URL.Query().Get("x-id")
 	if restXMLServices[q.service] {
 		q.proto = restXML
 	}
@@ -89,20 +99,13 @@ func parse(r *http.Request) *request {
 // rest reports whether q is in a REST protocol, named by method and path.
 func (q *request) rest() bool { return q.proto == restJSON || q.proto == restXML }
 
-// reads reports whether q only reads, for the throttle buckets: a GET or
-// a HEAD, or a restJson1 POST whose path ends in an action that reads
-// (POST /v1/listThings). S3's and other restXml paths end in names users
-// choose, never in an action.
+// reads reports whether q only reads, for the throttle buckets: an action
+// that starts with Describe, List or Get, or in REST, a GET or a HEAD.
 func (q *request) reads() bool {
-	if !q.rest() {
-		return strings.HasPrefix(q.operation, "Describe") || strings.HasPrefix(q.operation, "List") || strings.HasPrefix(q.operation, "Get")
+	if q.rest() {
+		return q.method == http.MethodGet || q.method == http.MethodHead
 	}
-	if q.method == http.MethodGet || q.method == http.MethodHead {
-		return true
-	}
-	last := strings.ToLower(q.path[strings.LastIndex(q.path, "/")+1:])
-	return q.proto == restJSON && q.method == http.MethodPost &&
-		(strings.HasPrefix(last, "list") || strings.HasPrefix(last, "describe") || strings.HasPrefix(last, "get"))
+	return strings.HasPrefix(q.action, "Describe") || strings.HasPrefix(q.action, "List") || strings.HasPrefix(q.action, "Get")
 }
 
 // apiError is an error answer, before it is put in a protocol's format.
@@ -139,7 +142,9 @@ func (q *request) dialect() dialect {
 	case q.proto == restXML && q.service == "s3":
 		return dS3
 	}
-	return dQuery // awsQuery, and restXml's other services, which wrap errors alike
+	// awsQuery; restXml's other services, which wrap errors alike; and
+	// rpcv2Cbor, whose services (CloudWatch) kept their query codes.
+	return dQuery
 }
 
 // answers are the errors the Server answers each fault with, by dialect.
@@ -191,8 +196,8 @@ func (q *request) errorFor(f Fault) apiError {
 	case f == Disabled && d == dS3 && q.session:
 		return s3SessionDisabled
 	case f == Denied && e.message == "":
-		action := q.service + ":" + q.operation
-		if q.rest() {
+		action := q.service + ":" + q.action
+		if q.action == "" {
 			action = "this action"
 		}
 		e.message = fmt.Sprintf("User: arn:aws:iam::%s:user/fanouttest is not authorized to perform: %s", q.account, action)
@@ -213,6 +218,8 @@ func (q *request) unknown() apiError {
 		return apiError{http.StatusBadRequest, "UnknownOperationException", "fanouttest answers organizations ListAccounts" + set}
 	case restXML:
 		return apiError{http.StatusNotImplemented, "NotImplemented", "fanouttest answers no REST call" + set}
+	case rpcCBOR:
+		return apiError{http.StatusBadRequest, "UnknownOperationException", "fanouttest answers no rpcv2Cbor call" + set}
 	}
 	return apiError{http.StatusNotFound, "UnknownOperationException", "fanouttest answers no REST call" + set}
 }
@@ -221,6 +228,16 @@ func (q *request) unknown() apiError {
 func writeError(w http.ResponseWriter, q *request, e apiError) {
 	w.Header().Set("X-Amzn-Requestid", "fanouttest")
 	switch q.proto {
+	case rpcCBOR:
+		typ := "Sender"
+		if e.status >= 500 {
+			typ = "Receiver"
+		}
+		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+		w.Header().Set("Content-Type", "application/cbor")
+		w.Header().Set("X-Amzn-Query-Error", e.code+";"+typ)
+		w.WriteHeader(e.status)
+		_, _ = w.Write(cborMap("__type", e.code, "message", e.message))
 	case awsJSON:
 		w.Header().Set("Content-Type", "application/x-amz-json-"+q.jsonVersion)
 		writeJSON(w, e.status, map[string]string{"__type": e.code, "message": e.message})
@@ -246,6 +263,30 @@ func writeError(w http.ResponseWriter, q *request, e apiError) {
 		}
 		writeXML(w, e.status, fmt.Sprintf(`<ErrorResponse><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>fanouttest</RequestId></ErrorResponse>`, typ, e.code, xmlEscape(e.message)))
 	}
+}
+
+// cborMap encodes pairs of text strings as a CBOR map (RFC 8949): the
+// little of CBOR an error answer needs.
+func cborMap(kv ...string) []byte {
+	b := cborHead(nil, 5, len(kv)/2)
+	for _, s := range kv {
+		b = append(cborHead(b, 3, len(s)), s...)
+	}
+	return b
+}
+
+// cborHead appends the head of a CBOR item of major type major and
+// length n.
+func cborHead(b []byte, major byte, n int) []byte {
+	switch {
+	case n < 24:
+		return append(b, major<<5|byte(n))
+	case n < 1<<8:
+		return append(b, major<<5|24, byte(n))
+	case n < 1<<16:
+		return append(b, major<<5|25, byte(n>>8), byte(n))
+	}
+	return append(b, major<<5|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -13,13 +13,18 @@ import (
 
 // respond answers the calls the built-in responder knows.
 func (s *Server) respond(w http.ResponseWriter, q *request) {
-	switch q.service + ":" + q.operation {
+	switch q.service + ":" + q.action {
 	case "ec2:DescribeRegions":
 		s.describeRegions(w)
 	case "ec2:DescribeInstances":
 		s.describeInstances(w, q)
 	case "sts:GetCallerIdentity":
-		writeXML(w, http.StatusOK, fmt.Sprintf(`<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::%[1]s:user/fanouttest</Arn><UserId>AIDAFANOUTTEST</UserId><Account>%[1]s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fanouttest</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, q.account))
+		arn := "arn:aws:iam::" + q.account + ":user/fanouttest"
+		if q.session { // a role's credentials
+			arn = "arn:aws:sts::" + q.account + ":assumed-role/fanouttest/fanouttest"
+		}
+		writeXML(w, http.StatusOK, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>`+arn+
+			`</Arn><UserId>AIDAFANOUTTEST</UserId><Account>`+q.account+`</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>fanouttest</RequestId></ResponseMetadata></GetCallerIdentityResponse>`)
 	case "sts:AssumeRole":
 		s.assumeRole(w, q)
 	case "organizations:ListAccounts":
@@ -52,7 +57,7 @@ func (s *Server) callerAccount(q *request) string {
 // subject is the account q is about, as Rule.Account reads it: the role's
 // for sts AssumeRole, else the caller's.
 func (s *Server) subject(q *request) string {
-	if q.service == "sts" && q.operation == "AssumeRole" {
+	if q.service == "sts" && q.action == "AssumeRole" {
 		if acct, ok := roleAccount(q.form.Get("RoleArn")); ok {
 			return acct
 		}
@@ -180,7 +185,8 @@ func (s *Server) describeRegions(w http.ResponseWriter) {
 }
 
 // describeInstances pages through the account's instances in the region,
-// one reservation each; NextToken is the offset of the next page.
+// one reservation each; NextToken is the offset of the next page. It
+// ignores filters and instance IDs: every call lists them all.
 func (s *Server) describeInstances(w http.ResponseWriter, q *request) {
 	n, ok := s.cfg.RegionInstances[q.region]
 	if !ok {
@@ -194,8 +200,14 @@ func (s *Server) describeInstances(w http.ResponseWriter, q *request) {
 		}
 		size = m
 	}
-	from, _ := strconv.Atoi(q.form.Get("NextToken"))
-	from = max(0, from)
+	from := 0
+	if token := q.form.Get("NextToken"); token != "" {
+		var err error
+		if from, err = strconv.Atoi(token); err != nil || from <= 0 || from >= n {
+			writeError(w, q, apiError{http.StatusBadRequest, "InvalidParameterValue", "Invalid value '" + token + "' for nextToken"})
+			return
+		}
+	}
 	to := min(n, from+size)
 	h := fnv.New32a()
 	h.Write([]byte(q.account + "/" + q.region))

@@ -3,13 +3,17 @@ package fanouttest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,7 +48,10 @@ type Server struct {
 	keys     map[string]string // access key to account, from AssumeRole answers
 }
 
-type bucketKey struct{ account, region, kind string }
+// bucketKey names a throttle bucket: one per account, region, service and
+// kind of action, and in the query and JSON protocols per action too, as
+// EC2 meters each action on its own.
+type bucketKey struct{ account, region, service, action, kind string }
 
 type counters struct {
 	requests, throttled, faulted, inflight, peak atomic.Int64
@@ -66,6 +73,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Regions == nil {
 		cfg.Regions = DefaultRegions
 	}
+	// The Server keeps copies: a caller that changes its config later
+	// changes nothing, unchecked.
+	cfg.Regions, cfg.Accounts, cfg.Faults = slices.Clone(cfg.Regions), slices.Clone(cfg.Accounts), slices.Clone(cfg.Faults)
+	cfg.RegionInstances, cfg.RegionThrottle = maps.Clone(cfg.RegionInstances), maps.Clone(cfg.RegionThrottle)
+	if cfg.Throttle != nil {
+		b := *cfg.Throttle
+		cfg.Throttle = &b
+	}
 	if cfg.Account == "" {
 		cfg.Account = DefaultAccount
 	}
@@ -85,6 +100,8 @@ func New(cfg Config) (*Server, error) {
 		u, _ := url.Parse(cfg.Upstream) // validated
 		s.proxy = httputil.NewSingleHostReverseProxy(u)
 		s.proxy.ModifyResponse = s.learnKeys
+		s.proxy.ErrorHandler = s.upstreamDown
+		s.proxy.ErrorLog = log.New(io.Discard, "", 0)
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
@@ -108,13 +125,38 @@ func (s *Server) Close() {
 
 // AWSConfig returns a config whose clients reach the Server, with static
 // credentials of Config.Account, in region. Its HTTPClient is left nil:
-// set your own, or use a ClientPool's. S3 clients need UsePathStyle.
+// set your own, or use a ClientPool's.
 func (s *Server) AWSConfig(region string) aws.Config {
 	return aws.Config{
 		Region:       region,
 		BaseEndpoint: aws.String(s.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDFANOUTTEST", "fanouttest-secret", ""),
 	}
+}
+
+// AWSConfigFor is AWSConfig with credentials that act in account, as those
+// sts AssumeRole gives into it do, for the built-in responder and the
+// rules (an upstream knows nothing of them). It fails for an account that
+// is not 12 digits.
+func (s *Server) AWSConfigFor(account, region string) (aws.Config, error) {
+	if !accountRE.MatchString(account) {
+		return aws.Config{}, fmt.Errorf("fanouttest: AWSConfigFor: %q is not an AWS account ID (12 digits)", account)
+	}
+	cfg := s.AWSConfig(region)
+	cfg.Credentials = credentials.NewStaticCredentialsProvider(assumedKeyPrefix+account, "fanouttest-secret", "fanouttest-token")
+	return cfg, nil
+}
+
+// upstreamDown answers, in the request's protocol, a request the upstream
+// could not be reached for: a test whose emulator is not running should
+// say so, not fail on an empty answer.
+func (s *Server) upstreamDown(w http.ResponseWriter, r *http.Request, err error) {
+	q, _ := r.Context().Value(requestKey{}).(*request)
+	if q == nil {
+		q = &request{proto: awsQuery}
+	}
+	writeError(w, q, apiError{http.StatusBadGateway, "UpstreamUnreachable",
+		"fanouttest: Config.Upstream " + s.cfg.Upstream + " did not answer: " + err.Error()})
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -213,7 +255,7 @@ func (s *Server) allow(q *request) bool {
 	}
 	kind, bucket := "mutating", b.Mutating
 	switch {
-	case q.proto == ec2Query && q.operation == "DescribeInstances" && q.form.Get("MaxResults") == "" && !hasFilter(q.form):
+	case q.proto == ec2Query && q.action == "DescribeInstances" && q.form.Get("MaxResults") == "" && !hasFilter(q.form):
 		kind, bucket = "unfiltered", b.UnfilteredDescribe
 	case q.reads():
 		kind, bucket = "non-mutating", b.NonMutating
@@ -221,7 +263,10 @@ func (s *Server) allow(q *request) bool {
 	if bucket == (Bucket{}) {
 		return true
 	}
-	key := bucketKey{q.account, q.region, kind}
+	key := bucketKey{q.account, q.region, q.service, "", kind}
+	if !q.rest() {
+		key.action = q.action
+	}
 	s.mu.Lock()
 	lim, ok := s.buckets[key]
 	if !ok {
@@ -270,7 +315,7 @@ var accessKeyRE = regexp.MustCompile(`<AccessKeyId>([^<]+)</AccessKeyId>`)
 // AssumeRole gives, so that rules for that account match their requests.
 func (s *Server) learnKeys(resp *http.Response) error {
 	q, _ := resp.Request.Context().Value(requestKey{}).(*request)
-	if q == nil || q.service != "sts" || q.operation != "AssumeRole" || resp.StatusCode != http.StatusOK {
+	if q == nil || q.service != "sts" || q.action != "AssumeRole" || resp.StatusCode != http.StatusOK {
 		return nil
 	}
 	acct, ok := roleAccount(q.form.Get("RoleArn"))
