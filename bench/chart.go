@@ -7,10 +7,15 @@ import (
 	"math"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/awsfanout/fanout/internal/scenario"
 )
+
+// colors are the implementations' colors in the charts.
+var colors = map[string]string{
+	scenario.Sequential: "#999", scenario.Naive: "#d62728", scenario.Errgroup: "#1f77b4",
+	scenario.SDKAdaptive: "#ff7f0e", scenario.ErrgroupPool: "#9467bd", scenario.Fanout: "#2ca02c", "ideal": "#000",
+}
 
 // chartLimits are the concurrencies the chart measures.
 var chartLimits = []int{5, 10, 25, 50, 100, 200}
@@ -20,11 +25,10 @@ var chartLimits = []int{5, 10, 25, 50, 100, 200}
 // an SVG line chart.
 func writeChart(ctx context.Context, path string, impls []string) error {
 	series := map[string][]float64{}
-	var ideal []float64
 	for _, limit := range chartLimits {
 		p := scenario.Default
 		p.Items, p.ItemsLimit = 2000, limit
-		ideal = append(ideal, (time.Duration(p.Items) * p.Latency / time.Duration(limit)).Seconds())
+		var ideal float64
 		for _, impl := range impls {
 			o, err := scenario.Run(ctx, "items", impl, p)
 			if errors.Is(err, scenario.ErrSkipped) {
@@ -33,11 +37,14 @@ func writeChart(ctx context.Context, path string, impls []string) error {
 			if err != nil {
 				return err
 			}
+			ideal = o.IdealS // the same for every implementation: from the call time at Limit 1
 			series[impl] = append(series[impl], o.WallS)
 			fmt.Fprintf(os.Stderr, "limit %d %s: %.3fs\n", limit, impl, o.WallS)
 		}
+		if ideal > 0 {
+			series["ideal"] = append(series["ideal"], ideal)
+		}
 	}
-	series["ideal"] = ideal
 	return os.WriteFile(path, []byte(svg(series, append(impls, "ideal"))), 0o644)
 }
 
@@ -57,7 +64,6 @@ func svg(series map[string][]float64, order []string) string {
 	y := func(v float64) float64 {
 		return top + (h-top-bottom)*(1-(math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo)))
 	}
-	colors := map[string]string{"sequential": "#999", "naive": "#d62728", "errgroup": "#1f77b4", "fanout": "#2ca02c", "ideal": "#000"}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="14">items scenario: 2,000 calls of 20 ms, wall time (s, log) against concurrency limit</text>`+"\n", left)

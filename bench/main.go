@@ -6,6 +6,8 @@
 //	go run ./bench -scenario throttle   # one
 //	go run ./bench -json
 //	go run ./bench -chart docs/concurrency.svg
+//	go run ./bench -scenario regimes    # the sweep of bucket rate, burst and round trip, a few minutes
+//	go run ./bench -regimes-chart docs/regimes.svg
 package main
 
 import (
@@ -29,23 +31,28 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	name := fs.String("scenario", "", "run one scenario: "+strings.Join(scenario.Names, ", ")+" (default: all)")
+	name := fs.String("scenario", "", "run one scenario: "+strings.Join(scenario.Names, ", ")+
+		", or "+regimes+", the sweep of bucket rate, burst and round trip (default: all but "+regimes+")")
 	impls := fs.String("impl", "", "run only these implementations, comma-separated: "+strings.Join(scenario.Impls, ", "))
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	items := fs.Int("items", scenario.Default.Items, "calls in the items scenario")
 	chart := fs.String("chart", "", "write an SVG chart of wall time against concurrency to this file, and run nothing else")
+	regimesChart := fs.String("regimes-chart", "", "run the "+regimes+" sweep and also write it as an SVG chart to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	names := scenario.Names
 	if *name != "" {
-		if !slices.Contains(scenario.Names, *name) {
-			fmt.Fprintf(stderr, "bench: unknown scenario %q; want one of %s\n", *name, strings.Join(scenario.Names, ", "))
+		if *name != regimes && !slices.Contains(scenario.Names, *name) {
+			fmt.Fprintf(stderr, "bench: unknown scenario %q; want one of %s, %s\n", *name, strings.Join(scenario.Names, ", "), regimes)
 			return 2
 		}
 		names = []string{*name}
 	}
 	which := scenario.Impls
+	if *name == regimes || *regimesChart != "" {
+		which = scenario.RegimeImpls
+	}
 	if *impls != "" {
 		which = strings.Split(*impls, ",")
 		for _, impl := range which {
@@ -56,49 +63,102 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	ctx := context.Background()
-	if *chart != "" {
-		if err := writeChart(ctx, *chart, which); err != nil {
-			fmt.Fprintln(stderr, "bench:", err)
-			return 1
-		}
-		return 0
+	var err error
+	switch {
+	case *chart != "":
+		err = writeChart(ctx, *chart, which)
+	case *name == regimes || *regimesChart != "":
+		err = runRegimes(ctx, stdout, stderr, which, *asJSON, *regimesChart)
+	default:
+		p := scenario.Default
+		p.Items = *items
+		err = runScenarios(ctx, stdout, stderr, names, which, p, *asJSON)
 	}
-	p := scenario.Default
-	p.Items = *items
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// runScenarios runs each scenario with each implementation and prints
+// one table, or one JSON object per run.
+func runScenarios(ctx context.Context, stdout, stderr io.Writer, names, which []string, p scenario.Params, asJSON bool) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	if !*asJSON {
-		fmt.Fprintf(stdout, "# %d CPUs, %s, %s/%s\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		fmt.Fprintln(tw, "scenario\timpl\titems\tfailed\twall_s\tideal_s\tx ideal\tcpu_s\tconns\tthrottled/requests\tpeak_heap_mb\t")
+	if !asJSON {
+		header(stdout)
+		fmt.Fprintln(tw, "scenario\timpl\titems\tfailed\twall_s\tideal_s\tx ideal\tx best peer\tcpu_s\tconns\tthrottled/requests\tpeak_heap_mb\t")
 	}
 	var notes []string
 	for _, n := range names {
-		for _, impl := range which {
-			o, err := scenario.Run(ctx, n, impl, p)
-			if errors.Is(err, scenario.ErrSkipped) {
-				continue
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "bench: %s/%s: %v\n", n, impl, err)
-				return 1
-			}
-			if *asJSON {
+		outs, err := runScenario(ctx, stderr, n, which, p)
+		if err != nil {
+			return err
+		}
+		scenario.ComparePeers(outs)
+		for _, o := range outs {
+			if asJSON {
 				b, _ := json.Marshal(o)
 				fmt.Fprintln(stdout, string(b))
 				continue
 			}
-			fmt.Fprintf(stderr, "bench: %s/%s done in %.1fs\n", o.Scenario, o.Impl, o.WallS)
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.3f\t%.3f\t%s\t%.2f\t%d\t%s\t%.1f\t\n", o.Scenario, o.Impl, o.Items, o.Failed,
-				o.WallS, o.IdealS, ratio(o.WallS, o.IdealS), o.CPUS, o.Conns, throttled(o), o.PeakHeapMB)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%.2f\t%d\t%s\t%.1f\t\n", o.Scenario, o.Impl, o.Items, o.Failed,
+				o.WallS, o.IdealS, ratio(o.WallS, o.IdealS), times(o.XBestPeer), o.CPUS, o.Conns, throttled(o), o.PeakHeapMB)
 			if note := afterKill(o); note != "" {
 				notes = append(notes, note)
 			}
+		}
+		if note := scenarioNote(outs); note != "" && !asJSON {
+			notes = append(notes, note)
 		}
 	}
 	tw.Flush()
 	for _, note := range notes {
 		fmt.Fprintln(stdout, note)
 	}
-	return 0
+	return nil
+}
+
+// runScenario runs one scenario with each implementation that it does
+// not skip.
+func runScenario(ctx context.Context, stderr io.Writer, name string, which []string, p scenario.Params) ([]scenario.Outcome, error) {
+	var outs []scenario.Outcome
+	for _, impl := range which {
+		o, err := scenario.Run(ctx, name, impl, p)
+		if errors.Is(err, scenario.ErrSkipped) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", name, impl, err)
+		}
+		fmt.Fprintf(stderr, "bench: %s/%s done in %.1fs\n", o.Scenario, o.Impl, o.WallS)
+		outs = append(outs, o)
+	}
+	return outs, nil
+}
+
+func header(w io.Writer) {
+	fmt.Fprintf(w, "# %d CPUs, %s, %s/%s\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// scenarioNote names a scenario's best peer and the call time its ideal
+// builds on.
+func scenarioNote(outs []scenario.Outcome) string {
+	if len(outs) == 0 {
+		return ""
+	}
+	o := outs[0]
+	var parts []string
+	if o.BestPeer != "" {
+		parts = append(parts, "best peer "+o.BestPeer)
+	}
+	if o.CallS > 0 {
+		parts = append(parts, fmt.Sprintf("ideal from a call of %.1f ms at Limit 1", 1000*o.CallS))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return o.Scenario + ": " + strings.Join(parts, "; ")
 }
 
 // afterKill says how long the calls left took to end once the endpoint
@@ -115,6 +175,13 @@ func throttled(o scenario.Outcome) string {
 		return "-"
 	}
 	return fmt.Sprintf("%d/%d (%.1f%%)", o.Throttled, o.Requests, 100*float64(o.Throttled)/float64(o.Requests))
+}
+
+func times(x float64) string {
+	if x <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", x)
 }
 
 func ratio(wall, ideal float64) string {

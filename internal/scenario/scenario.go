@@ -26,14 +26,17 @@ import (
 
 // The implementations, by the names the bench command prints.
 const (
-	Sequential = "sequential" // a plain loop
-	Naive      = "naive"      // a goroutine per call, LoadDefaultConfig per call
-	Errgroup   = "errgroup"   // errgroup.SetLimit, one config, the SDK's default clients
-	Fanout     = "fanout"     // this library
+	Sequential   = "sequential"    // a plain loop
+	Naive        = "naive"         // a goroutine per call, LoadDefaultConfig per call
+	Errgroup     = "errgroup"      // errgroup.SetLimit, one config, the SDK's default clients
+	SDKAdaptive  = "sdk-adaptive"  // errgroup.SetLimit, the SDK's default clients in its adaptive retry mode
+	ErrgroupPool = "errgroup-pool" // errgroup.SetLimit over this library's ClientPool: its clients, not its engine
+	Fanout       = "fanout"        // this library
 )
 
-// Impls lists the implementations in the order they are compared.
-var Impls = []string{Sequential, Naive, Errgroup, Fanout}
+// Impls lists the implementations in the order they are compared. Every
+// one but Fanout is a peer: what a user would pick instead.
+var Impls = []string{Sequential, Naive, Errgroup, SDKAdaptive, ErrgroupPool, Fanout}
 
 // Outcome is one implementation's run of one scenario.
 type Outcome struct {
@@ -49,6 +52,18 @@ type Outcome struct {
 	Requests   int64   `json:"requests"`
 	Throttled  int64   `json:"throttled"`
 	Limit      int     `json:"limit"`
+
+	// CallS is the call time the ideal builds on, measured at Limit 1
+	// (CallTime), in the scenarios whose ideal is one.
+	CallS float64 `json:"call_s,omitempty"`
+
+	// BestPeer and XBestPeer compare the run with the other
+	// implementations' runs of the same scenario; see ComparePeers.
+	BestPeer  string  `json:"best_peer,omitempty"`
+	XBestPeer float64 `json:"x_best_peer,omitempty"`
+
+	// Regime is the cell of the regimes sweep, in its runs.
+	Regime *Regime `json:"regime,omitempty"`
 
 	// dead-endpoint: when the endpoint went away (0 if the run ended
 	// first), how many calls ended after that, and how long after it the
@@ -118,44 +133,23 @@ func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error)
 			values[i], errs[i] = callWithTimeout(ctx, t, clients.get(k))
 		}
 	case Naive:
-		var wg sync.WaitGroup
-		for i, k := range t.keys {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// A fresh connection pool per call, as LoadDefaultConfig
-				// gives; without keep-alives, since it serves one call and
-				// nothing could close its idle connection.
-				hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.DisableKeepAlives = true })
-				c, err := config.LoadDefaultConfig(ctx, config.WithRegion(k), config.WithHTTPClient(hc),
-					config.WithBaseEndpoint(aws.ToString(cfg.BaseEndpoint)), config.WithCredentialsProvider(cfg.Credentials))
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				values[i], errs[i] = callWithTimeout(ctx, t, ec2.NewFromConfig(c))
-			}()
+		runNaive(ctx, t, cfg, values, errs)
+	case Errgroup, SDKAdaptive:
+		if impl == SDKAdaptive {
+			cfg = adaptiveConfig(cfg)
 		}
-		wg.Wait()
-	case Errgroup:
 		clients := plainClients(cfg)
 		defer clients.close()
-		var g errgroup.Group
-		g.SetLimit(t.limit)
-		for i, k := range t.keys {
-			g.Go(func() error {
-				values[i], errs[i] = callWithTimeout(ctx, t, clients.get(k))
-				return nil // errgroup would cancel the rest: keep every answer
-			})
+		runErrgroup(ctx, t, clients.get, values, errs)
+	case ErrgroupPool:
+		pool, err := newPool(cfg, t)
+		if err != nil {
+			return nil, nil, err
 		}
-		_ = g.Wait()
+		defer pool.CloseIdleConnections()
+		runErrgroup(ctx, t, pool.Get, values, errs)
 	case Fanout:
-		pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
-			o.MaxIdleConnsPerHost = max(t.limit, fanout.DefaultMaxIdleConnsPerHost)
-			if t.adaptive != nil {
-				t.adaptive(&o.Adaptive)
-			}
-		})
+		pool, err := newPool(cfg, t)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -175,6 +169,63 @@ func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error)
 		return nil, nil, fmt.Errorf("scenario: unknown implementation %q; want one of %q", impl, Impls)
 	}
 	return values, errs, nil
+}
+
+// adaptiveConfig is cfg in the SDK's adaptive retry mode, as
+// config.LoadDefaultConfig(ctx, config.WithRetryMode(aws.RetryModeAdaptive))
+// sets it: each client built from it gets its own retry.NewAdaptiveMode()
+// with the SDK's defaults.
+func adaptiveConfig(cfg aws.Config) aws.Config {
+	cfg.RetryMode = aws.RetryModeAdaptive
+	return cfg
+}
+
+// runNaive starts a goroutine per call, each with its own config.
+func runNaive(ctx context.Context, t target, cfg aws.Config, values []int, errs []error) {
+	var wg sync.WaitGroup
+	for i, k := range t.keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A fresh connection pool per call, as LoadDefaultConfig
+			// gives; without keep-alives, since it serves one call and
+			// nothing could close its idle connection.
+			hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.DisableKeepAlives = true })
+			c, err := config.LoadDefaultConfig(ctx, config.WithRegion(k), config.WithHTTPClient(hc),
+				config.WithBaseEndpoint(aws.ToString(cfg.BaseEndpoint)), config.WithCredentialsProvider(cfg.Credentials))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			values[i], errs[i] = callWithTimeout(ctx, t, ec2.NewFromConfig(c))
+		}()
+	}
+	wg.Wait()
+}
+
+// runErrgroup makes t's calls under errgroup.SetLimit, each with the
+// client get returns for its region.
+func runErrgroup(ctx context.Context, t target, get func(region string) *ec2.Client, values []int, errs []error) {
+	var g errgroup.Group
+	g.SetLimit(t.limit)
+	for i, k := range t.keys {
+		g.Go(func() error {
+			values[i], errs[i] = callWithTimeout(ctx, t, get(k))
+			return nil // errgroup would cancel the rest: keep every answer
+		})
+	}
+	_ = g.Wait()
+}
+
+// newPool builds the ClientPool that the fanout and errgroup-pool
+// implementations share the settings of.
+func newPool(cfg aws.Config, t target) (*fanout.ClientPool[*ec2.Client], error) {
+	return fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
+		o.MaxIdleConnsPerHost = max(t.limit, fanout.DefaultMaxIdleConnsPerHost)
+		if t.adaptive != nil {
+			t.adaptive(&o.Adaptive)
+		}
+	})
 }
 
 // runFanout makes t's calls through Run, since several may go to one

@@ -3,9 +3,14 @@ package scenario
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
 	"go.uber.org/goleak"
 
@@ -19,7 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // counts, not durations.
 var small = Params{
 	Limit: 64, Regions: 38, Pages: 3, PageLatency: 5 * time.Millisecond,
-	Items: 300, Latency: 20 * time.Millisecond,
+	Items: 300, Latency: 20 * time.Millisecond, Jitter: 0.2,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
 	ItemTimeout: 300 * time.Millisecond, StreamItems: 10_000,
 }
@@ -83,6 +88,57 @@ func TestBelowOneRequestPerRoundTrip(t *testing.T) {
 				t.Errorf("fanout failed %d of %d calls: %v", ours.Failed, ours.Items, ours.Errors)
 			}
 		})
+	}
+}
+
+// TestPeers: the SDK's adaptive mode and errgroup over the pool answer
+// every call, with the right values.
+func TestPeers(t *testing.T) {
+	ctx := context.Background()
+	for _, impl := range []string{SDKAdaptive, ErrgroupPool} {
+		for name, want := range map[string]int{"items": 1, "regions": small.Pages * 5} {
+			p := small
+			p.Items = 100
+			o, err := Run(ctx, name, impl, p)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", name, impl, err)
+			}
+			if o.Failed != 0 || len(o.Values) != o.Items || o.Items == 0 {
+				t.Fatalf("%s/%s: %d of %d failed, %d values: %v", name, impl, o.Failed, o.Items, len(o.Values), o.Errors)
+			}
+			for i, v := range o.Values {
+				if v != want {
+					t.Fatalf("%s/%s: call %d (%s) saw %d instances; want %d", name, impl, i, o.Keys[i], v, want)
+				}
+			}
+		}
+	}
+}
+
+// TestSDKAdaptiveRetryer: the sdk-adaptive clients get the retryer that
+// config.WithRetryMode(aws.RetryModeAdaptive) gives, one per client.
+func TestSDKAdaptiveRetryer(t *testing.T) {
+	ctx := context.Background()
+	srv, err := fanouttest.New(fanouttest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	base := srv.AWSConfig("us-east-1")
+	loaded, err := config.LoadDefaultConfig(ctx, config.WithRetryMode(aws.RetryModeAdaptive), config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(base.Credentials), config.WithBaseEndpoint(aws.ToString(base.BaseEndpoint)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ec2.NewFromConfig(loaded).Options().Retryer
+	clients := plainClients(adaptiveConfig(base))
+	defer clients.close()
+	east, west := clients.get("us-east-1").Options().Retryer, clients.get("us-west-2").Options().Retryer
+	if _, ok := want.(*retry.AdaptiveMode); !ok {
+		t.Fatalf("LoadDefaultConfig with the adaptive mode gives a %T", want)
+	}
+	if reflect.TypeOf(east) != reflect.TypeOf(want) || reflect.TypeOf(west) != reflect.TypeOf(want) || east == west {
+		t.Errorf("sdk-adaptive clients' retryers: %T and %T (the same: %v); want each its own %T", east, west, east == west, want)
 	}
 }
 

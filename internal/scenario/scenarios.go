@@ -21,6 +21,7 @@ type Params struct {
 	Items       int           // items and throttle: calls
 	ItemsLimit  int           // items: the limit (the others use Limit)
 	Latency     time.Duration // items, throttle, faults: latency per call
+	Jitter      float64       // every latency: the fraction of it added at most, drawn per request
 	Bucket      fanouttest.Bucket
 	ItemTimeout time.Duration // faults
 	StreamItems int
@@ -39,7 +40,7 @@ type Params struct {
 // Default are the sizes the issue names.
 var Default = Params{
 	Limit: 64, Regions: 38, Pages: 3, PageLatency: 250 * time.Millisecond,
-	Items: 10000, ItemsLimit: 100, Latency: 20 * time.Millisecond,
+	Items: 10000, ItemsLimit: 100, Latency: 20 * time.Millisecond, Jitter: 0.2,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
 	ItemTimeout: 2 * time.Second, StreamItems: 1_000_000,
 	DeadItems: 3000, DeadLatency: 160 * time.Millisecond, DeadAfter: 5 * time.Second,
@@ -78,15 +79,26 @@ func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
 	return o, err
 }
 
+// jittered is the latency of a call of d: d, plus up to p.Jitter of it,
+// drawn per request, so that calls started together do not end together.
+func (p Params) jittered(d time.Duration) fanouttest.Latency {
+	return fanouttest.Latency{Fixed: d, Jitter: time.Duration(float64(d) * p.Jitter)}
+}
+
 // regions: every region, Pages pages each, latency per region spread up
-// to PageLatency; ideal is the slowest region's pages one after another.
+// to PageLatency; ideal is the slowest region's pages one after another,
+// each taking a call at PageLatency at Limit 1.
 func regions(ctx context.Context, impl string, p Params) (Outcome, error) {
 	names := fanouttest.DefaultRegions[:min(p.Regions, len(fanouttest.DefaultRegions))]
 	var slow []fanouttest.Rule
 	for i, r := range names {
 		if l := p.PageLatency * time.Duration(i+1) / time.Duration(len(names)); l > 0 {
-			slow = append(slow, fanouttest.Rule{Region: r, Latency: fanouttest.Latency{Fixed: l}})
+			slow = append(slow, fanouttest.Rule{Region: r, Latency: p.jittered(l)})
 		}
+	}
+	call, err := CallTime(ctx, p.jittered(p.PageLatency))
+	if err != nil {
+		return Outcome{Impl: impl}, err
 	}
 	const pageSize = 5
 	srv, err := fanouttest.New(fanouttest.Config{Instances: p.Pages * pageSize, Faults: slow})
@@ -95,17 +107,21 @@ func regions(ctx context.Context, impl string, p Params) (Outcome, error) {
 	}
 	defer srv.Close()
 	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: names, call: describePages(pageSize)})
-	o.IdealS = (time.Duration(p.Pages) * p.PageLatency).Seconds()
+	o.IdealS, o.CallS = (time.Duration(p.Pages) * call).Seconds(), call.Seconds()
 	return o, err
 }
 
-// items: Items calls of Latency each in one region at Limit; ideal is
-// Items x Latency / Limit.
+// items: Items calls of Latency each in one region at ItemsLimit; ideal
+// is IdealCalls, from the call time at Limit 1.
 func items(ctx context.Context, impl string, p Params) (Outcome, error) {
 	if impl == Sequential {
 		return Outcome{Impl: impl}, ErrSkipped
 	}
-	srv, err := fanouttest.New(fanouttest.Config{Instances: 1, Latency: fanouttest.Latency{Fixed: p.Latency}})
+	call, err := CallTime(ctx, p.jittered(p.Latency))
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
+	srv, err := fanouttest.New(fanouttest.Config{Instances: 1, Latency: p.jittered(p.Latency)})
 	if err != nil {
 		return Outcome{Impl: impl}, err
 	}
@@ -115,35 +131,21 @@ func items(ctx context.Context, impl string, p Params) (Outcome, error) {
 		limit = p.Limit
 	}
 	o, err := run(ctx, impl, target{srv: srv, limit: limit, keys: repeat("us-east-1", p.Items), call: describeOnce})
-	o.IdealS = (time.Duration(p.Items) * p.Latency / time.Duration(limit)).Seconds()
+	o.IdealS, o.CallS = IdealCalls(p.Items, call, limit).Seconds(), call.Seconds()
 	return o, err
 }
 
-// throttle: Items calls in one region against Bucket, with Latency; ideal
-// is what the bucket lets through: (Items - Burst) / PerSecond.
+// throttle: Items calls, at most 1,000, in one region against Bucket,
+// with Latency; ideal is IdealBucket.
 func throttle(ctx context.Context, impl string, p Params) (Outcome, error) {
-	if impl == Sequential || impl == Naive {
-		return Outcome{Impl: impl}, ErrSkipped
-	}
-	n := min(p.Items, 1000)
-	srv, err := fanouttest.New(fanouttest.Config{
-		Instances: 1, Latency: fanouttest.Latency{Fixed: p.Latency},
-		Throttle: &fanouttest.Buckets{NonMutating: p.Bucket},
-	})
-	if err != nil {
-		return Outcome{Impl: impl}, err
-	}
-	defer srv.Close()
-	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", n), call: describeOnce, adaptive: p.Adaptive})
-	o.IdealS = float64(n-p.Bucket.Burst) / p.Bucket.PerSecond
-	return o, err
+	return bucketed(ctx, impl, p, min(p.Items, 1000), p.Bucket, p.Latency, p.Adaptive)
 }
 
 // lowQuota: up to 600 calls in one region against a bucket of 20 burst /
 // 40 per second, with no latency: a quota far below one request per round
 // trip, which no limit on requests in flight can meet.
 func lowQuota(ctx context.Context, impl string, p Params) (Outcome, error) {
-	return underQuota(ctx, impl, p, min(p.Items, 600), fanouttest.Bucket{Burst: 20, PerSecond: 40}, 0)
+	return bucketed(ctx, impl, p, min(p.Items, 600), fanouttest.Bucket{Burst: 20, PerSecond: 40}, 0, nil)
 }
 
 // route53Like: up to 100 calls in one region against a bucket of 5 burst /
@@ -151,26 +153,32 @@ func lowQuota(ctx context.Context, impl string, p Params) (Outcome, error) {
 // account that Route 53 long documented, a quarter of a request per round
 // trip.
 func route53Like(ctx context.Context, impl string, p Params) (Outcome, error) {
-	return underQuota(ctx, impl, p, min(p.Items, 100), fanouttest.Bucket{Burst: 5, PerSecond: 5}, 50*time.Millisecond)
+	return bucketed(ctx, impl, p, min(p.Items, 100), fanouttest.Bucket{Burst: 5, PerSecond: 5}, 50*time.Millisecond, nil)
 }
 
-// underQuota: n calls in one region against bucket, with latency, and no
-// Rate set for the fanout implementation; ideal is what the bucket lets
-// through: (n - Burst) / PerSecond.
-func underQuota(ctx context.Context, impl string, p Params, n int, bucket fanouttest.Bucket, latency time.Duration) (Outcome, error) {
+// bucketed: n calls at Limit in one region against bucket (the
+// non-mutating one, which DescribeInstances with MaxResults draws on),
+// with latency; adaptive, when not nil, tunes the fanout implementation's
+// adaptive limits, and no Rate is set otherwise. Ideal is IdealBucket,
+// from the call time at Limit 1.
+func bucketed(ctx context.Context, impl string, p Params, n int, bucket fanouttest.Bucket, latency time.Duration, adaptive func(*fanout.AdaptiveOptions)) (Outcome, error) {
 	if impl == Sequential || impl == Naive {
 		return Outcome{Impl: impl}, ErrSkipped
 	}
+	call, err := CallTime(ctx, p.jittered(latency))
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
 	srv, err := fanouttest.New(fanouttest.Config{
-		Instances: 1, Latency: fanouttest.Latency{Fixed: latency},
+		Instances: 1, Latency: p.jittered(latency),
 		Throttle: &fanouttest.Buckets{NonMutating: bucket},
 	})
 	if err != nil {
 		return Outcome{Impl: impl}, err
 	}
 	defer srv.Close()
-	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", n), call: describeOnce})
-	o.IdealS = float64(max(n-bucket.Burst, 0)) / bucket.PerSecond
+	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", n), call: describeOnce, adaptive: adaptive})
+	o.IdealS, o.CallS = IdealBucket(n, call, p.Limit, bucket).Seconds(), call.Seconds()
 	return o, err
 }
 
@@ -187,7 +195,7 @@ func faults(ctx context.Context, impl string, p Params) (Outcome, error) {
 		return Outcome{Impl: impl}, ErrSkipped
 	}
 	srv, err := fanouttest.New(fanouttest.Config{
-		Instances: 5, Latency: fanouttest.Latency{Fixed: p.Latency},
+		Instances: 5, Latency: p.jittered(p.Latency),
 		Faults: []fanouttest.Rule{
 			{Region: Failing, Fault: fanouttest.Error500}, {Region: Hanging, Fault: fanouttest.Hang}, {Region: Disabled, Fault: fanouttest.Disabled},
 		},
@@ -210,7 +218,7 @@ func deadEndpoint(ctx context.Context, impl string, p Params) (Outcome, error) {
 	if impl == Sequential || impl == Naive {
 		return Outcome{Impl: impl}, ErrSkipped
 	}
-	srv, err := fanouttest.New(fanouttest.Config{Instances: 1, Latency: fanouttest.Latency{Fixed: p.DeadLatency}})
+	srv, err := fanouttest.New(fanouttest.Config{Instances: 1, Latency: p.jittered(p.DeadLatency)})
 	if err != nil {
 		return Outcome{Impl: impl}, err
 	}
