@@ -18,7 +18,6 @@ import (
 // The defaults of AdaptiveOptions.
 const (
 	DefaultAdaptiveMax             = 0 // no ceiling: the fan-out's Limit bounds a client
-
 	DefaultAdaptiveDecrease        = 0.5
 	DefaultAdaptiveIncrease        = 0.07
 	DefaultAdaptiveThrottleBackoff = 100 * time.Millisecond

@@ -51,12 +51,12 @@ type Config struct {
 	// Latency delays every answer; rules add to it.
 	Latency Latency
 
-	// Throttle, when not nil, gives each account and region token buckets
-	// like EC2's API throttling: requests beyond them are answered as the
-	// service answers a throttled call. EC2Buckets has EC2's defaults.
-	// RegionThrottle overrides it by region; a zero Buckets there does
-	// not throttle the region.
-	Throttle       *Buckets
+	// Throttle sizes token buckets like EC2's API throttling (see
+	// Buckets): requests beyond them are answered as the service answers a
+	// throttled call. The zero Buckets throttles nothing; EC2Buckets has
+	// EC2's defaults. RegionThrottle overrides it by region; a zero
+	// Buckets there does not throttle the region.
+	Throttle       Buckets
 	RegionThrottle map[string]Buckets
 
 	// Faults are the rules that inject latency and faults, tried in order
@@ -278,10 +278,8 @@ func (c *Config) validate() error {
 	if err := checkLatency("Config.Latency", c.Latency); err != nil {
 		return err
 	}
-	if c.Throttle != nil {
-		if err := checkBuckets("Config.Throttle", *c.Throttle); err != nil {
-			return err
-		}
+	if err := checkBuckets("Config.Throttle", c.Throttle); err != nil {
+		return err
 	}
 	for region, b := range c.RegionThrottle {
 		if err := checkRegion("Config.RegionThrottle", region); err != nil {

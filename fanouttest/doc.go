@@ -14,7 +14,7 @@
 //	srv, err := fanouttest.New(fanouttest.Config{
 //		Instances: 12,
 //		Latency:   fanouttest.Latency{Fixed: 20 * time.Millisecond},
-//		Throttle:  &fanouttest.EC2Buckets,
+//		Throttle:  fanouttest.EC2Buckets,
 //		Faults: []fanouttest.Rule{
 //			{Region: "me-south-1", Fault: fanouttest.Disabled},
 //			{Region: "eu-west-1", Attempts: 2, Fault: fanouttest.Error500},

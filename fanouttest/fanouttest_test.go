@@ -195,7 +195,7 @@ func TestFaultsAsTheSDKSeesThem(t *testing.T) {
 	if !errors.Is(fanout.Classify(err), fanout.ErrRegionDisabled) || code(err) != "InvalidClientTokenId" {
 		t.Errorf("STS Disabled: %v", err)
 	}
-	stsThrottled := newServer(t, fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: 0.001}}})
+	stsThrottled := newServer(t, fanouttest.Config{Throttle: fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: 0.001}}})
 	c := sts.NewFromConfig(stsThrottled.AWSConfig("us-east-1"), func(o *sts.Options) { o.RetryMaxAttempts = 1 })
 	_, _ = c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	_, err = c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
@@ -310,7 +310,7 @@ func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 		"upstream not http":     {fanouttest.Config{Upstream: "127.0.0.1:5000"}, `Upstream "127.0.0.1:5000"`},
 		"negative instances":    {fanouttest.Config{Instances: -1}, "Instances is -1"},
 		"negative latency":      {fanouttest.Config{Latency: fanouttest.Latency{Jitter: -time.Millisecond}}, "negative part"},
-		"negative bucket":       {fanouttest.Config{Throttle: &fanouttest.Buckets{Mutating: fanouttest.Bucket{Burst: -5}}}, "negative part"},
+		"negative bucket":       {fanouttest.Config{Throttle: fanouttest.Buckets{Mutating: fanouttest.Bucket{Burst: -5}}}, "negative part"},
 		"bad account":           {fanouttest.Config{Account: "1234"}, `Account "1234"`},
 		"region instances":      {fanouttest.Config{RegionInstances: map[string]int{"eu-west-1": -1}}, `RegionInstances["eu-west-1"] is -1`},
 		"unknown fault":         {fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-1", Fault: 99}}}, "Faults[0].Fault is 99"},
@@ -341,8 +341,8 @@ func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 		"member twice":          {fanouttest.Config{Accounts: []string{"111111111111", "111111111111"}}, "listed twice"},
 		"member is management":  {fanouttest.Config{Accounts: []string{fanouttest.DefaultAccount}}, "listed twice"},
 		"listed region":         {fanouttest.Config{Regions: []string{"us-east-1", "not a region"}}, `"not a region" is not an AWS region name`},
-		"burst 0 refilled":      {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{PerSecond: 5}}}, "Burst of 0"},
-		"NaN rate":              {fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: math.NaN()}}}, "PerSecond is not a number"},
+		"burst 0 refilled":      {fanouttest.Config{Throttle: fanouttest.Buckets{NonMutating: fanouttest.Bucket{PerSecond: 5}}}, "Burst of 0"},
+		"NaN rate":              {fanouttest.Config{Throttle: fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: math.NaN()}}}, "PerSecond is not a number"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -473,7 +473,7 @@ func TestFractionIsReproducibleUnderConcurrency(t *testing.T) {
 func TestBucketsPerAction(t *testing.T) {
 	t.Parallel()
 	one := fanouttest.Bucket{Burst: 1, PerSecond: 0.001}
-	srv, pool := start(t, fanouttest.Config{Throttle: &fanouttest.Buckets{NonMutating: one, UnfilteredDescribe: one, Mutating: one}},
+	srv, pool := start(t, fanouttest.Config{Throttle: fanouttest.Buckets{NonMutating: one, UnfilteredDescribe: one, Mutating: one}},
 		ec2.NewFromConfig, 1)
 	ctx := context.Background()
 	stsClient := sts.NewFromConfig(srv.AWSConfig("eu-west-1"), func(o *sts.Options) { o.RetryMaxAttempts = 1 })
@@ -498,11 +498,13 @@ func TestBucketsPerAction(t *testing.T) {
 // rules after New changes nothing, checked or not.
 func TestServerKeepsItsOwnConfig(t *testing.T) {
 	t.Parallel()
-	buckets := fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 100, PerSecond: 100}}
-	cfg := fanouttest.Config{Throttle: &buckets, RegionInstances: map[string]int{"eu-west-1": 2}}
+	cfg := fanouttest.Config{
+		RegionInstances: map[string]int{"eu-west-1": 2},
+		RegionThrottle:  map[string]fanouttest.Buckets{"eu-west-1": {NonMutating: fanouttest.Bucket{Burst: 100, PerSecond: 100}}},
+	}
 	srv, pool := start(t, cfg, ec2.NewFromConfig, 1)
-	buckets.NonMutating = fanouttest.Bucket{Burst: 0, PerSecond: 5} // New would refuse this
 	cfg.RegionInstances["eu-west-1"] = 50
+	cfg.RegionThrottle["eu-west-1"] = fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 0, PerSecond: 5}} // New would refuse this
 	if n, err := countPages(context.Background(), pool.Get("eu-west-1"), "eu-west-1"); err != nil || n != 2 {
 		t.Errorf("%d instances, %v; want the 2 the config held at New", n, err)
 	}

@@ -320,7 +320,7 @@ func testProtoCell(t *testing.T, upstream string, c protoClient, cell protoCell)
 	}
 	if cell.bucket {
 		one := fanouttest.Bucket{Burst: 1, PerSecond: 0.001}
-		cfg.Throttle = &fanouttest.Buckets{NonMutating: one, UnfilteredDescribe: one, Mutating: one}
+		cfg.Throttle = fanouttest.Buckets{NonMutating: one, UnfilteredDescribe: one, Mutating: one}
 	}
 	srv := newServer(t, cfg)
 	awsCfg := protoConfig(t, srv, protoAttempts)
@@ -622,7 +622,7 @@ func TestProtocolRESTReadsAndWrites(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			srv := newServer(t, fanouttest.Config{Upstream: moto.URL, Throttle: &tc.buckets})
+			srv := newServer(t, fanouttest.Config{Upstream: moto.URL, Throttle: tc.buckets})
 			c := s3.NewFromConfig(protoConfig(t, srv, 1), pathStyle)
 			ctx := context.Background()
 			prefix := protoBucketName(strings.ReplaceAll(name, " ", "-"))

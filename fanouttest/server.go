@@ -77,10 +77,6 @@ func New(cfg Config) (*Server, error) {
 	// changes nothing, unchecked.
 	cfg.Regions, cfg.Accounts, cfg.Faults = slices.Clone(cfg.Regions), slices.Clone(cfg.Accounts), slices.Clone(cfg.Faults)
 	cfg.RegionInstances, cfg.RegionThrottle = maps.Clone(cfg.RegionInstances), maps.Clone(cfg.RegionThrottle)
-	if cfg.Throttle != nil {
-		b := *cfg.Throttle
-		cfg.Throttle = &b
-	}
 	if cfg.Account == "" {
 		cfg.Account = DefaultAccount
 	}
@@ -248,10 +244,7 @@ func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
 func (s *Server) allow(q *request) bool {
 	b, ok := s.cfg.RegionThrottle[q.region]
 	if !ok {
-		if s.cfg.Throttle == nil {
-			return true
-		}
-		b = *s.cfg.Throttle
+		b = s.cfg.Throttle
 	}
 	kind, bucket := "mutating", b.Mutating
 	switch {

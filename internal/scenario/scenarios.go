@@ -171,7 +171,7 @@ func bucketed(ctx context.Context, impl string, p Params, n int, bucket fanoutte
 	}
 	srv, err := fanouttest.New(fanouttest.Config{
 		Instances: 1, Latency: p.jittered(latency),
-		Throttle: &fanouttest.Buckets{NonMutating: bucket},
+		Throttle: fanouttest.Buckets{NonMutating: bucket},
 	})
 	if err != nil {
 		return Outcome{Impl: impl}, err
