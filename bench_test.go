@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/sourcegraph/conc/iter"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/awsfanout/fanout"
@@ -15,8 +16,9 @@ const benchKeys, benchLimit = 100_000, 64
 
 func noop(context.Context, string) (int, error) { return 1, nil }
 
-// BenchmarkRun measures the engine's own cost per item against the plain
-// errgroup.SetLimit code that it replaces, on the same no-op work.
+// BenchmarkRun measures the engine's own cost per item against conc's
+// iter.Map and the plain errgroup.SetLimit code that it replaces, on the
+// same no-op work, at most benchLimit of them at once.
 func BenchmarkRun(b *testing.B) {
 	keys := keysN(benchKeys)
 	b.Run("fanout", func(b *testing.B) {
@@ -26,6 +28,17 @@ func BenchmarkRun(b *testing.B) {
 			if _, err := f.Run(context.Background(), keys, noop); err != nil {
 				b.Fatal(err)
 			}
+		}
+		perItem(b)
+	})
+	b.Run("conc", func(b *testing.B) {
+		m := iter.Mapper[string, int]{MaxGoroutines: benchLimit}
+		b.ReportAllocs()
+		for b.Loop() {
+			m.Map(keys, func(k *string) int {
+				v, _ := noop(context.Background(), *k)
+				return v
+			})
 		}
 		perItem(b)
 	})

@@ -1,6 +1,9 @@
 package fanout
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // SetAdaptiveClock replaces a's clock, so that tests move time by hand.
 func SetAdaptiveClock(a *Adaptive, now func() time.Time) { a.now = now }
@@ -29,4 +32,21 @@ func AdaptiveGap(a *Adaptive) time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.gap()
+}
+
+// LimitWaiting is how many callers are blocked on f's Limit.
+func LimitWaiting[T any](f *Fanout[T]) int64 { return f.sem.waiting.Load() }
+
+// RunRegionTargets runs call once per region through runTargets, the AWS
+// layer's seam into the engine, without a pool: what the seam costs per
+// item, and nothing else.
+func RunRegionTargets[T any](ctx context.Context, f *Fanout[T], regions []string,
+	call func(ctx context.Context, region string) (T, error)) (RegionResults[T], error) {
+	targets := make([]acctRegion, len(regions))
+	for i, region := range regions {
+		targets[i] = acctRegion{region: region}
+	}
+	return runTargets(ctx, f, targets, regions,
+		func(ctx context.Context, t acctRegion) (T, error) { return call(ctx, t.region) },
+		func(_ context.Context, err error, _ acctRegion) error { return err }, nil, nil)
 }

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/semaphore"
 )
 
 // Fanout runs one operation per key, at most Limit weight at once, and
@@ -19,12 +17,12 @@ import (
 // its Limit.
 type Fanout[T any] struct {
 	once     sync.Once
-	onDone   sync.Mutex          // serializes OnDone across the Fanout's calls
-	opts     *Options            // set by New; nil in the zero Fanout
-	err      error               // invalid options given to New
-	sem      *semaphore.Weighted // the Fanout's Limit, shared by its calls
-	scopeSem *semaphore.Weighted // its ScopeLimit, when set, shared likewise
-	limit    int64               // the smallest of its Limit and its Budget's size
+	onDone   sync.Mutex // serializes OnDone across the Fanout's calls
+	opts     *Options   // set by New; nil in the zero Fanout
+	err      error      // invalid options given to New
+	sem      *weighted  // the Fanout's Limit, shared by its calls
+	scopeSem *weighted  // its ScopeLimit, when set, shared likewise
+	limit    int64      // the smallest of its Limit and its Budget's size
 }
 
 // New returns a Fanout configured by optFns, applied in order to the
@@ -50,9 +48,9 @@ func (f *Fanout[T]) init() {
 			return
 		}
 		f.limit = f.opts.Limit
-		f.sem = semaphore.NewWeighted(f.limit)
+		f.sem = newWeighted(f.limit)
 		if f.opts.ScopeLimit > 0 {
-			f.scopeSem = semaphore.NewWeighted(int64(f.opts.ScopeLimit))
+			f.scopeSem = newWeighted(int64(f.opts.ScopeLimit))
 		}
 		if b := f.opts.Budget; b != nil {
 			f.limit = min(f.limit, b.size)
@@ -96,6 +94,7 @@ func (f *Fanout[T]) Run(ctx context.Context, keys []string,
 	defer r.cancel(nil)
 	results := make(Results[T], len(keys))
 	r.deliver = func(res Result[T]) { results[res.Index] = res }
+	r.keep = r.opts.Weight == nil && r.opts.OnDone == nil && r.scopeSems == nil
 	r.wait(r.start())
 	return results, results.Err()
 }
@@ -155,9 +154,19 @@ type run[T any] struct {
 	keys    []string
 	op      func(context.Context, string) (T, error)
 	opts    Options
-	sems    []*semaphore.Weighted // acquired in order: the call's cap, the Fanout, the Budget
-	limit   int64                 // the smallest of the sems' sizes
+	sems    []*weighted // acquired in order: the call's cap, the Fanout, the Budget
+	limit   int64       // the smallest of the sems' sizes
 	deliver func(Result[T])
+	t0      time.Time // the origin of clock
+
+	// keep lets workers keep their units from one item to the next (see
+	// worker). Only Run sets it, and only when a worker between two items
+	// can neither block nor run the caller's code: every item weighs 1, no
+	// OnDone, no ScopeLimit, and delivering a result is a write to a slice.
+	// A worker that waited on a Stream's consumer, on OnDone or on a scope
+	// slot while keeping units would hold them for no item, and a call
+	// waiting for them might be what it waits for.
+	keep bool
 
 	// With Options.Scope: items are claimed in order, scope by scope, and
 	// scopeSems (the call's cap, the Fanout's) bound the scopes in flight
@@ -165,12 +174,12 @@ type run[T any] struct {
 	order     []int
 	scopes    []*scope // in order of first key
 	scopeOf   []*scope
-	scopeSems []*semaphore.Weighted
+	scopeSems []*weighted
 
 	// What the items hold, for calls nested in them (see nest.go): the
 	// shared semaphores that sems and scopeSems stand for, and what the
 	// enclosing item holds.
-	shared, sharedScopes []*semaphore.Weighted
+	shared, sharedScopes []*weighted
 	parent               *held
 	nested               bool // an enclosing item holds some of the shared semaphores
 
@@ -195,7 +204,7 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 	case op == nil:
 		return nil, errors.New("fanout: nil op")
 	}
-	r := &run[T]{keys: keys, op: op, opts: *f.opts, onDone: &f.onDone, parent: heldIn(ctx)}
+	r := &run[T]{keys: keys, op: op, opts: *f.opts, onDone: &f.onDone, parent: heldIn(ctx), t0: time.Now()}
 	if err := apply("call", &r.opts, optFns); err != nil {
 		return nil, err
 	}
@@ -207,10 +216,10 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 	}
 	r.limit = f.limit
 	if l := r.opts.Limit; l < f.limit {
-		r.sems = append(r.sems, semaphore.NewWeighted(l))
+		r.sems = append(r.sems, newWeighted(l))
 		r.limit = l
 	}
-	var budget *semaphore.Weighted
+	var budget *weighted
 	if b := r.opts.Budget; b != nil {
 		budget = b.sem
 	}
@@ -228,7 +237,7 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 
 // share adds the shared semaphore s, of the given size, to the call's, or,
 // when the call is nested, the private one that stands for it (nest.go).
-func (r *run[T]) share(s *semaphore.Weighted, size int64) {
+func (r *run[T]) share(s *weighted, size int64) {
 	r.shared = append(r.shared, s)
 	if !r.nested {
 		r.sems = append(r.sems, s)
@@ -265,6 +274,11 @@ func (r *run[T]) start() *sync.WaitGroup {
 // work claims items in input order until none is left.
 func (r *run[T]) work(wg *sync.WaitGroup) {
 	defer wg.Done()
+	w := worker[T]{r: r}
+	defer w.leave()
+	// Each item's result in turn, filled in place: returned by value, it
+	// was copied three times, a tenth of a quick item's cost.
+	var res Result[T]
 	for !r.stop.Load() {
 		i := int(r.next.Add(1) - 1)
 		if i >= len(r.keys) {
@@ -273,64 +287,66 @@ func (r *run[T]) work(wg *sync.WaitGroup) {
 		if r.order != nil {
 			i = r.order[i]
 		}
-		r.finish(r.safeDo(i))
+		w.safeDo(i, &res)
+		r.finish(&res)
 	}
 }
 
-// safeDo is do, with any panic that escapes it made the item's error, so
-// that a worker never takes the process down and every item still gets
-// its one result. The caller's code is guarded where do calls it; this is
-// the last line.
-func (r *run[T]) safeDo(i int) (res Result[T]) {
+// safeDo runs item i into res: do, with any panic that escapes it made
+// the item's error, so that a worker never takes the process down and
+// every item still gets its one result. The caller's code is guarded
+// where do calls it; this is the last line.
+func (w *worker[T]) safeDo(i int, res *Result[T]) {
+	*res = Result[T]{Index: i, Key: w.r.keys[i]}
 	defer func() {
 		if p := recover(); p != nil {
-			res = r.fail(Result[T]{Index: i, Key: r.keys[i]}, &PanicError{Value: p, Stack: debug.Stack()})
+			*res = Result[T]{Index: i, Key: w.r.keys[i]}
+			w.r.fail(res, &PanicError{Value: p, Stack: debug.Stack()})
 		}
 	}()
-	return r.do(i)
+	if err := w.do(res); err != nil {
+		w.r.fail(res, err)
+	}
 }
 
-// do runs item i and returns its result.
-func (r *run[T]) do(i int) Result[T] {
-	res := Result[T]{Index: i, Key: r.keys[i]}
+// do runs the item res names, fills in its Value, Skipped and Elapsed,
+// and returns its error.
+func (w *worker[T]) do(res *Result[T]) error {
+	r, i := w.r, res.Index
 	if r.scopeOf != nil {
 		defer r.leaveScope(r.scopeOf[i])
 	}
 	if r.ctx.Err() != nil {
-		return r.fail(res, r.notStarted())
+		return r.notStarted()
 	}
 	if r.scopeOf != nil {
 		if !r.enterScope(r.scopeOf[i]) {
-			return r.fail(res, r.notStarted())
+			return r.notStarted()
 		}
 	}
-	w, err := r.weigh(res.Key)
+	wt, err := r.weigh(res.Key)
 	if err != nil {
-		return r.fail(res, err)
+		return err
 	}
-	if !acquireAll(r.ctx, r.sems, w) {
-		return r.fail(res, r.notStarted())
+	if !w.acquire(wt) {
+		return r.notStarted()
 	}
-	start := time.Now()
-	res.Value, res.Skipped, err = r.call(res.Key, w)
-	res.Elapsed = time.Since(start)
-	releaseAll(r.sems, w)
+	res.Value, res.Skipped, err = w.call(res.Key, wt)
+	end := r.clock()
+	res.Elapsed = end - w.since
+	w.release(wt, end)
 	if err != nil || res.Skipped != nil {
 		var zero T
 		res.Value = zero
 	}
-	if err != nil {
-		return r.fail(res, err)
-	}
-	return res
+	return err
 }
 
 func (r *run[T]) notStarted() error { return &notStartedError{context.Cause(r.ctx)} }
 
 // fail records err as the item's error.
-func (r *run[T]) fail(res Result[T], err error) Result[T] {
+func (r *run[T]) fail(res *Result[T], err error) {
 	res.Err = &ItemError{Index: res.Index, Key: res.Key, Err: err}
-	return res
 }
 
 // weigh returns the item's weight, or an error if no limit could ever
@@ -347,36 +363,18 @@ func (r *run[T]) weigh(key string) (w int64, err error) {
 	return w, nil
 }
 
-// acquireAll acquires w on each of sems in order, or, if ctx ends first,
-// on none of them.
-func acquireAll(ctx context.Context, sems []*semaphore.Weighted, w int64) bool {
-	for k, s := range sems {
-		if s.Acquire(ctx, w) != nil {
-			releaseAll(sems[:k], w)
-			return false
-		}
-	}
-	return true
-}
-
-func releaseAll(sems []*semaphore.Weighted, w int64) {
-	for _, s := range sems {
-		s.Release(w)
-	}
-}
-
-// call runs op under the item's deadline, holding w, and returns its
+// call runs op under the item's deadline, holding wt, and returns its
 // value, its skip reason when it asked for a skip (Skip), or its error. A
 // panic, in op or in looking into the error it returned, becomes the error.
-func (r *run[T]) call(key string, w int64) (v T, skipped, err error) {
-	ctx := r.holding(w)
-	if r.opts.ItemTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.opts.ItemTimeout)
-		defer cancel()
+func (w *worker[T]) call(key string, wt int64) (v T, skipped, err error) {
+	var ctx context.Context = w.context(wt)
+	if d := w.r.opts.ItemTimeout; d > 0 {
+		dc := newDeadlineCtx(ctx, d)
+		defer dc.end()
+		ctx = dc
 	}
 	defer recoverInto(&err)
-	v, err = r.op(ctx, key)
+	v, err = w.r.op(ctx, key)
 	if skipped = skipReason(err); skipped != nil {
 		err = nil
 	}
@@ -391,19 +389,19 @@ func recoverInto(err *error) {
 
 // finish reports a finished item: it calls OnDone, stops the others under
 // FailFast, and hands the result to the caller.
-func (r *run[T]) finish(res Result[T]) {
+func (r *run[T]) finish(res *Result[T]) {
 	if r.opts.OnDone != nil {
-		res = r.progress(res)
+		r.progress(res)
 	}
 	if res.Err != nil && r.opts.FailFast {
 		r.cancel(res.Err)
 	}
-	r.deliver(res)
+	r.deliver(*res)
 }
 
 // progress calls OnDone, one call at a time across the Fanout's calls. A
 // panic in OnDone becomes the item's error.
-func (r *run[T]) progress(res Result[T]) Result[T] {
+func (r *run[T]) progress(res *Result[T]) {
 	r.onDone.Lock()
 	defer r.onDone.Unlock()
 	r.done++
@@ -417,7 +415,7 @@ func (r *run[T]) progress(res Result[T]) Result[T] {
 		})
 	})
 	if err == nil {
-		return res
+		return
 	}
 	err = fmt.Errorf("OnDone: %w", err)
 	if res.Err == nil {
@@ -427,7 +425,7 @@ func (r *run[T]) progress(res Result[T]) Result[T] {
 	}
 	var zero T
 	res.Value, res.Skipped = zero, nil
-	return r.fail(res, err)
+	r.fail(res, err)
 }
 
 // guard calls fn and returns its panic, if any, as a *PanicError.

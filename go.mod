@@ -21,6 +21,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.114.9
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.9
 	github.com/johannesboyne/gofakes3 v1.2.0
+	github.com/sourcegraph/conc v0.3.0
 	golang.org/x/time v0.14.0
 )
 

@@ -3,8 +3,7 @@ package fanout
 import (
 	"context"
 	"sync"
-
-	"golang.org/x/sync/semaphore"
+	"sync/atomic"
 )
 
 // Nested calls. An operation that starts a call on its own Fanout, or on
@@ -32,30 +31,38 @@ type heldKey struct{}
 // held is what one running item holds: w units of each of sems and one of
 // each of scopeSems, all named by the shared semaphores they stand for, on
 // top of what its enclosing item holds (parent). private holds the
-// semaphores that stand for them in the calls nested in the item.
+// semaphores that stand for them in the calls nested in the item; lent
+// is set once it holds one, so that no later item of the worker shares
+// them (worker.context).
 type held struct {
 	parent    *held
-	sems      []*semaphore.Weighted
+	sems      []*weighted
 	w         int64
-	scopeSems []*semaphore.Weighted
+	scopeSems []*weighted
 
 	mu      sync.Mutex
-	private map[*semaphore.Weighted]*semaphore.Weighted
+	private map[*weighted]*weighted
+	lent    atomic.Bool
 }
 
-// heldCtx is an item's context: one allocation carries both the context
-// and what the item holds.
-type heldCtx struct {
+// valueCtx is what context.WithValue makes for a key of type K, with the
+// value in the same allocation, so that a context and what it carries
+// cost one allocation, or none when reused.
+type valueCtx[K comparable, V any] struct {
 	context.Context
-	h held
+	v V
 }
 
-func (c *heldCtx) Value(key any) any {
-	if key == (heldKey{}) {
-		return &c.h
+func (c *valueCtx[K, V]) Value(key any) any {
+	if _, ok := key.(K); ok {
+		return &c.v
 	}
 	return c.Context.Value(key)
 }
+
+// heldCtx is an item's context, carrying what the item holds. A worker
+// reuses it from item to item (see worker.context).
+type heldCtx = valueCtx[heldKey, held]
 
 func heldIn(ctx context.Context) *held {
 	h, _ := ctx.Value(heldKey{}).(*held)
@@ -64,7 +71,7 @@ func heldIn(ctx context.Context) *held {
 
 // units returns the innermost enclosing item that holds the shared
 // semaphore s, and how much of it.
-func (h *held) units(s *semaphore.Weighted) (*held, int64) {
+func (h *held) units(s *weighted) (*held, int64) {
 	for ; h != nil; h = h.parent {
 		for _, hs := range h.sems {
 			if hs == s {
@@ -82,7 +89,7 @@ func (h *held) units(s *semaphore.Weighted) (*held, int64) {
 
 // holdsAny reports whether an enclosing item holds any of sems: whether a
 // call that shares them is nested.
-func (h *held) holdsAny(sems ...*semaphore.Weighted) bool {
+func (h *held) holdsAny(sems ...*weighted) bool {
 	for _, s := range sems {
 		if s == nil {
 			continue
@@ -96,26 +103,35 @@ func (h *held) holdsAny(sems ...*semaphore.Weighted) bool {
 
 // stand returns the semaphore a nested call uses for the shared semaphore
 // s of the given size, and the size of the one it returns.
-func (h *held) stand(s *semaphore.Weighted, size int64) (*semaphore.Weighted, int64) {
+func (h *held) stand(s *weighted, size int64) (*weighted, int64) {
 	owner, u := h.units(s)
 	if owner == nil {
-		return semaphore.NewWeighted(size), size
+		return newWeighted(size), size
 	}
 	owner.mu.Lock()
 	defer owner.mu.Unlock()
 	p, ok := owner.private[s]
 	if !ok {
 		if owner.private == nil {
-			owner.private = make(map[*semaphore.Weighted]*semaphore.Weighted)
+			owner.private = make(map[*weighted]*weighted)
 		}
-		p = semaphore.NewWeighted(u)
+		p = newWeighted(u)
 		owner.private[s] = p
+		owner.lent.Store(true)
 	}
 	return p, u
 }
 
-// holding returns the context of an item that holds w units of the
-// call's shared semaphores and one of its shared scope semaphores.
-func (r *run[T]) holding(w int64) context.Context {
-	return &heldCtx{Context: r.ctx, h: held{parent: r.parent, sems: r.shared, w: w, scopeSems: r.sharedScopes}}
+// context returns the context of the worker's next item, of weight wt: the
+// one of its last item when that held the same and no call nested in it
+// made private semaphores from it, since then nothing tells the items
+// apart; a new one otherwise, so that no two items share private
+// semaphores, even when a call nested in one outlives it.
+func (w *worker[T]) context(wt int64) *heldCtx {
+	if c := w.ctx; c != nil && c.v.w == wt && !c.v.lent.Load() {
+		return c
+	}
+	r := w.r
+	w.ctx = &heldCtx{Context: r.ctx, v: held{parent: r.parent, sems: r.shared, w: wt, scopeSems: r.sharedScopes}}
+	return w.ctx
 }

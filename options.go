@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"golang.org/x/sync/semaphore"
 )
 
 // DefaultLimit is the Limit of Options that do not set one: a modest
@@ -94,7 +92,7 @@ func (o *Options) validate() error {
 // stays within one bound however many fan-outs run at once. It is safe for
 // concurrent use.
 type Budget struct {
-	sem  *semaphore.Weighted
+	sem  *weighted
 	size int64
 }
 
@@ -104,7 +102,7 @@ func NewBudget(size int64) (*Budget, error) {
 	if size < 1 {
 		return nil, fmt.Errorf("fanout: NewBudget(%d): the size must be 1 or more", size)
 	}
-	return &Budget{sem: semaphore.NewWeighted(size), size: size}, nil
+	return &Budget{sem: newWeighted(size), size: size}, nil
 }
 
 // Size returns the total weight the Budget lets run at once; 0 for a nil

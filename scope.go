@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/semaphore"
 )
 
 // scope is one group of items under Options.Scope. It is admitted once,
@@ -24,7 +22,7 @@ type scope struct {
 // what keeps ScopeLimit free of deadlock: a worker waits for a scope slot
 // only once every item of the scopes before it has been claimed, so those
 // scopes can finish, whatever other calls hold of a shared slot.
-func (r *run[T]) groupScopes(shared int, sharedSem *semaphore.Weighted) (err error) {
+func (r *run[T]) groupScopes(shared int, sharedSem *weighted) (err error) {
 	if r.opts.Scope == nil {
 		// A ScopeLimit from New waits for the calls that have a Scope.
 		if r.opts.ScopeLimit > 0 && r.opts.ScopeLimit != shared {
@@ -59,7 +57,7 @@ func (r *run[T]) groupScopes(shared int, sharedSem *semaphore.Weighted) (err err
 		r.order = append(r.order, sc.items...)
 	}
 	if l := r.opts.ScopeLimit; l > 0 && (shared == 0 || l < shared) {
-		r.scopeSems = append(r.scopeSems, semaphore.NewWeighted(int64(l)))
+		r.scopeSems = append(r.scopeSems, newWeighted(int64(l)))
 	}
 	if sharedSem != nil {
 		r.sharedScopes = append(r.sharedScopes, sharedSem)

@@ -84,10 +84,13 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 	for i, key := range keys {
 		index[key] = i
 	}
-	stats := make([]itemStats, len(targets))
+	watched := make([]watchedCtx, len(targets))
 	op := func(ctx context.Context, key string) (T, error) {
 		i := index[key]
-		v, err := watch(ctx, &stats[i], func(ctx context.Context) (T, error) { return call(ctx, targets[i]) })
+		w := &watched[i]
+		w.Context = ctx
+		v, err := call(w, targets[i])
+		err = Classify(w.v.withLastAttempt(err)) // as watch does
 		if !errors.Is(err, ErrRegionDisabled) {
 			return v, err
 		}
@@ -103,7 +106,7 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 	out := make(RegionResults[T], len(results))
 	disabled := 0
 	for i, r := range results {
-		out[i] = RegionResult[T]{Result: r, Account: targets[i].account, Region: targets[i].region, Throttles: stats[i].throttleCount()}
+		out[i] = RegionResult[T]{Result: r, Account: targets[i].account, Region: targets[i].region, Throttles: watched[i].v.throttleCount()}
 		if isSafely(r.Err, ErrRegionDisabled) || isSafely(r.Skipped, ErrRegionDisabled) {
 			disabled++
 		}
@@ -113,6 +116,12 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 	}
 	return out, err
 }
+
+// watchedCtx is an item's context with its itemStats, where the adaptive
+// retryer looks for them (statsKey), made for every target at once with
+// the call, not one (and a closure to call through) per item. Each target
+// is one item, so its Context is set once.
+type watchedCtx = valueCtx[statsKey, itemStats]
 
 // isSafely is errors.Is for an error that may hold a value of the
 // caller's whose methods panic (a panic(err) of a typed nil, say): such an

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -212,5 +213,27 @@ func TestKeysOfAnotherPartition(t *testing.T) {
 	}
 	if err == nil {
 		t.Error("no error for the refused partitions")
+	}
+}
+
+// TestTargetsAllocateNothingPerItem: the AWS layer's seam watches every
+// item's attempts (its throttle count) without an allocation per item
+// beyond the engine's own.
+func TestTargetsAllocateNothingPerItem(t *testing.T) {
+	// Not parallel: AllocsPerRun counts every goroutine's allocations.
+	noop := func(context.Context, string) (int, error) { return 1, nil }
+	for name, tc := range map[string]struct {
+		timeout time.Duration
+		want    float64 // the engine's own
+	}{
+		"no ItemTimeout": {0, 0},
+		"ItemTimeout":    {time.Minute, 1},
+	} {
+		f := fanout.New[int](func(o *fanout.Options) { o.Limit = 4; o.ItemTimeout = tc.timeout })
+		got := allocsPerItem(func(keys []string) { _, _ = fanout.RunRegionTargets(context.Background(), f, keys, noop) })
+		t.Logf("%s: %.3f allocations per item", name, got)
+		if got > tc.want+0.02 {
+			t.Errorf("%s: %.3f allocations per item; want the engine's %v", name, got, tc.want)
+		}
 	}
 }
