@@ -25,6 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var small = Params{
 	Limit: 64, Regions: 38, Pages: 3, PageLatency: 5 * time.Millisecond,
 	Items: 300, Latency: 20 * time.Millisecond, Jitter: 0.2,
+	WideItems: 600, WideLatency: 20 * time.Millisecond, WideLimit: 256,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
 	ItemTimeout: 300 * time.Millisecond, StreamItems: 10_000,
 }

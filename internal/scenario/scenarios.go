@@ -20,6 +20,9 @@ type Params struct {
 	PageLatency time.Duration // regions: the farthest region's latency per page (the others spread below it)
 	Items       int           // items and throttle: calls
 	ItemsLimit  int           // items: the limit (the others use Limit)
+	WideItems   int           // wide: calls
+	WideLatency time.Duration // wide: latency per call
+	WideLimit   int           // wide: the limit
 	Latency     time.Duration // items, throttle, faults: latency per call
 	Jitter      float64       // every latency: the fraction of it added at most, drawn per request
 	Bucket      fanouttest.Bucket
@@ -41,13 +44,14 @@ type Params struct {
 var Default = Params{
 	Limit: 64, Regions: 38, Pages: 3, PageLatency: 250 * time.Millisecond,
 	Items: 10000, ItemsLimit: 100, Latency: 20 * time.Millisecond, Jitter: 0.2,
+	WideItems: 5000, WideLatency: 200 * time.Millisecond, WideLimit: 1024,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
 	ItemTimeout: 2 * time.Second, StreamItems: 1_000_000,
 	DeadItems: 3000, DeadLatency: 160 * time.Millisecond, DeadAfter: 5 * time.Second,
 }
 
 // Names lists the scenarios in the order they run.
-var Names = []string{"regions", "items", "throttle", "low-quota", "route53-like", "faults", "dead-endpoint", "stream"}
+var Names = []string{"regions", "items", "wide", "throttle", "low-quota", "route53-like", "faults", "dead-endpoint", "stream"}
 
 // Run runs one scenario with one implementation.
 func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
@@ -60,6 +64,8 @@ func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
 		o, err = regions(ctx, impl, p)
 	case "items":
 		o, err = items(ctx, impl, p)
+	case "wide":
+		o, err = wide(ctx, impl, p)
 	case "throttle":
 		o, err = throttle(ctx, impl, p)
 	case "low-quota":
@@ -117,21 +123,36 @@ func items(ctx context.Context, impl string, p Params) (Outcome, error) {
 	if impl == Sequential {
 		return Outcome{Impl: impl}, ErrSkipped
 	}
-	call, err := CallTime(ctx, p.jittered(p.Latency))
-	if err != nil {
-		return Outcome{Impl: impl}, err
-	}
-	srv, err := fanouttest.New(fanouttest.Config{Instances: 1, Latency: p.jittered(p.Latency)})
-	if err != nil {
-		return Outcome{Impl: impl}, err
-	}
-	defer srv.Close()
 	limit := p.ItemsLimit
 	if limit == 0 {
 		limit = p.Limit
 	}
-	o, err := run(ctx, impl, target{srv: srv, limit: limit, keys: repeat("us-east-1", p.Items), call: describeOnce})
-	o.IdealS, o.CallS = IdealCalls(p.Items, call, limit).Seconds(), call.Seconds()
+	return calls(ctx, impl, p, p.Items, p.Latency, limit)
+}
+
+// wide: WideItems calls of WideLatency at WideLimit in one region, a
+// Limit far above what one client was once allowed in flight.
+func wide(ctx context.Context, impl string, p Params) (Outcome, error) {
+	if impl == Sequential || impl == Naive {
+		return Outcome{Impl: impl}, ErrSkipped
+	}
+	return calls(ctx, impl, p, p.WideItems, p.WideLatency, p.WideLimit)
+}
+
+// calls makes n calls of latency at limit in one region; ideal is
+// IdealCalls.
+func calls(ctx context.Context, impl string, p Params, n int, latency time.Duration, limit int) (Outcome, error) {
+	call, err := CallTime(ctx, p.jittered(latency))
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
+	srv, err := fanouttest.New(fanouttest.Config{Instances: 1, Latency: p.jittered(latency)})
+	if err != nil {
+		return Outcome{Impl: impl}, err
+	}
+	defer srv.Close()
+	o, err := run(ctx, impl, target{srv: srv, limit: limit, keys: repeat("us-east-1", n), call: describeOnce})
+	o.IdealS, o.CallS = IdealCalls(n, call, limit).Seconds(), call.Seconds()
 	return o, err
 }
 
