@@ -317,6 +317,7 @@ func (w *worker[T]) do(res *Result[T]) error {
 		defer r.leaveScope(r.scopeOf[i])
 	}
 	if r.ctx.Err() != nil {
+		w.leave() // kept units serve no item now: let whoever waits have them
 		return r.notStarted()
 	}
 	if r.scopeOf != nil {
@@ -369,9 +370,9 @@ func (r *run[T]) weigh(key string) (w int64, err error) {
 func (w *worker[T]) call(key string, wt int64) (v T, skipped, err error) {
 	var ctx context.Context = w.context(wt)
 	if d := w.r.opts.ItemTimeout; d > 0 {
-		dc := newDeadlineCtx(ctx, d)
-		defer dc.end()
-		ctx = dc
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
 	}
 	defer recoverInto(&err)
 	v, err = w.r.op(ctx, key)

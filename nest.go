@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -52,6 +53,10 @@ type valueCtx[K comparable, V any] struct {
 	context.Context
 	v V
 }
+
+// String names the context without reading what it carries, which
+// another goroutine may be changing, as fmt's reflection would.
+func (c *valueCtx[K, V]) String() string { return fmt.Sprint(c.Context) + ".WithValue(fanout)" }
 
 func (c *valueCtx[K, V]) Value(key any) any {
 	if _, ok := key.(K); ok {
@@ -126,7 +131,10 @@ func (h *held) stand(s *weighted, size int64) (*weighted, int64) {
 // one of its last item when that held the same and no call nested in it
 // made private semaphores from it, since then nothing tells the items
 // apart; a new one otherwise, so that no two items share private
-// semaphores, even when a call nested in one outlives it.
+// semaphores, even when a call nested in one outlives it. A call nested in
+// an item must end with it (see Run); one that starts only after the next
+// item has begun on a reused context shares that item's private
+// semaphores and may wait for it.
 func (w *worker[T]) context(wt int64) *heldCtx {
 	if c := w.ctx; c != nil && c.v.w == wt && !c.v.lent.Load() {
 		return c

@@ -54,6 +54,7 @@ func (w *worker[T]) release(wt int64, end time.Duration) {
 func (w *worker[T]) leave() {
 	if w.held {
 		releaseAll(w.r.sems, 1)
+		w.held = false
 	}
 }
 

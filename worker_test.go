@@ -2,6 +2,8 @@ package fanout_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,7 +93,7 @@ func allocsPerItem(run func(keys []string)) float64 {
 }
 
 // TestAllocationsPerItem: the engine allocates nothing per item, whatever
-// the options, but one context per item under ItemTimeout.
+// the options, but the context.WithTimeout of each item under ItemTimeout.
 func TestAllocationsPerItem(t *testing.T) {
 	// Not parallel: AllocsPerRun counts every goroutine's allocations.
 	ctx := context.Background()
@@ -108,7 +110,7 @@ func TestAllocationsPerItem(t *testing.T) {
 		"Run":         {run(), 0},
 		"Weight":      {run(func(o *fanout.Options) { o.Weight = func(string) int64 { return 1 } }), 0},
 		"OnDone":      {run(func(o *fanout.Options) { o.OnDone = func(fanout.Progress) {} }), 0},
-		"ItemTimeout": {run(func(o *fanout.Options) { o.ItemTimeout = time.Minute }), 1},
+		"ItemTimeout": {run(func(o *fanout.Options) { o.ItemTimeout = time.Minute }), 5},
 		"Budget": {func(keys []string) {
 			_, _ = fanout.New[int](func(o *fanout.Options) { o.Budget = budget }).Run(ctx, keys, noop)
 		}, 0},
@@ -122,5 +124,59 @@ func TestAllocationsPerItem(t *testing.T) {
 		if got > tc.want+0.02 {
 			t.Errorf("%s: %.3f allocations per item; want %v", name, got, tc.want)
 		}
+	}
+}
+
+// TestCancelledCallGivesBackItsUnits: a call whose context ends has its
+// workers give back the units they kept at once, not after walking its
+// keys left (a million here) to mark them not started: another call on
+// the same Fanout runs its item while the first is still marking, long
+// before it returns.
+func TestCancelledCallGivesBackItsUnits(t *testing.T) {
+	t.Parallel()
+	f := fanout.New[int](func(o *fanout.Options) { o.Limit = 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var n atomic.Int64
+	var t0 time.Time
+	cancelled := make(chan struct{})
+	aEnded := make(chan time.Duration, 1)
+	go func() {
+		f.Run(ctx, keysN(1_000_000), func(context.Context, string) (int, error) {
+			if n.Add(1) == 1000 {
+				t0 = time.Now()
+				cancel()
+				close(cancelled)
+			}
+			return 1, nil
+		})
+		aEnded <- time.Since(t0)
+	}()
+	<-cancelled
+	var bStarted time.Duration
+	f.Run(context.Background(), []string{"b"}, func(context.Context, string) (int, error) {
+		bStarted = time.Since(t0)
+		return 1, nil
+	})
+	// Durations compared with each other, not with a bound: the second
+	// call's item starts in the first half of the cancelled call's wind-down.
+	if aEnd := <-aEnded; bStarted > aEnd/2 {
+		t.Errorf("the second call's item started %v after the cancel, the cancelled call returned %v after; want the kept unit given back at the cancel", bStarted, aEnd)
+	}
+}
+
+// TestPrintingAnItemsContext: fmt may print an item's context while the
+// engine uses it, with no data race.
+func TestPrintingAnItemsContext(t *testing.T) {
+	t.Parallel()
+	f := fanout.New[string](func(o *fanout.Options) { o.Limit = 2 })
+	res, _ := f.Run(context.Background(), keysN(50), func(ctx context.Context, _ string) (string, error) {
+		done := make(chan string)
+		go func() { done <- fmt.Sprint(ctx) }()
+		_, _ = f.Run(ctx, []string{"nested"}, func(context.Context, string) (string, error) { return "", nil })
+		return <-done, nil
+	})
+	if s := res[0].Value; !strings.Contains(s, "WithValue(fanout)") {
+		t.Errorf("printed %q; want the context named", s)
 	}
 }

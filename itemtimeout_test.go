@@ -168,3 +168,23 @@ func TestItemTimeoutNested(t *testing.T) {
 		t.Errorf("peak in flight %d above the Limit %d", p, limit)
 	}
 }
+
+// TestItemTimeoutKeepsTheCallersCause: with an ItemTimeout longer than
+// the caller's deadline, the item ends with the caller's deadline and its
+// cause, as context.WithTimeout gives, not a deadline of its own.
+func TestItemTimeoutKeepsTheCallersCause(t *testing.T) {
+	t.Parallel()
+	errCaller := errors.New("the caller's deadline")
+	ctx, cancel := context.WithDeadlineCause(context.Background(), time.Now().Add(5*time.Millisecond), errCaller)
+	defer cancel()
+	f := fanout.New[int](func(o *fanout.Options) { o.ItemTimeout = time.Hour; o.Limit = 4 })
+	res, _ := f.Run(ctx, keysN(20), func(ctx context.Context, _ string) (int, error) {
+		<-ctx.Done()
+		return 0, context.Cause(ctx)
+	})
+	for _, r := range res {
+		if !errors.Is(r.Err, errCaller) && !errors.Is(r.Err, fanout.ErrNotStarted) {
+			t.Errorf("%s: %v; want the caller's cause", r.Key, r.Err)
+		}
+	}
+}
