@@ -390,25 +390,56 @@ func accountOf(key string) string {
 // answer cut short by the item's own context is no answer: the next item
 // asks again.
 type accountCheck struct {
-	mu   sync.Mutex
-	done bool
-	err  error
+	mu      sync.Mutex
+	done    bool
+	err     error
+	running chan struct{} // closed when the check in flight ends; nil when none is
 }
 
+// do checks account once for every item of the call: the first item to
+// ask runs the check, and the others wait for its answer, each on its own
+// context. A check that ended on its item's context is forgotten, and the
+// next item to ask runs it again.
 func (c *accountCheck) do(ctx context.Context, accounts *Accounts, account string) error {
-	c.mu.Lock()
-	done, err := c.done, c.err
-	c.mu.Unlock()
-	if done {
-		return err
-	}
-	// Not under the lock, so that each item waits on its own context;
-	// concurrent items share one AssumeRole through the credentials cache.
-	err = accounts.check(ctx, account)
-	if err == nil || !isContextErr(err) || ctx.Err() == nil {
+	for {
 		c.mu.Lock()
-		c.done, c.err = true, err
+		done, err, running := c.done, c.err, c.running
+		if !done && running == nil {
+			c.running = make(chan struct{})
+			running = c.running
+			c.mu.Unlock()
+			return c.run(ctx, accounts, account, running)
+		}
 		c.mu.Unlock()
+		if done {
+			return err
+		}
+		select {
+		case <-running: // look again: done, or cut short by its item's context
+		case <-ctx.Done():
+			roleARN, _ := accounts.RoleARN(account)
+			return &AccountError{Account: account, RoleARN: roleARN, Err: ctx.Err()}
+		}
 	}
+}
+
+// run runs the check that running stands for, and records its answer
+// unless its context cut it short or it panicked.
+func (c *accountCheck) run(ctx context.Context, accounts *Accounts, account string, running chan struct{}) error {
+	var (
+		err      error
+		answered bool
+	)
+	defer func() { // on every path, so that no item waits for a check that ended
+		c.mu.Lock()
+		if answered && (err == nil || !isContextErr(err) || ctx.Err() == nil) {
+			c.done, c.err = true, err
+		}
+		c.running = nil
+		c.mu.Unlock()
+		close(running)
+	}()
+	err = accounts.check(ctx, account)
+	answered = true
 	return err
 }
