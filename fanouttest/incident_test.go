@@ -19,13 +19,16 @@ import (
 	"github.com/awsfanout/fanout/fanouttest"
 )
 
-// fakeClock is a Config.Clock a test moves by hand.
+// fakeClock is a Config.Clock a test moves by hand; it prints as the time
+// since its epoch.
 type fakeClock struct{ offset atomic.Int64 }
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (c *fakeClock) now() time.Time          { return epoch.Add(time.Duration(c.offset.Load())) }
 func (c *fakeClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+func (c *fakeClock) set(since time.Duration) { c.offset.Store(int64(since)) }
+func (c *fakeClock) String() string          { return time.Duration(c.offset.Load()).String() }
 
 // TestIncident reproduces an incident's shape end to end, with no
 // emulator: an organization of four accounts, listed by ListAccounts, over

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -556,26 +555,12 @@ func TestProtocolRuleTimes(t *testing.T) {
 	}
 }
 
-// protoClock is a Config.Clock that a test advances.
-type protoClock struct {
-	start  time.Time
-	offset atomic.Int64
-}
-
-func newProtoClock() *protoClock {
-	return &protoClock{start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *protoClock) now() time.Time          { return c.start.Add(time.Duration(c.offset.Load())) }
-func (c *protoClock) set(since time.Duration) { c.offset.Store(int64(since)) }
-func (c *protoClock) String() string          { return time.Duration(c.offset.Load()).String() }
-
 // TestProtocolRuleWindow: rules with From and Until fire during their
 // window of the Server's Clock only, Until excluded, and Until 0 never
 // ends.
 func TestProtocolRuleWindow(t *testing.T) {
 	t.Parallel()
-	clock := newProtoClock()
+	clock := new(fakeClock)
 	srv := newServer(t, fanouttest.Config{Clock: clock.now, Faults: []fanouttest.Rule{
 		{Service: "ec2", From: 10 * time.Minute, Until: 20 * time.Minute, Fault: fanouttest.Disabled},
 		{Service: "ec2", From: 30 * time.Minute, Fault: fanouttest.Throttled},
