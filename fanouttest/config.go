@@ -174,7 +174,10 @@ func (l Latency) draw() time.Duration {
 }
 
 // Bucket is a token bucket: Burst requests at once, refilled at PerSecond.
-// The zero Bucket does not limit.
+// It decides when a request arrives, as a service's front door does; the
+// answer, served or throttled, then takes the latency, so that a
+// latency's jitter does not reorder arrivals. The zero Bucket does not
+// limit.
 type Bucket struct {
 	Burst     int
 	PerSecond float64

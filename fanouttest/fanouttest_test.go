@@ -233,6 +233,40 @@ func TestCloseFailsCallsInFlight(t *testing.T) {
 	}
 }
 
+// TestBucketDecidesOnArrival: a quota is enforced when a request
+// arrives, not when it is answered; a request that arrives second and is
+// answered first does not take the token of the one that came before it.
+// Were the bucket to decide at the answer, a latency's jitter would
+// reorder arrivals and throttle a client that spaced its requests.
+func TestBucketDecidesOnArrival(t *testing.T) {
+	t.Parallel()
+	clock := new(fakeClock)
+	srv := newServer(t, fanouttest.Config{
+		Instances: 1,
+		Throttle:  fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: 1e-6}},
+		// The first request, arriving in the first second, is answered
+		// 300ms later; the second, after it, at once.
+		Faults: []fanouttest.Rule{{Until: time.Second, Latency: fanouttest.Latency{Fixed: 300 * time.Millisecond}}},
+		Clock:  clock.now,
+	})
+	c := ec2.NewFromConfig(srv.AWSConfig("us-east-1"), func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+	in := &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)} // metered as a read
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.DescribeInstances(context.Background(), in)
+		first <- err
+	}()
+	waitInFlight(t, srv, "us-east-1")
+	clock.set(2 * time.Second)
+	_, second := c.DescribeInstances(context.Background(), in)
+	if err := <-first; err != nil {
+		t.Errorf("the first to arrive: %v; want it served", err)
+	}
+	if !errors.Is(fanout.Classify(second), fanout.ErrThrottled) {
+		t.Errorf("the second to arrive, answered first: %v; want it throttled", second)
+	}
+}
+
 // waitInFlight returns once a request to region is in the Server's hands.
 func waitInFlight(t *testing.T, srv *fanouttest.Server, region string) {
 	t.Helper()

@@ -159,6 +159,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	q := parse(r)
 	q.account = s.callerAccount(q)
 	subject := s.subject(q)
+	// A quota is enforced at the front door: the bucket decides on
+	// arrival, and the answer, served or throttled, takes the latency.
+	delay, fault := s.match(q, subject)
+	allowed := fault != NoFault || s.allow(q)
 	scopes := [...]*counters{&s.total, s.counters(s.regions, q.region), s.counters(s.accounts, subject)}
 	for _, c := range scopes {
 		c.enter()
@@ -170,7 +174,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	delay, fault := s.match(q, subject)
 	if !s.sleep(r.Context(), s.cfg.Latency.draw()+delay) {
 		abort()
 	}
@@ -196,7 +199,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, q, q.errorFor(fault))
 		return
 	}
-	if !s.allow(q) {
+	if !allowed {
 		add(throttled)
 		writeError(w, q, q.errorFor(Throttled))
 		return
