@@ -35,18 +35,17 @@ type AdaptiveOptions struct {
 	// Default: DefaultAdaptiveMax, 0.
 	Max int
 
-	// Decrease multiplies the limit on requests in flight on a throttling
-	// response; between 0 and 1, both excluded. Below one request per round
-	// trip, where the limit is a rate, a throttle cuts it by a fifth (see
-	// Adaptive). Default: DefaultAdaptiveDecrease.
+	// Decrease multiplies the requests in flight on the client's first
+	// throttle, and on every throttle when pacing is disabled; between 0
+	// and 1, both excluded. Once the client is paced, a throttle measures
+	// the quota instead (see Adaptive). Default: DefaultAdaptiveDecrease.
 	Decrease float64
 
 	// Increase is added to the limit over each round of successful
-	// requests (limit successes), and below one request per round trip,
-	// is the fraction each success adds to the rate; above 0. Default:
+	// requests (limit successes) when pacing is disabled; above 0. A paced
+	// client climbs by the quota it measured (see Adaptive). Default:
 	// DefaultAdaptiveIncrease, a slow climb, since each step above the
-	// client's quota costs a throttled request, while the quota's bucket
-	// refills during the climb.
+	// client's quota costs a throttled request.
 	Increase float64
 
 	// Rate and Burst, when Rate is positive, add a token bucket in front of
@@ -104,21 +103,31 @@ func (o *AdaptiveOptions) validate() error {
 	return nil
 }
 
-// Adaptive is an AIMD limit on the requests of one client: a throttling
-// response cuts the limit (multiplicative decrease), once per round of
-// requests, and successes raise it again (additive increase), never above
-// Max. It is safe for concurrent use.
+// Adaptive limits the requests of one client to what its quota admits,
+// learned from the service's throttles. It is safe for concurrent use.
 //
-// Down to one request in flight, the limit is the number of requests in
-// flight. Below that it is a rate: one request at a time, its starts spaced
-// by more than the round trip, so that a quota of a few requests per second
-// against a fast endpoint (40 per second with a millisecond's round trip:
-// a twenty-fifth of a request per round trip) is met rather than throttled
-// for ever. A rate hunts just under the rate last throttled: a throttle
-// cuts it by a fifth, and successes raise it by 1% each until it is back
-// there, by Increase (7%) each below and above that band. Either kind of
-// limit falls at once to what the client was delivered since the last
-// cut when that is lower.
+// Until its first throttle a client sends what it is asked to (up to Max,
+// if set). The first throttle cuts the requests in flight by Decrease, or
+// to what was delivered per round trip when the throttle answered the
+// client's first burst, and from then on request starts are paced: the
+// limit is a rate, the round trip over the limit between starts, which
+// below one request per round trip spaces them by more than the round
+// trip (a quota of 5 per second against a millisecond's round trip is a
+// two-hundredth of a request per round trip).
+//
+// A quota's token bucket lets through its rate and throttles the excess,
+// so each throttle of a paced request measures the quota: the rate the
+// client was at times the share of its requests since the last cut that
+// were admitted, or the rate at which the last of those successes had
+// been sent, if lower. The limit falls to four fifths of that, and
+// successes raise it by 1% each, hunting just under the quota, about one
+// throttle in 22 successes. Away from the quota (before the first
+// measure, after a deeper cut, or once the limit has climbed a quarter
+// past it without a throttle: the quota grew), each success adds one
+// request per round trip, doubling the limit each round trip, as a TCP
+// slow start does. Without pacing (DisablePacing) the limit is a plain
+// AIMD limit on requests in flight: cut by Decrease, raised by Increase
+// over each round of successes.
 //
 // ClientPool gives each of its clients one, through the client's retryer,
 // so it limits HTTP attempts, not items: a call that backs off before a
@@ -128,14 +137,14 @@ type Adaptive struct {
 	bucket *rate.Limiter
 	now    func() time.Time // the clock; tests replace it
 
-	mu            sync.Mutex
-	limit         float64 // requests in flight, at least 1, while rate is 0
-	rate          float64 // requests per second when below one per round trip; else 0
-	throttledRate float64 // the rate last throttled, while the limit has been a rate since; else 0
-	inflight      int
-	waiters       []chan struct{}
-	requests      int64
-	throttles     int64
+	mu        sync.Mutex
+	limit     float64 // requests in flight, at least 1, while rate is 0
+	rate      float64 // requests per second when below one per round trip; else 0
+	quota     float64 // requests per second, as the last cut of paced requests measured it; 0 before
+	inflight  int
+	waiters   []chan struct{}
+	requests  int64
+	throttles int64
 
 	rtt     time.Duration // moving average of successful requests' latency
 	next    time.Time     // pacing: the earliest next start
@@ -143,7 +152,19 @@ type Adaptive struct {
 	cuts    int       // how many cuts so far
 	epoch   time.Time // the last cut, or the first request
 	okSince int       // successes since epoch
+
+	// Of the requests started since the last cut that have ended, how
+	// many, and how many succeeded: the share a quota admits.
+	sentDone, sentOK int
+
+	// admitted holds the start times of the last successes, a ring:
+	// spaced by the quota while the client sends above it.
+	admitted [admittedSpan]time.Time
+	nAdmit   int // successes recorded, all told
 }
+
+// admittedSpan is how many successes measure what a quota admits.
+const admittedSpan = 16
 
 // minRate is the slowest an Adaptive paces a client: one request every ten
 // seconds. A client that sees nothing but throttles would otherwise cut
@@ -392,6 +413,12 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	now := a.now()
 	a.inflight--
 	a.requests++
+	if o != endCutShort && !start.Before(a.lastCut) {
+		a.sentDone++
+		if o == endAnswered {
+			a.sentOK++
+		}
+	}
 	switch o {
 	case endThrottled:
 		a.throttles++
@@ -405,6 +432,8 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 		}
 	case endAnswered:
 		a.okSince++
+		a.admitted[a.nAdmit%admittedSpan] = start
+		a.nAdmit++
 		if sample := now.Sub(start); a.rtt == 0 {
 			a.rtt = sample
 		} else {
@@ -423,61 +452,106 @@ func (a *Adaptive) giveBack() {
 	a.wake()
 }
 
-// increase raises a limit by Increase/limit (Increase over a round trip
-// of successes), or a rate by Increase (7% by default, as at a limit of 1,
-// whose successes are one per round trip), and by only rateClimb between
-// rateCut of the rate last throttled and that rate.
+// increase raises the limit on a success. Without pacing, by
+// Increase/limit: Increase over a round trip of successes. With pacing,
+// by where it stands to the quota last measured (see cut): from rateCut
+// of it up to the quota over rateCut, by rateClimb each, hunting just
+// under it; anywhere else (no quota measured yet, a deeper cut, or a
+// quota that has grown), by one request per round trip per success,
+// doubling the limit each round trip, and below one request per round
+// trip, the rate each success.
 func (a *Adaptive) increase() {
-	if a.rate == 0 {
-		a.limit = min(a.ceiling(), a.limit+a.opts.Increase/a.limit)
-		return
+	l := a.perRTT()
+	q := a.quota * a.rtt.Seconds() // the quota per round trip
+	switch {
+	case a.opts.DisablePacing:
+		l += a.opts.Increase / l
+	case q > 0 && l >= rateCut*q && l < q/rateCut:
+		l *= 1 + rateClimb
+	default:
+		l += min(l, 1)
 	}
-	g := a.opts.Increase
-	if t := a.throttledRate; a.rate >= t*rateCut && a.rate < t {
-		g = rateClimb
-	}
-	a.setPerRTT(a.perRTT() * (1 + g))
+	a.setPerRTT(l)
 }
 
-// The law of a rate (below one request per round trip). A quota's token
-// bucket lets through its rate and throttles the excess, so the rate
-// hunts just under the rate last throttled: a throttle cuts it to rateCut
-// of that rate, and successes raise it by rateClimb each until it is
-// back; below that band (after a deeper cut) and above it (the quota grew)
-// they raise it by Increase. Each round, one throttle in about 22
-// successes, is long enough that a call is rarely throttled twice over
-// (five throttled attempts in a row fail it), and short enough that the
-// quota's bucket does not fill in the meantime: a bucket of five at five
-// per second still lets through its rate.
+// The law of a paced limit near its quota (see Adaptive): cut to rateCut
+// of the quota measured, climb by rateClimb a success. Each round, one
+// throttle in about 22 successes, is rare enough that a call is seldom
+// throttled twice over (five throttled attempts in a row fail it).
 const (
 	rateCut   = 0.8
 	rateClimb = 0.01
 )
 
-// cut lowers the limit on a throttle: a limit by Decrease from what was in
-// flight (a limit above what the callers used says nothing of the quota),
-// a rate to rateCut of itself; either to no more than what was delivered
-// since the last cut, plus one request, so that a limit far above the
-// quota falls in one step rather than one halving per round trip. Before
-// the first cut, what was delivered since the first request says as much
-// only when the client was throttled within a few round trips of it, on
-// its first burst: a client that ran for an hour below its quota
-// delivered what it was asked for, not what it could. The next start
-// waits for the new gap.
+// cut lowers the limit on a throttle of a request started since the
+// last cut.
+//
+// The first cut follows requests sent at once, which say nothing of a
+// rate: the limit falls by Decrease from what was in flight (a limit
+// above what the callers used says nothing of the quota), and to no more
+// than what was delivered since the first request, plus one request,
+// when that was within a few round trips of it (the first burst): a
+// client that ran for an hour below its quota delivered what it was asked
+// for, not what it could.
+//
+// Every later cut follows paced requests, and measures the quota: the
+// rate the client is at times the share of the requests started since
+// the last cut that were admitted (counting one more success than seen,
+// so that a lone throttle halves it), or the rate at which those
+// successes had been sent, if at least admittedMin and lower; the limit
+// falls to rateCut of that. Without pacing there is nothing to measure,
+// and each cut is by Decrease. The next start waits for the new gap.
 func (a *Adaptive) cut(now time.Time) {
-	delivered := math.Inf(1) // per second
-	if elapsed := now.Sub(a.epoch); a.rtt > 0 && elapsed > 0 && (!a.lastCut.IsZero() || elapsed <= 4*a.rtt) {
-		delivered = float64(a.okSince+1) / elapsed.Seconds()
-	}
-	if a.rate > 0 {
-		a.throttledRate = a.rate
-		a.rate = max(minRate, min(a.rate*rateCut, delivered))
-	} else {
+	switch {
+	case a.opts.DisablePacing:
+		a.setPerRTT(min(a.limit, float64(a.inflight+1)) * a.opts.Decrease)
+	case a.lastCut.IsZero():
+		delivered := math.Inf(1) // per second
+		if elapsed := now.Sub(a.epoch); a.rtt > 0 && elapsed > 0 && elapsed <= 4*a.rtt {
+			delivered = float64(a.okSince+1) / elapsed.Seconds()
+		}
 		a.setPerRTT(min(min(a.limit, float64(a.inflight+1))*a.opts.Decrease, delivered*a.rtt.Seconds()))
+	default:
+		r := a.perRTT() / a.rtt.Seconds()
+		q := r * float64(a.sentOK+1) / float64(a.sentDone+1)
+		if m, ok := a.measured(); ok {
+			q = min(q, m)
+		}
+		a.quota = q
+		a.setPerRTT(rateCut * q * a.rtt.Seconds())
 	}
 	a.lastCut, a.epoch, a.okSince = now, now, 0
+	a.sentDone, a.sentOK = 0, 0
 	a.cuts++
 	a.next = now.Add(a.gap())
+}
+
+// admittedMin is the fewest successes that measure a quota.
+const admittedMin = 4
+
+// measured is the rate, per second, at which the last successes started
+// since the last cut had been sent, from the spacing of their starts, if
+// there are at least admittedMin of them.
+func (a *Adaptive) measured() (float64, bool) {
+	n := 0
+	var first, last time.Time
+	for i := range min(a.nAdmit, admittedSpan) {
+		s := a.admitted[(a.nAdmit-1-i)%admittedSpan]
+		if s.Before(a.lastCut) {
+			continue
+		}
+		n++
+		if first.IsZero() || s.Before(first) {
+			first = s
+		}
+		if s.After(last) {
+			last = s
+		}
+	}
+	if n < admittedMin || !last.After(first) {
+		return 0, false
+	}
+	return float64(n-1) / last.Sub(first).Seconds(), true
 }
 
 // perRTT is the limit in requests per round trip, below 1 for a rate.
@@ -490,16 +564,13 @@ func (a *Adaptive) perRTT() float64 {
 
 // setPerRTT sets the limit to l requests per round trip: below 1, a rate,
 // when the round trip is known and pacing can keep it; otherwise no less
-// than one request in flight.
+// than one request in flight, and no more than the ceiling.
 func (a *Adaptive) setPerRTT(l float64) {
-	switch {
-	case l >= 1 || a.opts.DisablePacing || a.rtt <= 0:
-		a.limit, a.rate, a.throttledRate = min(a.ceiling(), max(1, l)), 0, 0
-	case a.rate == 0: // a limit becomes a rate: none throttled yet
-		a.limit, a.rate, a.throttledRate = 1, max(minRate, l/a.rtt.Seconds()), 0
-	default:
-		a.rate = max(minRate, l/a.rtt.Seconds())
+	if l >= 1 || a.opts.DisablePacing || a.rtt <= 0 {
+		a.limit, a.rate = min(a.ceiling(), max(1, l)), 0
+		return
 	}
+	a.limit, a.rate = 1, max(minRate, l/a.rtt.Seconds())
 }
 
 // ceiling is Max, or +Inf for none.

@@ -275,17 +275,16 @@ func TestAdaptiveOptions(t *testing.T) {
 	}
 }
 
-// TestAdaptiveBelowOneRequestPerRoundTrip: a cut below one request in
-// flight paces starts by more than the round trip, as a rate. A throttle
-// cuts a rate by a fifth, or to what was delivered since the last cut;
-// successes raise it by 1% each between that and the rate throttled, by
-// Increase below and above; it never falls below one request every ten
-// seconds, and climbs back from there to a limit in flight.
-func TestAdaptiveBelowOneRequestPerRoundTrip(t *testing.T) {
+// TestAdaptiveLearnsAQuota follows the law of a paced limit step by step
+// on a fake clock, one request at a time: the first cut paces, successes
+// double the limit until a throttle measures the quota, the limit hunts
+// just under it, a run of throttles floors it at one request every ten
+// seconds, and successes bring it back.
+func TestAdaptiveLearnsAQuota(t *testing.T) {
 	t.Parallel()
 	const rtt = 10 * time.Millisecond
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max = 4 })
+	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max = 8 })
 	ctx := context.Background()
 	// request starts when pacing lets it and takes one round trip.
 	request := func(throttled bool) {
@@ -304,70 +303,60 @@ func TestAdaptiveBelowOneRequestPerRoundTrip(t *testing.T) {
 	want := func(perSecond float64) {
 		t.Helper()
 		gap := time.Duration(float64(time.Second) / perSecond)
-		if r, g := rate(), fanout.AdaptiveGap(a); math.Abs(r-perSecond) > 1e-6 || (g-gap).Abs() > time.Microsecond {
+		if r, g := rate(), fanout.AdaptiveGap(a); math.Abs(r-perSecond) > 1e-6*perSecond || (g-gap).Abs() > time.Microsecond {
 			t.Fatalf("%v requests per second, a start every %v; want %v, every %v", r, g, perSecond, gap)
 		}
 	}
 	request(false) // the round trip
-	request(true)  // min(4, 1 in flight) x 0.5: half a request per round trip
+	request(true)  // the first cut: min(8, 1 in flight) x 0.5, half a request per round trip
 	want(50)
 	if next := fanout.AdaptiveNextStart(a); !next.Equal(clock.t.Add(20 * time.Millisecond)) {
 		t.Errorf("next start %v after the cut; want one gap, 20ms", next.Sub(clock.t))
 	}
-	lastCut := clock.t
-	r := 50.0
-	for range 10 { // no rate throttled yet: Increase each
+	// No quota measured: each success adds a request per round trip (below
+	// one, doubles the rate).
+	for _, r := range []float64{100, 200, 300} {
 		request(false)
-		r *= 1.07
-	}
-	want(r)
-	// Throttled at 98/s after a climb from 50/s: what was delivered since
-	// the last cut, 10 successes and the throttle over the time since, is
-	// less than four fifths of 98.
-	request(true)
-	throttled, delivered := r, 11/clock.t.Sub(lastCut).Seconds()
-	if delivered >= 0.8*throttled {
-		t.Fatalf("delivered %v per second; the test wants less than %v", delivered, 0.8*throttled)
-	}
-	want(delivered)
-	// Increase each up to four fifths of the rate throttled, 1% each above.
-	r = delivered
-	for r < 0.8*throttled {
-		request(false)
-		r *= 1.07
 		want(r)
 	}
-	for range 15 {
+	// A throttle of a paced request measures the quota: 300 per second
+	// times the share admitted since the cut, 3 successes and the throttle,
+	// counting one success more: 4 of 5. Fewer than 4 successes: their
+	// spacing does not count. The limit falls to four fifths of it.
+	request(true)
+	quota := 300 * 4.0 / 5
+	want(0.8 * quota)
+	// 1% a success from four fifths of the quota to a quarter past it.
+	r := 0.8 * quota
+	for r < quota/0.8 {
 		request(false)
 		r *= 1.01
 		want(r)
 	}
-	// Throttled within the band: a fifth off, as what was delivered is
-	// more.
-	request(true)
-	throttled, r = r, r*0.8
+	// Past that, the quota grew: a request per round trip again.
+	request(false)
+	r += 100
 	want(r)
-	for r < throttled {
-		request(false)
-		r *= 1.01
-		want(r)
-	}
-	request(false) // past the rate throttled: the quota grew, Increase again
-	want(r * 1.07)
+	// Sent one at a time, a round trip apart, the successes since the cut
+	// were sent at 100 per second, whatever the limit: a throttle then
+	// says the quota is below that.
+	request(true)
+	want(0.8 * 100)
 	for range 40 {
 		request(true)
 	}
 	want(0.1) // one request every ten seconds
-	// Successes bring it back, by Increase each, to a request per round trip.
+	// Far below the quota measured last, successes double the rate, back
+	// to a request per round trip in ten.
 	n := 0
 	for ; a.Stats().Limit < 1 && n < 200; n++ {
 		request(false)
 	}
-	if wantN := int(math.Ceil(math.Log(100/0.1) / math.Log(1.07))); n != wantN {
-		t.Errorf("%d successes from 0.1 per second to a limit of %v; want %d", n, a.Stats().Limit, wantN)
+	if n != 10 {
+		t.Errorf("%d successes from 0.1 per second to a limit of %v; want 10", n, a.Stats().Limit)
 	}
-	if g := fanout.AdaptiveGap(a); g >= rtt {
-		t.Errorf("a start every %v at a limit of %v; want under the round trip", g, a.Stats().Limit)
+	if g := fanout.AdaptiveGap(a); g > rtt {
+		t.Errorf("a start every %v at a limit of %v; want at most the round trip", g, a.Stats().Limit)
 	}
 }
 
