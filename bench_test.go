@@ -3,6 +3,7 @@ package fanout_test
 import (
 	"context"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -27,6 +28,36 @@ func BenchmarkRun(b *testing.B) {
 		for b.Loop() {
 			if _, err := f.Run(context.Background(), keys, noop); err != nil {
 				b.Fatal(err)
+			}
+		}
+		perItem(b)
+	})
+	// The typed path: the same keys as items of a struct type, named by
+	// the item; and pulled from a sequence.
+	items := make([]object, len(keys))
+	for i, k := range keys {
+		items[i] = object{Name: k, Size: int64(i)}
+	}
+	itemOp := func(context.Context, object) (int, error) { return 1, nil }
+	named := func(o *fanout.ItemOptions[object]) { o.Key = func(o object) string { return o.Name } }
+	b.Run("fanout-items", func(b *testing.B) {
+		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit })
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := fanout.RunItems(context.Background(), f, items, itemOp, named); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perItem(b)
+	})
+	b.Run("fanout-seq", func(b *testing.B) {
+		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit })
+		b.ReportAllocs()
+		for b.Loop() {
+			for r := range fanout.StreamItems(context.Background(), f, slices.Values(items), itemOp, named) {
+				if r.Err != nil {
+					b.Fatal(r.Err)
+				}
 			}
 		}
 		perItem(b)

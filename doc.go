@@ -10,6 +10,12 @@
 //		return countInstances(ctx, region)
 //	})
 //
+// Items need not be strings: [RunItems] takes a slice of any type, weighed
+// and named by the item ([ItemOptions]), and returns results that carry
+// it; [StreamItems] and [StreamItems2] take a sequence and pull an item only
+// when a worker is free to run it, so that a listing ([PageItems]) feeds
+// the calls as its pages arrive. The string calls are the same engine.
+//
 // # Guarantees
 //
 // The bound: at no moment does the total weight of running operations

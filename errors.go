@@ -24,6 +24,9 @@ type ItemError struct {
 var _ error = (*ItemError)(nil)
 
 func (e *ItemError) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("fanout: item %d: %v", e.Index, e.Err)
+	}
 	return fmt.Sprintf("fanout: item %d %q: %v", e.Index, e.Key, e.Err)
 }
 

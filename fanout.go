@@ -93,8 +93,8 @@ func (f *Fanout[T]) Run(ctx context.Context, keys []string,
 	}
 	defer r.cancel(nil)
 	results := make(Results[T], len(keys))
-	r.deliver = func(res Result[T]) { results[res.Index] = res }
-	r.keep = r.opts.Weight == nil && r.opts.OnDone == nil && r.scopeSems == nil
+	r.deliver = func(res *ItemResult[string, T]) { results[res.Index] = res.Result }
+	r.keep = r.weight == nil && r.opts.OnDone == nil && r.scopeSems == nil
 	r.wait(r.start())
 	return results, results.Err()
 }
@@ -122,8 +122,20 @@ func (f *Fanout[T]) Stream(ctx context.Context, keys []string,
 			}
 			return
 		}
-		ch := make(chan Result[T], r.workers())
-		r.deliver = func(res Result[T]) { ch <- res }
+		for res := range r.stream() {
+			if !yield(res.Result) {
+				return
+			}
+		}
+	}
+}
+
+// stream runs the call and yields each result as its item finishes; see
+// Stream.
+func (r *run[K, T]) stream() iter.Seq[ItemResult[K, T]] {
+	return func(yield func(ItemResult[K, T]) bool) {
+		ch := make(chan ItemResult[K, T], r.workers())
+		r.deliver = func(res *ItemResult[K, T]) { ch <- *res }
 		wg := r.start()
 		go func() {
 			r.wait(wg)
@@ -147,17 +159,36 @@ func (f *Fanout[T]) Stream(ctx context.Context, keys []string,
 // caller stops consuming a Stream.
 var errStopped = errors.New("fanout: stream consumer stopped")
 
-// run is the state of one Run or Stream call.
-type run[T any] struct {
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	keys    []string
-	op      func(context.Context, string) (T, error)
-	opts    Options
-	sems    []*weighted // acquired in order: the call's cap, the Fanout, the Budget
-	limit   int64       // the smallest of the sems' sizes
-	deliver func(Result[T])
-	t0      time.Time // the origin of clock
+// run is the state of one call: its items are a slice, or a sequence
+// pulled as workers free up.
+type run[K, T any] struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	items  []K // the input, when a slice
+
+	// The input, when a sequence: pull yields the next item, or its
+	// producer's error, or false at the end. Workers pull one at a time,
+	// under pullMu, which also guards pulled and pullEnded.
+	pull      func() (K, error, bool)
+	pullMu    sync.Mutex
+	pulled    int
+	pullEnded bool
+
+	key       func(K) string                       // names an item in results, errors and progress
+	weight    func(K) int64                        // nil: every item weighs 1
+	scopeName func(K) string                       // nil: no scopes
+	op        func(context.Context, K) (T, error)
+	opts      Options
+	sems      []*weighted // acquired in order: the call's cap, the Fanout, the Budget
+	limit     int64       // the smallest of the sems' sizes
+	deliver   func(*ItemResult[K, T])
+	t0        time.Time // the origin of clock
+
+	// started counts the workers started; for a sequence, a worker starts
+	// the next once it has pulled an item, so that there are never more
+	// workers than items.
+	started atomic.Int64
+	wg      *sync.WaitGroup
 
 	// keep lets workers keep their units from one item to the next (see
 	// worker). Only Run sets it, and only when a worker between two items
@@ -190,32 +221,46 @@ type run[T any] struct {
 	done, failed int
 }
 
+// newRun starts a call over keys, with optFns applied to the Fanout's
+// options.
 func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
-	op func(context.Context, string) (T, error), optFns []func(*Options)) (*run[T], error) {
+	op func(context.Context, string) (T, error), optFns []func(*Options)) (*run[string, T], error) {
 	if f == nil {
 		return nil, errors.New("fanout: nil *Fanout")
 	}
-	f.init()
+	opts := f.options()
+	if f.err == nil {
+		if err := apply("call", &opts, optFns); err != nil {
+			return nil, err
+		}
+	}
+	r := &run[string, T]{items: keys, key: identity, weight: opts.Weight, scopeName: opts.Scope, op: op}
+	return r, r.init(f, ctx, opts, op == nil)
+}
+
+func identity(key string) string { return key }
+
+// init checks the call and sets it up in f, with its options, o.
+func (r *run[K, T]) init(f fanoutOf, ctx context.Context, o Options, nilOp bool) error {
 	switch {
-	case f.err != nil:
-		return nil, f.err
+	case f.fanoutErr() != nil:
+		return f.fanoutErr()
 	case ctx == nil:
-		return nil, errors.New("fanout: nil Context")
-	case op == nil:
-		return nil, errors.New("fanout: nil op")
+		return errors.New("fanout: nil Context")
+	case nilOp:
+		return errors.New("fanout: nil op")
 	}
-	r := &run[T]{keys: keys, op: op, opts: *f.opts, onDone: &f.onDone, parent: heldIn(ctx), t0: time.Now()}
-	if err := apply("call", &r.opts, optFns); err != nil {
-		return nil, err
-	}
+	r.opts, r.parent, r.t0 = o, heldIn(ctx), time.Now()
 	if err := r.opts.validate(); err != nil {
-		return nil, err
+		return err
 	}
-	if r.opts.Budget != f.opts.Budget {
-		return nil, errBudgetPerCall
+	fo, sem, scopeSem, limit, onDone := f.state()
+	r.onDone = onDone
+	if r.opts.Budget != fo.Budget {
+		return errBudgetPerCall
 	}
-	r.limit = f.limit
-	if l := r.opts.Limit; l < f.limit {
+	r.limit = limit
+	if l := r.opts.Limit; l < limit {
 		r.sems = append(r.sems, newWeighted(l))
 		r.limit = l
 	}
@@ -223,21 +268,39 @@ func (f *Fanout[T]) newRun(ctx context.Context, keys []string,
 	if b := r.opts.Budget; b != nil {
 		budget = b.sem
 	}
-	r.nested = r.parent.holdsAny(f.sem, budget, f.scopeSem)
-	r.share(f.sem, f.opts.Limit)
+	r.nested = r.parent.holdsAny(sem, budget, scopeSem)
+	r.share(sem, fo.Limit)
 	if b := r.opts.Budget; b != nil {
 		r.share(b.sem, b.size)
 	}
-	if err := r.groupScopes(f.opts.ScopeLimit, f.scopeSem); err != nil {
-		return nil, err
+	if err := r.groupScopes(fo.ScopeLimit, scopeSem); err != nil {
+		return err
 	}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
-	return r, nil
+	return nil
+}
+
+// fanoutOf is a Fanout of any result type, as a call sets itself up in it.
+type fanoutOf interface {
+	fanoutErr() error
+	state() (o *Options, sem, scopeSem *weighted, limit int64, onDone *sync.Mutex)
+}
+
+func (f *Fanout[T]) fanoutErr() error {
+	if f == nil {
+		return errors.New("fanout: nil *Fanout")
+	}
+	f.init()
+	return f.err
+}
+
+func (f *Fanout[T]) state() (*Options, *weighted, *weighted, int64, *sync.Mutex) {
+	return f.opts, f.sem, f.scopeSem, f.limit, &f.onDone
 }
 
 // share adds the shared semaphore s, of the given size, to the call's, or,
 // when the call is nested, the private one that stands for it (nest.go).
-func (r *run[T]) share(s *weighted, size int64) {
+func (r *run[K, T]) share(s *weighted, size int64) {
 	r.shared = append(r.shared, s)
 	if !r.nested {
 		r.sems = append(r.sems, s)
@@ -248,73 +311,146 @@ func (r *run[T]) share(s *weighted, size int64) {
 	r.limit = min(r.limit, u)
 }
 
-// workers is the number of goroutines a call starts: no more items than
-// that can run at once, since every item weighs at least 1.
-func (r *run[T]) workers() int {
-	return int(min(int64(len(r.keys)), r.limit))
+// workers is the most goroutines a call starts: no more items than that
+// can run at once, since every item weighs at least 1.
+func (r *run[K, T]) workers() int {
+	if r.pull != nil {
+		return int(r.limit)
+	}
+	return int(min(int64(len(r.items)), r.limit))
+}
+
+// total is the number of items, for Progress: 0 for a sequence.
+func (r *run[K, T]) total() int {
+	if r.pull != nil {
+		return 0
+	}
+	return len(r.items)
 }
 
 // wait waits for the workers, then gives back the scope slots of scopes
 // whose last items never ran.
-func (r *run[T]) wait(wg *sync.WaitGroup) {
+func (r *run[K, T]) wait(wg *sync.WaitGroup) {
 	wg.Wait()
 	r.releaseScopes()
 }
 
-func (r *run[T]) start() *sync.WaitGroup {
-	wg := new(sync.WaitGroup)
+// start starts the workers: all of them over a slice, the first over a
+// sequence (see started).
+func (r *run[K, T]) start() *sync.WaitGroup {
+	r.wg = new(sync.WaitGroup)
 	n := r.workers()
-	wg.Add(n)
-	for range n {
-		go r.work(wg)
+	if r.pull != nil {
+		n = min(n, 1)
 	}
-	return wg
+	for range n {
+		r.spawn()
+	}
+	return r.wg
+}
+
+func (r *run[K, T]) spawn() {
+	r.started.Add(1)
+	r.wg.Add(1)
+	go r.work()
 }
 
 // work claims items in input order until none is left.
-func (r *run[T]) work(wg *sync.WaitGroup) {
-	defer wg.Done()
-	w := worker[T]{r: r}
+func (r *run[K, T]) work() {
+	defer r.wg.Done()
+	w := worker[K, T]{r: r}
 	defer w.leave()
 	// Each item's result in turn, filled in place: returned by value, it
 	// was copied three times, a tenth of a quick item's cost.
-	var res Result[T]
+	var res ItemResult[K, T]
 	for !r.stop.Load() {
-		i := int(r.next.Add(1) - 1)
-		if i >= len(r.keys) {
-			return
+		if r.pull != nil {
+			if !r.pullNext(&res) {
+				return
+			}
+			if res.Err == nil {
+				w.safeDo(&res)
+			}
+		} else {
+			i := int(r.next.Add(1) - 1)
+			if i >= len(r.items) {
+				return
+			}
+			if r.order != nil {
+				i = r.order[i]
+			}
+			res = ItemResult[K, T]{Item: r.items[i]}
+			res.Index = i
+			w.safeDo(&res)
 		}
-		if r.order != nil {
-			i = r.order[i]
-		}
-		w.safeDo(i, &res)
 		r.finish(&res)
 	}
 }
 
-// safeDo runs item i into res: do, with any panic that escapes it made
-// the item's error, so that a worker never takes the process down and
-// every item still gets its one result. The caller's code is guarded
+// pullNext pulls the next item of a sequence into res, with its index,
+// and reports whether there was one. A producer's error, or its panic, is
+// an item of its own, failed, after which nothing more is pulled. Once
+// the call's context has ended nothing is pulled either: a sequence's
+// items are those it yielded before.
+func (r *run[K, T]) pullNext(res *ItemResult[K, T]) bool {
+	r.pullMu.Lock()
+	defer r.pullMu.Unlock()
+	if r.pullEnded || r.ctx.Err() != nil {
+		return false
+	}
+	var (
+		item K
+		err  error
+		ok   bool
+	)
+	if perr := guard(func() { item, err, ok = r.pull() }); perr != nil {
+		err, ok = perr, true
+	}
+	if !ok {
+		r.pullEnded = true
+		return false
+	}
+	*res = ItemResult[K, T]{}
+	res.Index = r.pulled
+	r.pulled++
+	if err != nil {
+		r.pullEnded = true
+		r.fail(&res.Result, &ProducerError{Err: err})
+		return true
+	}
+	res.Item = item
+	if r.started.Load() < int64(r.workers()) {
+		r.spawn()
+	}
+	return true
+}
+
+// safeDo runs the item res holds into it: do, with any panic that escapes
+// it made the item's error, so that a worker never takes the process down
+// and every item still gets its one result. The caller's code is guarded
 // where do calls it; this is the last line.
-func (w *worker[T]) safeDo(i int, res *Result[T]) {
-	*res = Result[T]{Index: i, Key: w.r.keys[i]}
+func (w *worker[K, T]) safeDo(res *ItemResult[K, T]) {
 	defer func() {
 		if p := recover(); p != nil {
-			*res = Result[T]{Index: i, Key: w.r.keys[i]}
-			w.r.fail(res, &PanicError{Value: p, Stack: debug.Stack()})
+			res.Result = Result[T]{Index: res.Index, Key: res.Key}
+			w.r.fail(&res.Result, &PanicError{Value: p, Stack: debug.Stack()})
 		}
 	}()
 	if err := w.do(res); err != nil {
-		w.r.fail(res, err)
+		w.r.fail(&res.Result, err)
 	}
 }
 
-// do runs the item res names, fills in its Value, Skipped and Elapsed,
-// and returns its error.
-func (w *worker[T]) do(res *Result[T]) error {
+// do runs the item res holds, fills in its Key, Value, Skipped and
+// Elapsed, and returns its error.
+func (w *worker[K, T]) do(res *ItemResult[K, T]) error {
 	r, i := w.r, res.Index
 	if r.scopeOf != nil {
 		defer r.leaveScope(r.scopeOf[i])
+	}
+	var err error
+	if res.Key, err = r.keyOf(res.Item); err != nil {
+		return err
 	}
 	if r.ctx.Err() != nil {
 		w.leave() // kept units serve no item now: let whoever waits have them
@@ -325,14 +461,14 @@ func (w *worker[T]) do(res *Result[T]) error {
 			return r.notStarted()
 		}
 	}
-	wt, err := r.weigh(res.Key)
+	wt, err := r.weigh(res.Item)
 	if err != nil {
 		return err
 	}
 	if !w.acquire(wt) {
 		return r.notStarted()
 	}
-	res.Value, res.Skipped, err = w.call(res.Key, wt)
+	res.Value, res.Skipped, err = w.call(res.Item, wt)
 	end := r.clock()
 	res.Elapsed = end - w.since
 	w.release(wt, end)
@@ -343,21 +479,30 @@ func (w *worker[T]) do(res *Result[T]) error {
 	return err
 }
 
-func (r *run[T]) notStarted() error { return &notStartedError{context.Cause(r.ctx)} }
+// keyOf names an item; a panic in the caller's Key is the item's error.
+func (r *run[K, T]) keyOf(item K) (key string, err error) {
+	if r.key == nil {
+		return "", nil
+	}
+	defer recoverInto(&err)
+	return r.key(item), nil
+}
+
+func (r *run[K, T]) notStarted() error { return &notStartedError{context.Cause(r.ctx)} }
 
 // fail records err as the item's error.
-func (r *run[T]) fail(res *Result[T], err error) {
+func (r *run[K, T]) fail(res *Result[T], err error) {
 	res.Err = &ItemError{Index: res.Index, Key: res.Key, Err: err}
 }
 
 // weigh returns the item's weight, or an error if no limit could ever
 // admit it: semaphore.Acquire would block on it until ctx ends.
-func (r *run[T]) weigh(key string) (w int64, err error) {
-	if r.opts.Weight == nil {
+func (r *run[K, T]) weigh(item K) (w int64, err error) {
+	if r.weight == nil {
 		return 1, nil
 	}
 	defer recoverInto(&err)
-	w = r.opts.Weight(key)
+	w = r.weight(item)
 	if w < 1 || w > r.limit {
 		return 0, fmt.Errorf("weight %d is outside 1..%d (the Limit)", w, r.limit)
 	}
@@ -367,7 +512,7 @@ func (r *run[T]) weigh(key string) (w int64, err error) {
 // call runs op under the item's deadline, holding wt, and returns its
 // value, its skip reason when it asked for a skip (Skip), or its error. A
 // panic, in op or in looking into the error it returned, becomes the error.
-func (w *worker[T]) call(key string, wt int64) (v T, skipped, err error) {
+func (w *worker[K, T]) call(item K, wt int64) (v T, skipped, err error) {
 	var ctx context.Context = w.context(wt)
 	if d := w.r.opts.ItemTimeout; d > 0 {
 		var cancel context.CancelFunc
@@ -375,7 +520,7 @@ func (w *worker[T]) call(key string, wt int64) (v T, skipped, err error) {
 		defer cancel()
 	}
 	defer recoverInto(&err)
-	v, err = w.r.op(ctx, key)
+	v, err = w.r.op(ctx, item)
 	if skipped = skipReason(err); skipped != nil {
 		err = nil
 	}
@@ -390,19 +535,19 @@ func recoverInto(err *error) {
 
 // finish reports a finished item: it calls OnDone, stops the others under
 // FailFast, and hands the result to the caller.
-func (r *run[T]) finish(res *Result[T]) {
+func (r *run[K, T]) finish(res *ItemResult[K, T]) {
 	if r.opts.OnDone != nil {
-		r.progress(res)
+		r.progress(&res.Result)
 	}
 	if res.Err != nil && r.opts.FailFast {
 		r.cancel(res.Err)
 	}
-	r.deliver(*res)
+	r.deliver(res)
 }
 
 // progress calls OnDone, one call at a time across the Fanout's calls. A
 // panic in OnDone becomes the item's error.
-func (r *run[T]) progress(res *Result[T]) {
+func (r *run[K, T]) progress(res *Result[T]) {
 	r.onDone.Lock()
 	defer r.onDone.Unlock()
 	r.done++
@@ -412,7 +557,7 @@ func (r *run[T]) progress(res *Result[T]) {
 	err := guard(func() {
 		r.opts.OnDone(Progress{
 			Index: res.Index, Key: res.Key, Err: res.Err, Skipped: res.Skipped, Elapsed: res.Elapsed,
-			Done: r.done, Failed: r.failed, Total: len(r.keys),
+			Done: r.done, Failed: r.failed, Total: r.total(),
 		})
 	})
 	if err == nil {

@@ -135,7 +135,7 @@ func (h *held) stand(s *weighted, size int64) (*weighted, int64) {
 // an item must end with it (see Run); one that starts only after the next
 // item has begun on a reused context shares that item's private
 // semaphores and may wait for it.
-func (w *worker[T]) context(wt int64) *heldCtx {
+func (w *worker[K, T]) context(wt int64) *heldCtx {
 	if c := w.ctx; c != nil && c.v.w == wt && !c.v.lent.Load() {
 		return c
 	}

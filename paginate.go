@@ -37,15 +37,11 @@ func Collect[Item, Out, O any](ctx context.Context, p Paginator,
 		return nil, errors.New("fanout: Collect: nil items func")
 	}
 	var all []Item
-	for page, err := range pageSeq(ctx, p, next) {
-		if err == nil {
-			var got []Item
-			got, err = guarded(func() ([]Item, error) { return items(page), nil })
-			all = append(all, got...)
-		}
+	for item, err := range PageItems(ctx, p, next, items) {
 		if err != nil {
 			return all, err
 		}
+		all = append(all, item)
 	}
 	return all, nil
 }
@@ -64,6 +60,51 @@ func Pages[Out, O any](ctx context.Context, p Paginator,
 		}
 	}
 	return pageSeq(ctx, p, next)
+}
+
+// PageItems yields the items of a paginator's pages, from items(page),
+// one at a time, fetching each page only when the consumer has taken
+// every item of the one before: fed to StreamItems2, a listing runs only
+// as far ahead of the calls on its items as they drain it.
+//
+//	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: &bucket})
+//	objects := fanout.PageItems(ctx, p, p.NextPage, func(out *s3.ListObjectsV2Output) []types.Object {
+//		return out.Contents
+//	})
+//	for r := range fanout.StreamItems2(ctx, f, objects, deleteObject) { ... }
+//
+// It stops after the first error, which it yields, and when ctx ends,
+// yielding ctx's error, as Pages does. A nil ctx, paginator, next or
+// items is yielded as an error that names it; a panic in the paginator,
+// next or items is yielded as a *PanicError.
+func PageItems[Item, Out, O any](ctx context.Context, p Paginator,
+	next func(context.Context, ...func(*O)) (Out, error), items func(Out) []Item) iter.Seq2[Item, error] {
+	return func(yield func(Item, error) bool) {
+		var zero Item
+		err := checkPaging(ctx, "PageItems", p, next == nil)
+		if err == nil && items == nil {
+			err = errors.New("fanout: PageItems: nil items func")
+		}
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		for page, err := range pageSeq(ctx, p, next) {
+			var got []Item
+			if err == nil {
+				got, err = guarded(func() ([]Item, error) { return items(page), nil })
+			}
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			for _, item := range got {
+				if !yield(item, nil) {
+					return
+				}
+			}
+		}
+	}
 }
 
 func checkPaging(ctx context.Context, fn string, p Paginator, nilNext bool) error {

@@ -23,45 +23,52 @@ func (r Result[T]) OK() bool { return r.Err == nil && r.Skipped == nil }
 type Results[T any] []Result[T]
 
 // Values returns the values of the items that succeeded, in input order.
-func (rs Results[T]) Values() []T {
+func (rs Results[T]) Values() []T { return values(rs, self[T]) }
+
+// Failed returns the results that carry an error, in input order.
+func (rs Results[T]) Failed() Results[T] { return filter(rs, self[T], failed[T]) }
+
+// Skipped returns the results that were skipped (see Skip), in input
+// order. Items that never started are not among them: they failed with
+// ErrNotStarted.
+func (rs Results[T]) Skipped() Results[T] { return filter(rs, self[T], skipped[T]) }
+
+// Err joins the items' errors with errors.Join, in input order; it is nil
+// if and only if no item failed. Skipped items are not failures.
+func (rs Results[T]) Err() error { return joinErrs(rs, self[T]) }
+
+// The methods of Results and ItemResults, over a slice of R and res,
+// which finds the Result in an R.
+
+func self[T any](r *Result[T]) *Result[T] { return r }
+func failed[T any](r *Result[T]) bool     { return r.Err != nil }
+func skipped[T any](r *Result[T]) bool    { return r.Skipped != nil }
+
+func values[S ~[]R, R, T any](rs S, res func(*R) *Result[T]) []T {
 	vs := make([]T, 0, len(rs))
-	for _, r := range rs {
-		if r.OK() {
+	for i := range rs {
+		if r := res(&rs[i]); r.OK() {
 			vs = append(vs, r.Value)
 		}
 	}
 	return vs
 }
 
-// Failed returns the results that carry an error, in input order.
-func (rs Results[T]) Failed() Results[T] {
-	return filter(rs, func(r Result[T]) bool { return r.Err != nil })
-}
-
-// Skipped returns the results that were skipped (see Skip), in input
-// order. Items that never started are not among them: they failed with
-// ErrNotStarted.
-func (rs Results[T]) Skipped() Results[T] {
-	return filter(rs, func(r Result[T]) bool { return r.Skipped != nil })
-}
-
-func filter[S ~[]R, R any](rs S, keep func(R) bool) S {
+func filter[S ~[]R, R, T any](rs S, res func(*R) *Result[T], keep func(*Result[T]) bool) S {
 	var out S
-	for _, r := range rs {
-		if keep(r) {
-			out = append(out, r)
+	for i := range rs {
+		if keep(res(&rs[i])) {
+			out = append(out, rs[i])
 		}
 	}
 	return out
 }
 
-// Err joins the items' errors with errors.Join, in input order; it is nil
-// if and only if no item failed. Skipped items are not failures.
-func (rs Results[T]) Err() error {
+func joinErrs[S ~[]R, R, T any](rs S, res func(*R) *Result[T]) error {
 	var errs []error
-	for _, r := range rs {
-		if r.Err != nil {
-			errs = append(errs, r.Err)
+	for i := range rs {
+		if err := res(&rs[i]).Err; err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

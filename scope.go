@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -22,13 +23,16 @@ type scope struct {
 // what keeps ScopeLimit free of deadlock: a worker waits for a scope slot
 // only once every item of the scopes before it has been claimed, so those
 // scopes can finish, whatever other calls hold of a shared slot.
-func (r *run[T]) groupScopes(shared int, sharedSem *weighted) (err error) {
-	if r.opts.Scope == nil {
+func (r *run[K, T]) groupScopes(shared int, sharedSem *weighted) (err error) {
+	if r.scopeName == nil {
 		// A ScopeLimit from New waits for the calls that have a Scope.
 		if r.opts.ScopeLimit > 0 && r.opts.ScopeLimit != shared {
 			return fmt.Errorf("fanout: Options.ScopeLimit is %d but Options.Scope is nil", r.opts.ScopeLimit)
 		}
 		return nil
+	}
+	if r.pull != nil {
+		return errors.New("fanout: Options.Scope orders the items scope by scope, which needs them all up front; give a slice, not a sequence")
 	}
 	defer func() {
 		if err != nil {
@@ -38,9 +42,9 @@ func (r *run[T]) groupScopes(shared int, sharedSem *weighted) (err error) {
 	defer recoverInto(&err)
 	byName := make(map[string]*scope)
 	var scopes []*scope // in order of first key
-	r.scopeOf = make([]*scope, len(r.keys))
-	for i, key := range r.keys {
-		name := r.opts.Scope(key)
+	r.scopeOf = make([]*scope, len(r.items))
+	for i, item := range r.items {
+		name := r.scopeName(item)
 		sc, ok := byName[name]
 		if !ok {
 			sc = new(scope)
@@ -51,7 +55,7 @@ func (r *run[T]) groupScopes(shared int, sharedSem *weighted) (err error) {
 		r.scopeOf[i] = sc
 	}
 	r.scopes = scopes
-	r.order = make([]int, 0, len(r.keys))
+	r.order = make([]int, 0, len(r.items))
 	for _, sc := range scopes {
 		sc.remaining.Store(int64(len(sc.items)))
 		r.order = append(r.order, sc.items...)
@@ -72,7 +76,7 @@ func (r *run[T]) groupScopes(shared int, sharedSem *weighted) (err error) {
 
 // enterScope admits the item's scope if it is not in flight yet, and
 // reports false if the call's context ended first.
-func (r *run[T]) enterScope(sc *scope) bool {
+func (r *run[K, T]) enterScope(sc *scope) bool {
 	if r.scopeSems == nil {
 		return true
 	}
@@ -80,7 +84,7 @@ func (r *run[T]) enterScope(sc *scope) bool {
 	return sc.admitted.Load()
 }
 
-func (r *run[T]) leaveScope(sc *scope) {
+func (r *run[K, T]) leaveScope(sc *scope) {
 	if sc.remaining.Add(-1) == 0 && sc.admitted.Load() {
 		releaseAll(r.scopeSems, 1)
 	}
@@ -89,7 +93,7 @@ func (r *run[T]) leaveScope(sc *scope) {
 // releaseScopes gives back the slots of the scopes that were admitted but
 // whose items did not all run, once the call's workers are done: a Stream
 // left early claims no more items, so those scopes never reach their end.
-func (r *run[T]) releaseScopes() {
+func (r *run[K, T]) releaseScopes() {
 	for _, sc := range r.scopes {
 		if sc.admitted.Load() && sc.remaining.Swap(0) > 0 {
 			releaseAll(r.scopeSems, 1)

@@ -43,20 +43,18 @@ func (rs RegionResults[T]) Results() Results[T] {
 }
 
 // Values returns the values of the items that succeeded, in input order.
-func (rs RegionResults[T]) Values() []T { return rs.Results().Values() }
+func (rs RegionResults[T]) Values() []T { return values(rs, regionResult[T]) }
 
 // Err joins the items' errors, as Results.Err does.
-func (rs RegionResults[T]) Err() error { return rs.Results().Err() }
+func (rs RegionResults[T]) Err() error { return joinErrs(rs, regionResult[T]) }
 
 // Failed returns the results that carry an error, in input order.
-func (rs RegionResults[T]) Failed() RegionResults[T] {
-	return filter(rs, func(r RegionResult[T]) bool { return r.Err != nil })
-}
+func (rs RegionResults[T]) Failed() RegionResults[T] { return filter(rs, regionResult[T], failed[T]) }
 
 // Skipped returns the results that were skipped, in input order.
-func (rs RegionResults[T]) Skipped() RegionResults[T] {
-	return filter(rs, func(r RegionResult[T]) bool { return r.Skipped != nil })
-}
+func (rs RegionResults[T]) Skipped() RegionResults[T] { return filter(rs, regionResult[T], skipped[T]) }
+
+func regionResult[T any](r *RegionResult[T]) *Result[T] { return &r.Result }
 
 // runTargets is the seam between the AWS layer and the engine: it runs
 // call once per target through f.Run, under keys (one per target, unique),

@@ -5,8 +5,8 @@ import "time"
 // worker is one goroutine of a call, and what it carries from one item to
 // the next so that a quick item costs little more than the call of op:
 // its units, its context and its last clock reading.
-type worker[T any] struct {
-	r *run[T]
+type worker[K, T any] struct {
+	r *run[K, T]
 
 	// held: the worker holds one unit of each of r.sems, kept from its last
 	// item (run.keep) as no one was blocked on them. Every item it runs
@@ -27,7 +27,7 @@ type worker[T any] struct {
 
 // acquire takes wt units of each of the call's semaphores for the item,
 // unless the worker kept them from its last item.
-func (w *worker[T]) acquire(wt int64) bool {
+func (w *worker[K, T]) acquire(wt int64) bool {
 	if w.held {
 		return true
 	}
@@ -41,7 +41,7 @@ func (w *worker[T]) acquire(wt int64) bool {
 
 // release gives back the item's units, which ended at end, unless the
 // worker may keep them for its next item.
-func (w *worker[T]) release(wt int64, end time.Duration) {
+func (w *worker[K, T]) release(wt int64, end time.Duration) {
 	if w.held && !wanted(w.r.sems) {
 		w.since = end
 		return
@@ -51,7 +51,7 @@ func (w *worker[T]) release(wt int64, end time.Duration) {
 }
 
 // leave gives back the units the worker kept.
-func (w *worker[T]) leave() {
+func (w *worker[K, T]) leave() {
 	if w.held {
 		releaseAll(w.r.sems, 1)
 		w.held = false
@@ -60,4 +60,4 @@ func (w *worker[T]) leave() {
 
 // clock reads the monotonic clock alone, as time since the call began:
 // half the cost of time.Now, which reads the wall clock too.
-func (r *run[T]) clock() time.Duration { return time.Since(r.t0) }
+func (r *run[K, T]) clock() time.Duration { return time.Since(r.t0) }

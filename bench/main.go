@@ -35,10 +35,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		", or "+regimes+", the sweep of bucket rate, burst and round trip (default: all but "+regimes+")")
 	impls := fs.String("impl", "", "run only these implementations, comma-separated: "+strings.Join(scenario.Impls, ", "))
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
-	items := fs.Int("items", scenario.Default.Items, "calls in the items scenario")
+	items := fs.Int("items", 0, fmt.Sprintf("calls in the items scenario (default %d), objects in the pipeline scenario (default %d)",
+		scenario.Default.Items, scenario.Default.PipelineItems))
 	chart := fs.String("chart", "", "write an SVG chart of wall time against concurrency to this file, and run nothing else")
 	regimesChart := fs.String("regimes-chart", "", "run the "+regimes+" sweep and also write it as an SVG chart to this file")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *items < 0 {
+		fmt.Fprintf(stderr, "bench: -items is %d; want 1 or more (0: each scenario's default)\n", *items)
 		return 2
 	}
 	names := scenario.Names
@@ -71,7 +76,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runRegimes(ctx, stdout, stderr, which, *asJSON, *regimesChart)
 	default:
 		p := scenario.Default
-		p.Items = *items
+		if *items > 0 {
+			p.Items, p.PipelineItems = *items, *items
+		}
 		err = runScenarios(ctx, stdout, stderr, names, which, p, *asJSON)
 	}
 	if err != nil {

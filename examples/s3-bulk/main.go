@@ -22,7 +22,7 @@ import (
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
-	"strconv"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -102,11 +102,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "s3-bulk:", err)
 		return 1
 	}
-	b := &bulk{s3: client, bucket: fmt.Sprintf("fanout-s3-bulk-%d", time.Now().UnixNano()), sizes: map[string]int64{}}
+	b := &bulk{s3: client, bucket: fmt.Sprintf("fanout-s3-bulk-%d", time.Now().UnixNano())}
 	rng := rand.New(rand.NewPCG(o.seed, o.seed))
 	for i := range o.objects {
-		b.keys = append(b.keys, fmt.Sprintf("data/%05d.bin", i))
-		b.sizes[b.keys[i]] = size(rng)
+		b.objects = append(b.objects, object{key: fmt.Sprintf("data/%05d.bin", i), size: size(rng)})
 	}
 	start := time.Now()
 	sum, err := b.do(ctx, o, stdout)
@@ -153,10 +152,15 @@ func staticConfig(region, endpoint string) aws.Config {
 }
 
 type bulk struct {
-	s3     *s3.Client
-	bucket string
-	keys   []string
-	sizes  map[string]int64
+	s3      *s3.Client
+	bucket  string
+	objects []object // to put
+}
+
+// object is one object to put: its key and size.
+type object struct {
+	key  string
+	size int64
 }
 
 type summary struct {
@@ -164,48 +168,46 @@ type summary struct {
 	copied, deleted, failed int
 }
 
-// do runs the steps, each a fan-out, and reports each on stdout.
+// do runs the steps, each a fan-out, and reports each on stdout. Puts
+// fan out over the objects to make; heads and copies over the bucket's
+// listing, as its pages arrive; deletes over batches of 1,000 keys.
 func (b *bulk) do(ctx context.Context, o options, stdout io.Writer) (summary, error) {
 	var sum summary
 	if _, err := b.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b.bucket}); err != nil {
 		return sum, fmt.Errorf("create bucket %s: %w", b.bucket, err)
 	}
 	defer b.empty(context.WithoutCancel(ctx))
-	weighted := fanout.New[int64](func(fo *fanout.Options) {
-		fo.Limit = int64(o.limit)
-		fo.Weight = func(key string) int64 { return 1 + b.sizes[key]/unit }
-	})
-	step := func(name string, res fanout.Results[int64], took time.Duration) {
-		sum.failed += len(res.Failed())
+	f := fanout.New[int64](func(fo *fanout.Options) { fo.Limit = int64(o.limit) })
+	step := func(name string, done, failed int, errs []error, took time.Duration) {
+		sum.failed += failed
 		what := "objects"
 		if name == "delete" {
 			what = "batches"
 		}
-		fmt.Fprintf(stdout, "%-6s %5d %s in %.3fs, %d failed\n", name, len(res), what, took.Seconds(), len(res.Failed()))
-		for _, r := range res.Failed()[:min(3, len(res.Failed()))] {
-			fmt.Fprintf(stdout, "  %v\n", r.Err)
+		fmt.Fprintf(stdout, "%-6s %5d %s in %.3fs, %d failed\n", name, done, what, took.Seconds(), failed)
+		for _, err := range errs[:min(3, len(errs))] {
+			fmt.Fprintf(stdout, "  %v\n", err)
 		}
 	}
 	t := time.Now()
-	res, _ := weighted.Run(ctx, b.keys, b.put)
-	step("put", res, time.Since(t))
+	put, _ := fanout.RunItems(ctx, f, b.objects, b.put, func(po *fanout.ItemOptions[object]) {
+		po.Key = func(obj object) string { return obj.key }
+		po.Weight = func(obj object) int64 { return 1 + obj.size/unit }
+	})
+	step("put", len(put), len(put.Failed()), errorsOf(put.Failed()), time.Since(t))
 
 	t = time.Now()
-	res, _ = fanout.New[int64](func(fo *fanout.Options) { fo.Limit = int64(o.limit) }).Run(ctx, b.keys, b.head)
-	step("head", res, time.Since(t))
-	for _, n := range res.Values() {
-		sum.bytes += n
-	}
+	n, errs := b.eachListed(ctx, f, "data/", b.head, nil, func(size int64) { sum.bytes += size })
+	step("head", n, len(errs), errs, time.Since(t))
 
 	t = time.Now()
-	res, _ = weighted.Run(ctx, b.keys, b.copy)
-	step("copy", res, time.Since(t))
-	sum.copied = len(res.Values())
+	n, errs = b.eachListed(ctx, f, "data/", b.copy, bySize, func(int64) { sum.copied++ })
+	step("copy", n, len(errs), errs, time.Since(t))
 
 	t = time.Now()
-	res, _ = fanout.New[int64](func(fo *fanout.Options) { fo.Limit = 8 }).Run(ctx, batches(b.keys, 1000), b.deleteBatch(b.keys))
-	step("delete", res, time.Since(t))
-	for _, n := range res.Values() {
+	deleted, _ := b.deleteAll(ctx, "data/")
+	step("delete", len(deleted), len(deleted.Failed()), errorsOf(deleted.Failed()), time.Since(t))
+	for _, n := range deleted.Values() {
 		sum.deleted += int(n)
 	}
 
@@ -216,54 +218,92 @@ func (b *bulk) do(ctx context.Context, o options, stdout io.Writer) (summary, er
 	return sum, err
 }
 
-func (b *bulk) put(ctx context.Context, key string) (int64, error) {
-	body := bytes.Repeat([]byte{'x'}, int(b.sizes[key]))
-	_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, Body: bytes.NewReader(body)})
-	return b.sizes[key], err
+// eachListed runs op on every object under prefix as the listing yields
+// it, each weighing what weight says (nil: 1); ok gets the value of each
+// that succeeded. It returns how many objects it saw and the errors, each
+// naming its key. This is the per-object section the README sets beside
+// the same work with errgroup (eachListedErrgroup, in the tests).
+func (b *bulk) eachListed(ctx context.Context, f *fanout.Fanout[int64], prefix string,
+	op func(context.Context, s3types.Object) (int64, error), weight func(s3types.Object) int64, ok func(int64)) (n int, errs []error) {
+	p := s3.NewListObjectsV2Paginator(b.s3, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix}, stopOnRepeat)
+	listed := fanout.PageItems(ctx, p, p.NextPage, func(out *s3.ListObjectsV2Output) []s3types.Object { return out.Contents })
+	for r := range fanout.StreamItems2(ctx, f, listed, op, func(o *fanout.ItemOptions[s3types.Object]) {
+		o.Key = func(obj s3types.Object) string { return aws.ToString(obj.Key) }
+		o.Weight = weight
+	}) {
+		if n++; r.Err != nil {
+			errs = append(errs, r.Err)
+		} else {
+			ok(r.Value)
+		}
+	}
+	return n, errs
 }
 
-func (b *bulk) head(ctx context.Context, key string) (int64, error) {
-	out, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
+// bySize weighs a copy by its size in units: a few big copies do not run
+// beside many others.
+func bySize(obj s3types.Object) int64 { return 1 + aws.ToInt64(obj.Size)/unit }
+
+func errorsOf[K, T any](rs fanout.ItemResults[K, T]) []error {
+	var errs []error
+	for _, r := range rs {
+		errs = append(errs, r.Err)
+	}
+	return errs
+}
+
+func (b *bulk) put(ctx context.Context, obj object) (int64, error) {
+	body := bytes.Repeat([]byte{'x'}, int(obj.size))
+	_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &obj.key, Body: bytes.NewReader(body)})
+	return obj.size, err
+}
+
+func (b *bulk) head(ctx context.Context, obj s3types.Object) (int64, error) {
+	out, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: obj.Key})
 	if err != nil {
 		return 0, err
 	}
 	return aws.ToInt64(out.ContentLength), nil
 }
 
-func (b *bulk) copy(ctx context.Context, key string) (int64, error) {
-	dst := "copy/" + key
-	_, err := b.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &b.bucket, Key: &dst, CopySource: aws.String(b.bucket + "/" + key)})
-	return b.sizes[key], err
+func (b *bulk) copy(ctx context.Context, obj s3types.Object) (int64, error) {
+	dst := "copy/" + aws.ToString(obj.Key)
+	_, err := b.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &b.bucket, Key: &dst, CopySource: aws.String(b.bucket + "/" + aws.ToString(obj.Key))})
+	return aws.ToInt64(obj.Size), err
 }
 
-// batches names the batches of n keys by their first index.
-func batches(keys []string, n int) []string {
-	var names []string
-	for i := 0; i < len(keys); i += n {
-		names = append(names, strconv.Itoa(i))
-	}
-	return names
-}
-
-// deleteBatch deletes the batch of up to 1,000 keys that starts at the
-// index its name gives, and returns how many S3 deleted.
-func (b *bulk) deleteBatch(keys []string) func(ctx context.Context, name string) (int64, error) {
-	return func(ctx context.Context, name string) (int64, error) {
-		from, _ := strconv.Atoi(name)
+// deleteAll deletes every object under prefix in batches of up to 1,000
+// keys, 8 batches at once, and returns how many S3 deleted of each.
+func (b *bulk) deleteAll(ctx context.Context, prefix string) (fanout.ItemResults[[]s3types.ObjectIdentifier, int64], error) {
+	p := s3.NewListObjectsV2Paginator(b.s3, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix}, stopOnRepeat)
+	ids, err := fanout.Collect(ctx, p, p.NextPage, func(out *s3.ListObjectsV2Output) []s3types.ObjectIdentifier {
 		var ids []s3types.ObjectIdentifier
-		for _, k := range keys[from:min(from+1000, len(keys))] {
-			ids = append(ids, s3types.ObjectIdentifier{Key: aws.String(k)})
+		for _, obj := range out.Contents {
+			ids = append(ids, s3types.ObjectIdentifier{Key: obj.Key})
 		}
-		out, err := b.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &b.bucket, Delete: &s3types.Delete{Objects: ids, Quiet: aws.Bool(false)}})
-		if err != nil {
-			return 0, err
-		}
-		if len(out.Errors) > 0 {
-			e := out.Errors[0]
-			return int64(len(out.Deleted)), fmt.Errorf("%d keys not deleted, first %s: %s", len(out.Errors), aws.ToString(e.Key), aws.ToString(e.Message))
-		}
-		return int64(len(out.Deleted)), nil
+		return ids
+	})
+	if err != nil {
+		return nil, err
 	}
+	return fanout.RunItems(ctx, fanout.New[int64](func(o *fanout.Options) { o.Limit = 8 }), slices.Collect(slices.Chunk(ids, 1000)), b.deleteBatch,
+		func(o *fanout.ItemOptions[[]s3types.ObjectIdentifier]) {
+			o.Key = func(batch []s3types.ObjectIdentifier) string { return "from " + aws.ToString(batch[0].Key) }
+		})
+}
+
+// deleteBatch deletes a batch of up to 1,000 keys and returns how many S3
+// deleted.
+func (b *bulk) deleteBatch(ctx context.Context, batch []s3types.ObjectIdentifier) (int64, error) {
+	out, err := b.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &b.bucket, Delete: &s3types.Delete{Objects: batch, Quiet: aws.Bool(false)}})
+	if err != nil {
+		return 0, err
+	}
+	if len(out.Errors) > 0 {
+		e := out.Errors[0]
+		return int64(len(out.Deleted)), fmt.Errorf("%d keys not deleted, first %s: %s", len(out.Errors), aws.ToString(e.Key), aws.ToString(e.Message))
+	}
+	return int64(len(out.Deleted)), nil
 }
 
 func (b *bulk) count(ctx context.Context, prefix string) (int, error) {
@@ -274,13 +314,7 @@ func (b *bulk) count(ctx context.Context, prefix string) (int, error) {
 
 // empty deletes everything the run left in its bucket, and the bucket.
 func (b *bulk) empty(ctx context.Context) {
-	p := s3.NewListObjectsV2Paginator(b.s3, &s3.ListObjectsV2Input{Bucket: &b.bucket}, stopOnRepeat)
-	objs, _ := fanout.Collect(ctx, p, p.NextPage, func(o *s3.ListObjectsV2Output) []s3types.Object { return o.Contents })
-	var keys []string
-	for _, o := range objs {
-		keys = append(keys, aws.ToString(o.Key))
-	}
-	_, _ = fanout.New[int64]().Run(ctx, batches(keys, 1000), b.deleteBatch(keys))
+	_, _ = b.deleteAll(ctx, "")
 	_, _ = b.s3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &b.bucket})
 }
 

@@ -27,7 +27,23 @@ var small = Params{
 	Items: 300, Latency: 20 * time.Millisecond, Jitter: 0.2,
 	WideItems: 600, WideLatency: 20 * time.Millisecond, WideLimit: 256,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
-	ItemTimeout: 300 * time.Millisecond, StreamItems: 10_000,
+	ItemTimeout: 300 * time.Millisecond, StreamItems: 10_000, PipelineItems: 20_000,
+}
+
+// TestPipeline: every listed object gets its result, through the
+// streaming fan-out and through errgroup over the listing collected
+// first.
+func TestPipeline(t *testing.T) {
+	for _, impl := range []string{Fanout, Errgroup} {
+		o, err := Run(context.Background(), "pipeline", impl, small)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d items, %.2fs, peak heap %.1f MB", impl, o.Items, o.WallS, o.PeakHeapMB)
+		if o.Items != small.PipelineItems || o.Failed != 0 || o.PeakHeapMB <= 0 {
+			t.Errorf("%s: %+v", impl, o)
+		}
+	}
 }
 
 func TestThrottle(t *testing.T) {

@@ -28,6 +28,8 @@ type Params struct {
 	Bucket      fanouttest.Bucket
 	ItemTimeout time.Duration // faults
 	StreamItems int
+	// pipeline: objects listed and inspected
+	PipelineItems int
 
 	// Adaptive, when not nil, tunes the fanout implementation's adaptive
 	// limits in the throttle scenario, from fanout.DefaultAdaptiveOptions.
@@ -46,12 +48,12 @@ var Default = Params{
 	Items: 10000, ItemsLimit: 100, Latency: 20 * time.Millisecond, Jitter: 0.2,
 	WideItems: 5000, WideLatency: 200 * time.Millisecond, WideLimit: 1024,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
-	ItemTimeout: 2 * time.Second, StreamItems: 1_000_000,
+	ItemTimeout: 2 * time.Second, StreamItems: 1_000_000, PipelineItems: 1_000_000,
 	DeadItems: 3000, DeadLatency: 160 * time.Millisecond, DeadAfter: 5 * time.Second,
 }
 
 // Names lists the scenarios in the order they run.
-var Names = []string{"regions", "items", "wide", "throttle", "low-quota", "route53-like", "faults", "dead-endpoint", "stream"}
+var Names = []string{"regions", "items", "wide", "throttle", "low-quota", "route53-like", "faults", "dead-endpoint", "stream", "pipeline"}
 
 // Run runs one scenario with one implementation.
 func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
@@ -78,6 +80,8 @@ func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
 		o, err = deadEndpoint(ctx, impl, p)
 	case "stream":
 		o, err = stream(ctx, impl, p)
+	case "pipeline":
+		o, err = pipeline(ctx, impl, p)
 	default:
 		return o, fmt.Errorf("scenario: unknown scenario %q; want one of %q", name, Names)
 	}
