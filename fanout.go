@@ -174,9 +174,9 @@ type run[K, T any] struct {
 	pulled    int
 	pullEnded bool
 
-	key       func(K) string                       // names an item in results, errors and progress
-	weight    func(K) int64                        // nil: every item weighs 1
-	scopeName func(K) string                       // nil: no scopes
+	key       func(K) string // names an item in results, errors and progress
+	weight    func(K) int64  // nil: every item weighs 1
+	scopeName func(K) string // nil: no scopes
 	op        func(context.Context, K) (T, error)
 	opts      Options
 	sems      []*weighted // acquired in order: the call's cap, the Fanout, the Budget

@@ -316,7 +316,9 @@ func TestPageItemsFeedsTheFanout(t *testing.T) {
 	var got []string
 	for r := range fanout.StreamItems2(ctx, fanout.New[string](func(o *fanout.Options) { o.Limit = 1 }), seq,
 		func(ctx context.Context, a orgtypes.Account) (string, error) { return aws.ToString(a.Id), nil },
-		func(o *fanout.ItemOptions[orgtypes.Account]) { o.Key = func(a orgtypes.Account) string { return aws.ToString(a.Id) } }) {
+		func(o *fanout.ItemOptions[orgtypes.Account]) {
+			o.Key = func(a orgtypes.Account) string { return aws.ToString(a.Id) }
+		}) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
