@@ -62,7 +62,7 @@ func pipeline(ctx context.Context, impl string, p Params) (Outcome, error) {
 	n := p.PipelineItems
 	o := Outcome{Impl: impl, Limit: p.Limit} // Items: the results seen
 	weight := func(o listedObject) int64 { return 1 + o.Size>>20 }
-	stop := sampleHeap(&o.PeakHeapMB)
+	stop := sampleHeap(&o)
 	cpu0, start := cpuTime(), time.Now()
 	var sum uint32 // every result is used
 	switch impl {

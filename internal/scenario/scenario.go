@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"time"
@@ -49,6 +50,7 @@ type Outcome struct {
 	CPUS       float64 `json:"cpu_s"`
 	Conns      int64   `json:"conns"`
 	PeakHeapMB float64 `json:"peak_heap_mb"`
+	PeakLiveMB float64 `json:"peak_live_mb"`
 	Requests   int64   `json:"requests"`
 	Throttled  int64   `json:"throttled"`
 	Limit      int     `json:"limit"`
@@ -98,7 +100,7 @@ type target struct {
 // run runs t with impl and measures it.
 func run(ctx context.Context, impl string, t target) (Outcome, error) {
 	o := Outcome{Impl: impl, Items: len(t.keys), Limit: t.limit}
-	stopHeap := sampleHeap(&o.PeakHeapMB)
+	stopHeap := sampleHeap(&o)
 	cpu0 := cpuTime()
 	start := time.Now()
 	values, errs, err := runImpl(ctx, impl, t)
@@ -306,8 +308,11 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// sampleHeap records the peak heap in use, in MB, until stopped.
-func sampleHeap(peak *float64) (stop func()) {
+// sampleHeap records into o, until stop, the peak of the heap allocated
+// (HeapAlloc, garbage not yet collected included: what the process holds)
+// and the peak of the live heap (what the last collection found reachable:
+// what the run retains, free of the collector's pacing).
+func sampleHeap(o *Outcome) (stop func()) {
 	runtime.GC()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -317,11 +322,18 @@ func sampleHeap(peak *float64) (stop func()) {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		var ms runtime.MemStats
-		for {
+		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		read := func() {
 			runtime.ReadMemStats(&ms)
-			*peak = max(*peak, float64(ms.HeapAlloc)/(1<<20))
+			metrics.Read(live)
+			o.PeakHeapMB = max(o.PeakHeapMB, float64(ms.HeapAlloc)/(1<<20))
+			o.PeakLiveMB = max(o.PeakLiveMB, float64(live[0].Value.Uint64())/(1<<20))
+		}
+		for {
+			read()
 			select {
 			case <-done:
+				read() // the end too: a run shorter than a tick has two readings
 				return
 			case <-tick.C:
 			}

@@ -321,7 +321,7 @@ func stream(ctx context.Context, impl string, p Params) (Outcome, error) {
 	}
 	keys := repeat("k", p.StreamItems)
 	o := Outcome{Impl: impl, Items: len(keys), Limit: p.Limit}
-	stop := sampleHeap(&o.PeakHeapMB)
+	stop := sampleHeap(&o)
 	cpu0, start := cpuTime(), time.Now()
 	f := fanout.New[int](func(o *fanout.Options) { o.Limit = int64(p.Limit) })
 	for r := range f.Stream(ctx, keys, func(context.Context, string) (int, error) { return 1, nil }) {
