@@ -70,8 +70,13 @@ type PoolOptions[O any] struct {
 	ResponseTimeout time.Duration
 
 	// Retryer returns a new retryer; each client gets its own, so one
-	// region's throttling cannot spend another's retries. Default:
-	// NewRetryer.
+	// region's throttling cannot spend another's retries. Default: the
+	// config's own Retryer if it has one, else the config's retry settings
+	// (RetryMode and RetryMaxAttempts, which LoadDefaultConfig reads from
+	// AWS_RETRY_MODE and AWS_MAX_ATTEMPTS or the shared config's
+	// retry_mode and max_attempts), with DefaultMaxAttempts when none is
+	// set, and without the retry quota: see NewRetryer. A retryer of the
+	// caller's own keeps its quota, if it has one.
 	Retryer func() aws.Retryer
 
 	// Accounts gives the pool clients in other accounts, through
@@ -136,11 +141,33 @@ func sizedHTTPClient(base aws.HTTPClient, n int, timeout time.Duration) (aws.HTT
 // client-side retry quota: under a fan-out, the quota's 500 tokens drain in
 // seconds and calls then fail with "retry quota exceeded" instead of being
 // retried. The fan-out's Limit bounds the load instead.
-func NewRetryer() aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = DefaultMaxAttempts
+func NewRetryer() aws.Retryer { return newRetryer(aws.RetryModeStandard, DefaultMaxAttempts) }
+
+// retryerFor is a pool's default retryer for cfg (PoolOptions.Retryer).
+func retryerFor(cfg aws.Config) func() aws.Retryer {
+	if cfg.Retryer != nil {
+		return cfg.Retryer
+	}
+	attempts := DefaultMaxAttempts
+	if cfg.RetryMaxAttempts != 0 {
+		attempts = cfg.RetryMaxAttempts
+	}
+	return func() aws.Retryer { return newRetryer(cfg.RetryMode, attempts) }
+}
+
+// newRetryer is the SDK's retryer of the given mode ("" is standard) and
+// attempts, without the retry quota.
+func newRetryer(mode aws.RetryMode, attempts int) aws.Retryer {
+	standard := func(o *retry.StandardOptions) {
+		o.MaxAttempts = attempts
 		o.RateLimiter = ratelimit.None
-	})
+	}
+	if mode == aws.RetryModeAdaptive {
+		return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
+			o.StandardOptions = append(o.StandardOptions, standard)
+		})
+	}
+	return retry.NewStandard(standard)
 }
 
 // ClientPool hands out one service client per account and region, built
@@ -205,7 +232,7 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 	o := PoolOptions[O]{
 		MaxIdleConnsPerHost: DefaultMaxIdleConnsPerHost,
 		ResponseTimeout:     DefaultResponseTimeout,
-		Retryer:             NewRetryer,
+		Retryer:             retryerFor(cfg),
 		Adaptive:            DefaultAdaptiveOptions(),
 		Breaker:             DefaultBreakerOptions(),
 	}
@@ -265,7 +292,7 @@ func (o *PoolOptions[O]) validate(nilNewFn bool) error {
 	case o.ResponseTimeout <= 0:
 		return fmt.Errorf("fanout: PoolOptions.ResponseTimeout is %v; want a time above 0 to wait for a response's headers", o.ResponseTimeout)
 	case o.Retryer == nil:
-		return errors.New("fanout: PoolOptions.Retryer is nil; leave the default (NewRetryer) or set one")
+		return errors.New("fanout: PoolOptions.Retryer is nil; leave the default (the config's retry settings) or set one")
 	case !o.DisableAdaptive:
 		if err := o.Adaptive.validate(); err != nil {
 			return err

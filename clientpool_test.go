@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/awsfanout/fanout"
@@ -356,5 +359,66 @@ func TestClientChecksWhatGetDidNot(t *testing.T) {
 	}
 	if again, err := pool.Client("", "eu-west-1"); err != nil || again != first || pool.Get("eu-west-1") != first {
 		t.Errorf("a second Client: %p, %v; want the same client %p", again, err, first)
+	}
+}
+
+// TestPoolHonoursTheConfigsRetrySettings: AWS_MAX_ATTEMPTS (or the shared
+// config's max_attempts), as LoadDefaultConfig reads it into the config,
+// sets how many attempts a pool client makes, counted at the wire; without
+// it, DefaultMaxAttempts. AWS_RETRY_MODE picks the retryer the pool starts
+// from. Not parallel: it sets the environment.
+func TestPoolHonoursTheConfigsRetrySettings(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{nil, fanout.DefaultMaxAttempts},
+		{map[string]string{"AWS_MAX_ATTEMPTS": "2"}, 2},
+		{map[string]string{"AWS_MAX_ATTEMPTS": "7", "AWS_RETRY_MODE": "adaptive"}, 7},
+		{map[string]string{"AWS_RETRY_MODE": "standard"}, fanout.DefaultMaxAttempts},
+	} {
+		t.Run(fmt.Sprint(tc.env), func(t *testing.T) {
+			for _, k := range []string{"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"} {
+				t.Setenv(k, tc.env[k])
+			}
+			t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+			t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+			srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Fault: fanouttest.Error500}}})
+			fake := srv.AWSConfig("us-east-1")
+			cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
+				config.WithCredentialsProvider(fake.Credentials), config.WithBaseEndpoint(aws.ToString(fake.BaseEndpoint)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+				o.DisableBreaker = true
+				o.ClientOptions = append(o.ClientOptions, func(o *sts.Options) {
+					o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, time.Millisecond)
+				})
+			})
+			_, err = pool.Get("us-east-1").GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+			if n := srv.Stats().Total.Requests; err == nil || n != int64(tc.want) {
+				t.Errorf("%d attempts at the wire (%v); want %d", n, err, tc.want)
+			}
+			if want := tc.env["AWS_RETRY_MODE"]; want != "" {
+				if got := fanout.PoolRetryMode(pool); got != aws.RetryMode(want) {
+					t.Errorf("the pool's retryer is the %q mode; want %q", got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestPoolUsesTheConfigsRetryer: a retryer the caller put in the config
+// (config.WithRetryer) is the pool's default, not replaced.
+func TestPoolUsesTheConfigsRetryer(t *testing.T) {
+	t.Parallel()
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Fault: fanouttest.Error500}}})
+	cfg := srv.AWSConfig("us-east-1")
+	cfg.Retryer = func() aws.Retryer { return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 1 }) }
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.DisableBreaker = true })
+	_, err := pool.Get("us-east-1").GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	if n := srv.Stats().Total.Requests; err == nil || n != 1 {
+		t.Errorf("%d attempts at the wire (%v); want the config's retryer's 1", n, err)
 	}
 }

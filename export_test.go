@@ -3,6 +3,9 @@ package fanout
 import (
 	"context"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 )
 
 // SetAdaptiveClock replaces a's clock, so that tests move time by hand.
@@ -49,4 +52,13 @@ func RunRegionTargets[T any](ctx context.Context, f *Fanout[T], regions []string
 	return runTargets(ctx, f, targets, regions,
 		func(ctx context.Context, t acctRegion) (T, error) { return call(ctx, t.region) },
 		func(_ context.Context, err error, _ acctRegion) error { return err }, nil, nil)
+}
+
+// PoolRetryMode is the retry mode of the retryer pool's clients start
+// from: adaptive or standard.
+func PoolRetryMode[C any](p *ClientPool[C]) aws.RetryMode {
+	if _, ok := p.base.Retryer().(*retry.AdaptiveMode); ok {
+		return aws.RetryModeAdaptive
+	}
+	return aws.RetryModeStandard
 }
