@@ -57,6 +57,15 @@ type AccountOptions struct {
 
 	// STSOptions are applied to the STS client that assumes the roles.
 	STSOptions []func(*sts.Options)
+
+	// AssumeOwnAccount assumes the role in the config's own account too.
+	// By default that account uses the config's credentials as they are:
+	// an organization's management account normally has no member role
+	// (OrganizationAccountAccessRole is made in the accounts the
+	// organization creates, not in its own). The own account is learnt
+	// from sts GetCallerIdentity, asked once, when the first account's
+	// credentials are.
+	AssumeOwnAccount bool
 }
 
 var (
@@ -85,14 +94,21 @@ func (o *AccountOptions) validate() error {
 // Accounts gives credentials for other accounts by assuming a role in each,
 // with one aws.CredentialsCache per account: each account assumes its role
 // about once per credential lifetime, whatever the number of regions and
-// calls. It is safe for concurrent use.
+// calls. The config's own account uses the config's credentials, unless
+// AccountOptions.AssumeOwnAccount; AccountOptions.RoleARN overrides the
+// role per account. It is safe for concurrent use.
 type Accounts struct {
 	opts      AccountOptions
 	partition string
 	sts       *sts.Client
 
+	base aws.CredentialsProvider // the config's credentials
+
 	mu    sync.Mutex
 	creds map[string]*aws.CredentialsCache
+
+	ownMu sync.Mutex
+	own   string // the config's own account, once known
 }
 
 // NewAccounts returns Accounts that assume roles with cfg's credentials,
@@ -140,6 +156,7 @@ func NewAccounts(cfg aws.Config, optFns ...func(*AccountOptions)) (*Accounts, er
 		opts:      o,
 		partition: p.ID,
 		sts:       client,
+		base:      cfg.Credentials,
 		creds:     make(map[string]*aws.CredentialsCache),
 	}, nil
 }
@@ -191,12 +208,60 @@ func (a *Accounts) Credentials(account string) (aws.CredentialsProvider, error) 
 			o.ExternalID = aws.String(a.opts.ExternalID)
 		}
 	})
-	c := aws.NewCredentialsCache(callBound{recovering{p}}, func(o *aws.CredentialsCacheOptions) {
+	c := aws.NewCredentialsCache(callBound{recovering{ownOr{a, account, p}}}, func(o *aws.CredentialsCacheOptions) {
 		o.ExpiryWindow = a.opts.ExpiryWindow
 		o.ExpiryWindowJitterFrac = a.opts.ExpiryWindowJitterFrac
 	})
 	a.creds[account] = c
 	return c, nil
+}
+
+// ownOr gives account the config's own credentials when it is the
+// config's own account (unless AssumeOwnAccount), else assumes its role.
+type ownOr struct {
+	a       *Accounts
+	account string
+	assume  aws.CredentialsProvider
+}
+
+func (p ownOr) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if !p.a.opts.AssumeOwnAccount {
+		own, err := p.a.ownAccount(ctx)
+		if err != nil {
+			return aws.Credentials{}, err
+		}
+		if own == p.account {
+			return p.a.base.Retrieve(ctx)
+		}
+	}
+	return p.assume.Retrieve(ctx)
+}
+
+// ownAccount returns the config's own account, asking STS the first time;
+// a failure is not kept, so that the next retrieval asks again.
+func (a *Accounts) ownAccount(ctx context.Context) (string, error) {
+	a.ownMu.Lock()
+	defer a.ownMu.Unlock()
+	if a.own != "" {
+		return a.own, nil
+	}
+	out, err := a.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("the config's own account (sts GetCallerIdentity): %w", err)
+	}
+	a.own = aws.ToString(out.Account)
+	return a.own, nil
+}
+
+// isOwn reports whether account is known to be the config's own, using
+// the config's credentials.
+func (a *Accounts) isOwn(account string) bool {
+	if a.opts.AssumeOwnAccount {
+		return false
+	}
+	a.ownMu.Lock()
+	defer a.ownMu.Unlock()
+	return a.own == account
 }
 
 // made fails for a nil or zero Accounts, which has no STS client.
@@ -208,8 +273,9 @@ func (a *Accounts) made() error {
 }
 
 // AccountError is the error of every item of an account whose credentials
-// could not be had: its role could not be assumed. It names the account
-// and the role, never the credentials.
+// could not be had: its role could not be assumed (or, for the config's
+// own account, the config's credentials failed; RoleARN is then empty).
+// It names the account and the role, never the credentials.
 type AccountError struct {
 	Account string
 	RoleARN string
@@ -217,6 +283,9 @@ type AccountError struct {
 }
 
 func (e *AccountError) Error() string {
+	if e.RoleARN == "" {
+		return fmt.Sprintf("fanout: account %s: the config's own credentials: %v", e.Account, e.Err)
+	}
 	return fmt.Sprintf("fanout: account %s: assume role %s: %v", e.Account, e.RoleARN, e.Err)
 }
 
@@ -240,7 +309,10 @@ func (a *Accounts) check(ctx context.Context, account string) error {
 		}
 	}
 	if err != nil {
-		roleARN, _ := a.RoleARN(account)
+		var roleARN string // none for the config's own account
+		if !a.isOwn(account) {
+			roleARN, _ = a.RoleARN(account)
+		}
 		return &AccountError{Account: account, RoleARN: roleARN, Err: err}
 	}
 	return nil

@@ -431,3 +431,65 @@ func TestEntryPointsRejectBadInput(t *testing.T) {
 		t.Errorf("NewAdaptive(nil): %v, %v", a, err)
 	}
 }
+
+// TestOwnAccountUsesTheConfigsCredentials: the config's own account (an
+// organization's management account, which has no member role) is not
+// assumed into: its items run on the config's credentials, the other
+// accounts' on their role, one AssumeRole each, and one GetCallerIdentity
+// for all. With AssumeOwnAccount, the own account is assumed into like
+// any other, and here, where it has no such role, fails on its own.
+func TestOwnAccountUsesTheConfigsCredentials(t *testing.T) {
+	t.Parallel()
+	const own, a, b = fanouttest.DefaultAccount, "111111111111", "222222222222"
+	for _, assumeOwn := range []bool{false, true} {
+		t.Run(fmt.Sprint("AssumeOwnAccount ", assumeOwn), func(t *testing.T) {
+			t.Parallel()
+			srv := newFake(t, fanouttest.Config{
+				Accounts: []string{a, b},
+				Faults: []fanouttest.Rule{
+					{Account: own, Operation: "AssumeRole", Fault: fanouttest.Denied}, // no member role in own
+					{Operation: "AssumeRole", Latency: fanouttest.Latency{Fixed: time.Microsecond}},        // counters
+					{Operation: "GetCallerIdentity", Latency: fanouttest.Latency{Fixed: time.Microsecond}}, // only
+				},
+			})
+			cfg := srv.AWSConfig("us-east-1")
+			accts := newAccounts(t, cfg, func(o *fanout.AccountOptions) { o.AssumeOwnAccount = assumeOwn })
+			pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = accts })
+			regions := []string{"eu-west-1", "us-east-2"}
+			res, _ := fanout.AccountRegions(context.Background(), fanout.New[string](), pool, []string{own, a, b}, regions,
+				func(ctx context.Context, c *sts.Client, _, _ string) (string, error) {
+					out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+					if err != nil {
+						return "", err
+					}
+					return aws.ToString(out.Arn), nil
+				})
+			for _, r := range res {
+				switch {
+				case r.Account == own && assumeOwn:
+					var ae *fanout.AccountError
+					if !errors.As(r.Err, &ae) || ae.RoleARN != "arn:aws:iam::"+own+":role/"+fanout.DefaultRoleName {
+						t.Errorf("%s: %v; want the AccountError of its missing role", r.Key, r.Err)
+					}
+				case r.Account == own:
+					if r.Err != nil || strings.Contains(r.Value, "assumed-role") {
+						t.Errorf("%s: %q, %v; want the config's own identity", r.Key, r.Value, r.Err)
+					}
+				default:
+					if r.Err != nil || !strings.Contains(r.Value, r.Account+":assumed-role/") {
+						t.Errorf("%s: %q, %v; want the account's assumed role", r.Key, r.Value, r.Err)
+					}
+				}
+			}
+			// Every item that runs makes one GetCallerIdentity of its own;
+			// finding the own account makes one more.
+			wantAssume, wantIdentity := int64(2), int64(len(res)+1)
+			if assumeOwn {
+				wantAssume, wantIdentity = 3, int64(len(res)-len(regions))
+			}
+			if st := srv.Stats(); st.Rules[0]+st.Rules[1] != wantAssume || st.Rules[2] != wantIdentity {
+				t.Errorf("%d AssumeRole, %d GetCallerIdentity; want %d and %d", st.Rules[0]+st.Rules[1], st.Rules[2], wantAssume, wantIdentity)
+			}
+		})
+	}
+}
