@@ -447,7 +447,7 @@ func TestOwnAccountUsesTheConfigsCredentials(t *testing.T) {
 			srv := newFake(t, fanouttest.Config{
 				Accounts: []string{a, b},
 				Faults: []fanouttest.Rule{
-					{Account: own, Operation: "AssumeRole", Fault: fanouttest.Denied}, // no member role in own
+					{Account: own, Operation: "AssumeRole", Fault: fanouttest.Denied},                      // no member role in own
 					{Operation: "AssumeRole", Latency: fanouttest.Latency{Fixed: time.Microsecond}},        // counters
 					{Operation: "GetCallerIdentity", Latency: fanouttest.Latency{Fixed: time.Microsecond}}, // only
 				},
