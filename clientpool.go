@@ -366,7 +366,7 @@ func (p *ClientPool[C]) Get(region string) C {
 func (p *ClientPool[C]) Client(account, region string) (C, error) {
 	var zero C
 	if p == nil {
-		return zero, errors.New("fanout: nil *ClientPool")
+		return zero, errNilPool
 	}
 	if l, ok := p.clients.Load(acctRegion{account, region}); ok && l.(*lazy[C]).checked.Load() {
 		return l.(*lazy[C]).get()

@@ -55,7 +55,7 @@ func checkTargets[C, T any](f *Fanout[T], pool *ClientPool[C], nilOp bool, regio
 	case f == nil:
 		return errors.New("fanout: nil *Fanout")
 	case pool == nil:
-		return errors.New("fanout: nil *ClientPool")
+		return errNilPool
 	case pool.base.Credentials == nil:
 		return errors.New("fanout: the pool's aws.Config has no Credentials (load it with config.LoadDefaultConfig)")
 	}
