@@ -94,3 +94,100 @@ func orgClient(endpoint string) *organizations.Client {
 	return organizations.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDORG", "org-secret", "")})
 }
+
+// TestOrganizationByOU: against moto, a tree root > prod > prod-eu and
+// root > dev, one account in each and a closed one in prod: OU filters
+// include recursively and exclude below an include; the management
+// account is marked; closed accounts are left out.
+func TestOrganizationByOU(t *testing.T) {
+	cfg := mototest.Fresh(t, "us-east-1")
+	ctx := context.Background()
+	org := organizations.NewFromConfig(cfg)
+	created, err := org.CreateOrganization(ctx, &organizations.CreateOrganizationInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	management := aws.ToString(created.Organization.MasterAccountId)
+	roots, err := org.ListRoots(ctx, &organizations.ListRootsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := aws.ToString(roots.Roots[0].Id)
+	ou := func(parent, name string) string {
+		out, err := org.CreateOrganizationalUnit(ctx, &organizations.CreateOrganizationalUnitInput{ParentId: &parent, Name: &name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.OrganizationalUnit.Id)
+	}
+	prod := ou(root, "prod")
+	prodEU, dev := ou(prod, "prod-eu"), ou(root, "dev")
+	ids := map[string]string{} // name to ID
+	for _, a := range []struct{ name, parent string }{{"p1", prod}, {"p2", prodEU}, {"d1", dev}, {"closed", prod}} {
+		if _, err := org.CreateAccount(ctx, &organizations.CreateAccountInput{AccountName: aws.String(a.name), Email: aws.String(a.name + "@example.com")}); err != nil {
+			t.Fatal(err)
+		}
+		listed, err := org.ListAccounts(ctx, &organizations.ListAccountsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, acct := range listed.Accounts {
+			if aws.ToString(acct.Name) == a.name {
+				ids[a.name] = aws.ToString(acct.Id)
+			}
+		}
+		if _, err := org.MoveAccount(ctx, &organizations.MoveAccountInput{AccountId: aws.String(ids[a.name]), SourceParentId: &root, DestinationParentId: aws.String(a.parent)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := org.CloseAccount(ctx, &organizations.CloseAccountInput{AccountId: aws.String(ids["closed"])}); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{management: "management"}
+	for n, id := range ids {
+		names[id] = n
+	}
+	for _, tc := range []struct {
+		name string
+		opts discover.OUOptions
+		want []string // name@parent, sorted
+	}{
+		{"all", discover.OUOptions{}, []string{"d1@", "management@", "p1@", "p2@"}},
+		{"prod", discover.OUOptions{Include: []string{prod}}, []string{"p1@prod", "p2@prod-eu"}},
+		{"prod but prod-eu", discover.OUOptions{Include: []string{prod}, Exclude: []string{prodEU}}, []string{"p1@prod"}},
+		{"all but dev", discover.OUOptions{Exclude: []string{dev}}, []string{"management@root", "p1@prod", "p2@prod-eu"}},
+	} {
+		accts, err := discover.Organization(ctx, org, func(o *discover.OUOptions) { *o = tc.opts })
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		ouName := map[string]string{"": "", root: "root", prod: "prod", prodEU: "prod-eu", dev: "dev"}
+		var got []string
+		for _, a := range accts {
+			got = append(got, names[a.ID]+"@"+ouName[a.Parent])
+			if a.Management != (a.ID == management) {
+				t.Errorf("%s: %s marked Management %v", tc.name, names[a.ID], a.Management)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v; want %v", tc.name, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"prod", "ou-nope"} {
+		if _, err := discover.Organization(ctx, org, func(o *discover.OUOptions) { o.Include = []string{bad} }); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("Include %q: %v; want an error naming it", bad, err)
+		}
+	}
+	missing := "ou-" + prod[3:7] + "-zzzzzzzz"
+	if _, err := discover.Organization(ctx, org, func(o *discover.OUOptions) { o.Include = []string{missing} }); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Include of an OU that does not exist: %v; want an error naming it", err)
+	}
+	if _, err := discover.Organization(ctx, org, nil); err == nil {
+		t.Error("a nil option function: no error")
+	}
+	if _, err := discover.Organization(ctx, org, func(*discover.OUOptions) { panic("option") }); err == nil || !strings.Contains(err.Error(), "option") {
+		t.Errorf("a panicking option function: %v", err)
+	}
+}

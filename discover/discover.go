@@ -1,6 +1,6 @@
 // Package discover finds what a fan-out runs over: the regions an account
-// has enabled (ec2 DescribeRegions) and the accounts of an organization
-// (Organizations ListAccounts).
+// has enabled (ec2 DescribeRegions) and the accounts of an organization,
+// all of them or those of some OUs (Organizations).
 //
 // Both calls end: when their ctx has no deadline, they give up after
 // [DefaultTimeout], so that an endpoint that stalls cannot hang a program
