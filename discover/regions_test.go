@@ -70,22 +70,40 @@ func TestEnabledRegionsMoto(t *testing.T) {
 	}
 }
 
-func TestEnabledRegionsDenied(t *testing.T) {
+// TestRegionsFallBackToListRegions: where an SCP denies ec2
+// DescribeRegions, account ListRegions lists the account's regions, and
+// the list says so; where both are denied, the error names both and says
+// how to do without.
+func TestRegionsFallBackToListRegions(t *testing.T) {
 	t.Parallel()
-	srv, err := fanouttest.New(fanouttest.Config{Faults: []fanouttest.Rule{
-		{Service: "ec2", Operation: "DescribeRegions", Fault: fanouttest.Denied}, // UnauthorizedOperation
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	cfg := srv.AWSConfig("eu-west-1")
-	cfg.Credentials = credentials.NewStaticCredentialsProvider("AKIDDENY", "deny-secret", "")
-	_, err = discover.EnabledRegions(context.Background(), cfg)
-	var apiErr smithy.APIError
-	if err == nil || !strings.Contains(err.Error(), "ec2:DescribeRegions was denied") ||
-		!strings.Contains(err.Error(), "pass the regions explicitly") || !errors.As(err, &apiErr) {
-		t.Errorf("err %v; want one that says how to pass regions instead", err)
+	denyEC2 := fanouttest.Rule{Service: "ec2", Operation: "DescribeRegions", Fault: fanouttest.Denied} // UnauthorizedOperation
+	enabled := []string{"af-south-1", "eu-west-1", "us-east-1"}                                        // af-south-1 opted in
+	for name, tc := range map[string]struct {
+		rules []fanouttest.Rule
+		from  string
+		err   string
+	}{
+		"DescribeRegions":        {nil, discover.FromDescribeRegions, ""},
+		"DescribeRegions denied": {[]fanouttest.Rule{denyEC2}, discover.FromListRegions, ""},
+		"both denied": {[]fanouttest.Rule{denyEC2, {Service: "account", Fault: fanouttest.Denied}}, "",
+			"ec2:DescribeRegions and account:ListRegions were both denied"},
+	} {
+		srv, err := fanouttest.New(fanouttest.Config{Faults: tc.rules, AccountRegions: map[string][]string{fanouttest.DefaultAccount: enabled}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		l, err := discover.ListRegions(context.Background(), srv.AWSConfig("eu-west-1"))
+		if tc.err != "" {
+			var apiErr smithy.APIError
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "pass the regions explicitly") || !errors.As(err, &apiErr) {
+				t.Errorf("%s: %v; want one that names both calls and says how to pass regions instead", name, err)
+			}
+			continue
+		}
+		if err != nil || l.From != tc.from || !slices.Equal(l.Regions, enabled) || (l.Denied != nil) != (tc.from == discover.FromListRegions) {
+			t.Errorf("%s: %+v, %v; want %v from %s", name, l, err, enabled, tc.from)
+		}
 	}
 }
 
@@ -115,7 +133,7 @@ func TestDiscoveryHasADefaultTimeout(t *testing.T) {
 	t.Cleanup(srv.Close)
 	cfg := srv.AWSConfig("us-east-1")
 	for prefix, call := range map[string]func() error{
-		"discover: EnabledRegions: ": func() error {
+		"discover: ListRegions: ec2:DescribeRegions: ": func() error {
 			_, err := discover.EnabledRegions(context.Background(), cfg)
 			return err
 		},

@@ -43,6 +43,16 @@ type Config struct {
 	// that never fires. nil means DefaultRegions; an empty list, none.
 	Regions []string
 
+	// AccountRegions, for an account it names (Account, or one of
+	// Accounts), are the only regions enabled in that account, of
+	// Regions: the built-in DescribeRegions (with the account's
+	// credentials) and account ListRegions (for the account) list the
+	// others as not enabled, and every call into them, but to the global
+	// services (IAM, Organizations, account), is answered as a region
+	// that is not enabled (see Disabled). An account it does not name
+	// has every region enabled.
+	AccountRegions map[string][]string
+
 	// Instances is how many instances the built-in DescribeInstances has in
 	// each account and region; RegionInstances overrides it by region.
 	Instances       int
@@ -266,6 +276,16 @@ func (c *Config) validate() error {
 			return fmt.Errorf("fanouttest: %s: %q is not one of Config.Regions (by default, DefaultRegions); add it there to use it", where, region)
 		}
 		return nil
+	}
+	for acct, regions := range c.AccountRegions {
+		if !seen[acct] {
+			return fmt.Errorf("fanouttest: Config.AccountRegions: %q is neither Config.Account nor one of Config.Accounts", acct)
+		}
+		for _, region := range regions {
+			if err := checkRegion(fmt.Sprintf("Config.AccountRegions[%q]", acct), region); err != nil {
+				return err
+			}
+		}
 	}
 	if c.Instances < 0 {
 		return fmt.Errorf("fanouttest: Config.Instances is %d; want 0 or more", c.Instances)

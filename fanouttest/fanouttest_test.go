@@ -374,6 +374,8 @@ func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 		"member account":        {fanouttest.Config{Accounts: []string{"111111111111", "22"}}, `Accounts: "22"`},
 		"member twice":          {fanouttest.Config{Accounts: []string{"111111111111", "111111111111"}}, "listed twice"},
 		"member is management":  {fanouttest.Config{Accounts: []string{fanouttest.DefaultAccount}}, "listed twice"},
+		"regions of a stranger": {fanouttest.Config{AccountRegions: map[string][]string{"111111111111": {"us-east-1"}}}, `AccountRegions: "111111111111" is neither`},
+		"an unknown region":     {fanouttest.Config{AccountRegions: map[string][]string{fanouttest.DefaultAccount: {"moon-1"}}}, `AccountRegions["123456789012"]: "moon-1"`},
 		"listed region":         {fanouttest.Config{Regions: []string{"us-east-1", "not a region"}}, `"not a region" is not an AWS region name`},
 		"burst 0 refilled":      {fanouttest.Config{Throttle: fanouttest.Buckets{NonMutating: fanouttest.Bucket{PerSecond: 5}}}, "Burst of 0"},
 		"NaN rate":              {fanouttest.Config{Throttle: fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 1, PerSecond: math.NaN()}}}, "PerSecond is not a number"},
@@ -587,5 +589,44 @@ func TestUpstreamDown(t *testing.T) {
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "UpstreamUnreachable" || !strings.Contains(apiErr.ErrorMessage(), gone.URL) {
 		t.Errorf("%v; want UpstreamUnreachable naming %s", err, gone.URL)
+	}
+}
+
+// TestAccountRegions: a region not enabled in an account answers that
+// account's calls as a disabled region, and DescribeRegions says it is
+// not opted in; another account, or a region enabled, answers as usual.
+func TestAccountRegions(t *testing.T) {
+	t.Parallel()
+	const member = "111111111111"
+	srv := newServer(t, fanouttest.Config{Accounts: []string{member}, Instances: 1,
+		AccountRegions: map[string][]string{fanouttest.DefaultAccount: {"us-east-1", "af-south-1"}}})
+	ctx := context.Background()
+	call := func(cfg aws.Config) error {
+		_, err := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.RetryMaxAttempts = 1 }).DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+		return err
+	}
+	if err := call(srv.AWSConfig("us-east-1")); err != nil {
+		t.Errorf("an enabled region: %v", err)
+	}
+	if err := call(srv.AWSConfig("eu-west-1")); !errors.Is(fanout.Classify(err), fanout.ErrRegionDisabled) {
+		t.Errorf("a region not enabled: %v; want it answered as disabled", err)
+	}
+	memberCfg, err := srv.AWSConfigFor(member, "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call(memberCfg); err != nil {
+		t.Errorf("another account, every region enabled: %v", err)
+	}
+	out, err := ec2.NewFromConfig(srv.AWSConfig("us-east-1")).DescribeRegions(ctx, &ec2.DescribeRegionsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	for _, r := range out.Regions {
+		status[aws.ToString(r.RegionName)] = aws.ToString(r.OptInStatus)
+	}
+	if status["us-east-1"] != "opt-in-not-required" || status["af-south-1"] != "opted-in" || status["eu-west-1"] != "not-opted-in" {
+		t.Errorf("DescribeRegions: %v", status)
 	}
 }

@@ -13,9 +13,13 @@ import (
 
 // respond answers the calls the built-in responder knows.
 func (s *Server) respond(w http.ResponseWriter, q *request) {
+	if q.service == "account" && q.method == http.MethodPost && q.path == "/listRegions" {
+		s.listRegions(w, q)
+		return
+	}
 	switch q.service + ":" + q.action {
 	case "ec2:DescribeRegions":
-		s.describeRegions(w)
+		s.describeRegions(w, q)
 	case "ec2:DescribeInstances":
 		s.describeInstances(w, q)
 	case "sts:GetCallerIdentity":
@@ -162,7 +166,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, q *request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) describeRegions(w http.ResponseWriter) {
+func (s *Server) describeRegions(w http.ResponseWriter, q *request) {
 	type region struct {
 		Name     string `xml:"regionName"`
 		Endpoint string `xml:"regionEndpoint"`
@@ -176,7 +180,10 @@ func (s *Server) describeRegions(w http.ResponseWriter) {
 	out.RequestID = "fanouttest"
 	for _, name := range s.cfg.Regions {
 		optIn := "opt-in-not-required"
-		if optInRegions[name] {
+		switch {
+		case !s.regionEnabled(q.account, name):
+			optIn = "not-opted-in"
+		case optInRegions[name]:
 			optIn = "opted-in"
 		}
 		out.Regions = append(out.Regions, region{Name: name, Endpoint: "ec2." + name + ".amazonaws.com", OptIn: optIn})
@@ -249,4 +256,70 @@ func appendHex(b []byte, v uint64, width int) []byte {
 		b = append(b, digits[v>>uint(shift)&0xf])
 	}
 	return b
+}
+
+// listRegions answers account ListRegions: the Server's regions with
+// their status in the account asked for (the caller's, or, from the
+// management account, AccountId), filtered by RegionOptStatusContains,
+// paginated.
+func (s *Server) listRegions(w http.ResponseWriter, q *request) {
+	var in struct {
+		AccountID               string `json:"AccountId"`
+		MaxResults              int
+		NextToken               string
+		RegionOptStatusContains []string
+	}
+	if err := jsonUnmarshal(q.body, &in); err != nil {
+		writeError(w, q, apiError{http.StatusBadRequest, "ValidationException", "the request body is not JSON"})
+		return
+	}
+	account := q.account
+	if in.AccountID != "" && in.AccountID != q.account {
+		if q.account != s.cfg.Account || !slices.Contains(s.cfg.Accounts, in.AccountID) {
+			writeError(w, q, apiError{http.StatusForbidden, "AccessDeniedException", "You don't have permissions to access this resource."})
+			return
+		}
+		account = in.AccountID
+	}
+	size := 20
+	if in.MaxResults != 0 {
+		if in.MaxResults < 1 || in.MaxResults > 50 {
+			writeError(w, q, apiError{http.StatusBadRequest, "ValidationException", "MaxResults must be from 1 to 50"})
+			return
+		}
+		size = in.MaxResults
+	}
+	type region struct{ RegionName, RegionOptStatus string }
+	var all []region
+	for _, name := range s.cfg.Regions {
+		status := "ENABLED_BY_DEFAULT"
+		switch {
+		case !s.regionEnabled(account, name):
+			status = "DISABLED"
+		case optInRegions[name]:
+			status = "ENABLED"
+		}
+		if len(in.RegionOptStatusContains) == 0 || slices.Contains(in.RegionOptStatusContains, status) {
+			all = append(all, region{name, status})
+		}
+	}
+	from := 0
+	if in.NextToken != "" {
+		n, err := strconv.Atoi(in.NextToken)
+		if err != nil || n <= 0 || n >= len(all) {
+			writeError(w, q, apiError{http.StatusBadRequest, "ValidationException", "NextToken is not one this listing gave"})
+			return
+		}
+		from = n
+	}
+	var out struct {
+		Regions   []region
+		NextToken string `json:",omitempty"`
+	}
+	to := min(len(all), from+size)
+	out.Regions = all[from:to]
+	if to < len(all) {
+		out.NextToken = strconv.Itoa(to)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

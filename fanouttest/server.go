@@ -30,6 +30,7 @@ type Server struct {
 	URL string
 
 	cfg     Config
+	enabled map[string]map[string]bool // Config.AccountRegions, as sets
 	rules   []*rule
 	now     func() time.Time
 	start   time.Time
@@ -92,6 +93,13 @@ func New(cfg Config) (*Server, error) {
 		s.now = time.Now
 	}
 	s.start = s.now()
+	s.enabled = make(map[string]map[string]bool, len(cfg.AccountRegions))
+	for acct, regions := range cfg.AccountRegions {
+		s.enabled[acct] = make(map[string]bool, len(regions))
+		for _, r := range regions {
+			s.enabled[acct][r] = true
+		}
+	}
 	if cfg.Upstream != "" {
 		u, _ := url.Parse(cfg.Upstream) // validated
 		s.proxy = httputil.NewSingleHostReverseProxy(u)
@@ -162,6 +170,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// A quota is enforced at the front door: the bucket decides on
 	// arrival, and the answer, served or throttled, takes the latency.
 	delay, fault := s.match(q, subject)
+	if fault == NoFault && !s.regionEnabled(subject, q.region) && !globalServices[q.service] {
+		fault = Disabled
+	}
 	allowed := fault != NoFault || s.allow(q)
 	scopes := [...]*counters{&s.total, s.counters(s.regions, q.region), s.counters(s.accounts, subject)}
 	for _, c := range scopes {
@@ -369,3 +380,14 @@ func (s *Server) Stats() Snapshot {
 func (c *counters) stats() Stats {
 	return Stats{Requests: c.requests.Load(), Throttled: c.throttled.Load(), Faulted: c.faulted.Load(), PeakInFlight: c.peak.Load()}
 }
+
+// regionEnabled reports whether region is enabled in account
+// (Config.AccountRegions).
+func (s *Server) regionEnabled(account, region string) bool {
+	enabled, ok := s.enabled[account]
+	return !ok || enabled[region]
+}
+
+// globalServices answer in every region of their partition, enabled or
+// not: their endpoints are global.
+var globalServices = map[string]bool{"iam": true, "organizations": true, "account": true, "route53": true, "cloudfront": true}
