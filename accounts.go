@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -416,8 +417,13 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 	if ctx == nil {
 		return nil, errors.New("fanout: AccountRegions: nil ctx")
 	}
-	if err := checkTargets(f, pool, op == nil, regions); err != nil {
+	if err := checkTargets(f, pool, op == nil); err != nil {
 		return nil, err
+	}
+	if regions != nil { // a nil list needs RegionsOf, checked below
+		if err := checkList("region", regions, checkRegion); err != nil {
+			return nil, err
+		}
 	}
 	if pool.accounts == nil {
 		return nil, errors.New("fanout: AccountRegions: the pool has no Accounts (PoolOptions.Accounts)")
@@ -425,18 +431,62 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 	if err := checkList("account", accounts, checkAccount); err != nil {
 		return nil, err
 	}
-	targets := make([]acctRegion, 0, len(accounts)*len(regions))
-	keys := make([]string, 0, len(accounts)*len(regions))
+	ro, err := regionOptions(f, accountOf, optFns)
+	if err != nil {
+		return nil, err
+	}
+	if ro.RegionsOf == nil && len(regions) == 0 {
+		return nil, errors.New("fanout: AccountRegions: no regions, and RegionOptions.RegionsOf is nil; list the regions, or set RegionsOf to find each account's")
+	}
 	checks := make(map[string]*accountCheck, len(accounts))
 	for _, acct := range accounts {
 		checks[acct] = new(accountCheck)
-		for _, region := range regions {
+	}
+	r := newRetrievals(ctx)
+	defer r.wait()
+	// Each account's regions: the list, or what RegionsOf found, in the
+	// list's order (kept to it) or in RegionsOf's.
+	var byAccount map[string]found
+	if ro.RegionsOf != nil {
+		if byAccount, err = regionsOf(r.ctx, f, pool, accounts, checks, ro); err != nil {
+			return nil, err
+		}
+	}
+	targets := make([]acctRegion, 0, len(accounts)*len(regions))
+	keys := make([]string, 0, len(accounts)*len(regions))
+	failed := map[string]error{}        // accounts whose regions could not be had: one item each, with no region
+	notEnabled := map[acctRegion]bool{} // listed regions that RegionsOf did not give: skipped, not called
+	for _, acct := range accounts {
+		own := regions
+		if byAccount != nil {
+			got := byAccount[acct]
+			if got.err != nil {
+				failed[acct] = got.err
+				targets, keys = append(targets, acctRegion{account: acct}), append(keys, acct)
+				continue
+			}
+			if own == nil {
+				own = got.regions
+			}
+			for _, region := range own {
+				if !slices.Contains(got.regions, region) {
+					notEnabled[acctRegion{acct, region}] = true
+				}
+			}
+		}
+		for _, region := range own {
 			targets = append(targets, acctRegion{acct, region})
 			keys = append(keys, acct+"/"+region)
 		}
 	}
 	call := func(ctx context.Context, t acctRegion) (T, error) {
 		var zero T
+		switch {
+		case t.region == "":
+			return zero, failed[t.account]
+		case notEnabled[t]:
+			return zero, Skip(fmt.Errorf("%w: %s is not among account %s's regions (RegionOptions.RegionsOf)", ErrRegionDisabled, t.region, t.account))
+		}
 		if err := checks[t.account].do(ctx, pool.accounts, t.account); err != nil {
 			return zero, err
 		}
@@ -446,9 +496,59 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 		}
 		return op(ctx, client, t.account, t.region)
 	}
-	r := newRetrievals(ctx)
-	defer r.wait()
-	return runTargets(r.ctx, f, targets, keys, call, pool.confirmDisabled, accountOf, optFns)
+	return runTargets(r.ctx, f, targets, keys, call, pool.confirmDisabled, ro)
+}
+
+// found is what RegionsOf gave one account.
+type found struct {
+	regions []string
+	err     error
+}
+
+// regionsOf asks ro.RegionsOf for every account's regions, through f
+// (its limits, and the call's Limit and ItemTimeout), once each, after
+// the account's check; a region it gives that is not one is the
+// account's error. The error is the run's when it could run nothing.
+func regionsOf[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], accounts []string,
+	checks map[string]*accountCheck, ro RegionOptions) (map[string]found, error) {
+	out := make(map[string]found, len(accounts))
+	var mu sync.Mutex
+	res, err := f.Run(ctx, accounts, func(ctx context.Context, acct string) (T, error) {
+		var zero T
+		regions, err := func() ([]string, error) {
+			if err := checks[acct].do(ctx, pool.accounts, acct); err != nil {
+				return nil, err
+			}
+			cfg, err := pool.AccountConfig(acct)
+			if err != nil {
+				return nil, err
+			}
+			regions, err := ro.RegionsOf(ctx, acct, cfg)
+			if err == nil {
+				err = checkList("region", regions, checkRegion)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("fanout: account %s: its regions (RegionOptions.RegionsOf): %w", acct, err)
+			}
+			return slices.Clone(regions), nil
+		}()
+		mu.Lock()
+		defer mu.Unlock()
+		out[acct] = found{regions, err}
+		return zero, nil
+	}, func(o *Options) {
+		*o = ro.Options
+		o.Weight, o.Scope, o.ScopeLimit, o.OnDone, o.FailFast = nil, nil, 0, nil, false
+	})
+	if res == nil {
+		return nil, err
+	}
+	for _, r := range res { // a panic in RegionsOf, or ctx ended before the account's turn
+		if r.Err != nil {
+			out[r.Key] = found{err: r.Err}
+		}
+	}
+	return out, nil
 }
 
 func accountOf(key string) string {

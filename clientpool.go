@@ -475,6 +475,30 @@ func (p *ClientPool[C]) Len() int {
 	return n
 }
 
+// AccountConfig returns Config in account: with the account's
+// credentials (its role assumed, as the pool's clients there use them;
+// the config's own for "" or the config's own account), for calls the
+// pool does not make, such as discover.ListRegions. It fails for a pool
+// without Accounts, or an account ID that is not one.
+func (p *ClientPool[C]) AccountConfig(account string) (aws.Config, error) {
+	if p == nil {
+		return aws.Config{}, errNilPool
+	}
+	cfg := p.base.Copy()
+	if account == "" {
+		return cfg, nil
+	}
+	if p.accounts == nil {
+		return aws.Config{}, fmt.Errorf("fanout: AccountConfig(%q): the pool has no Accounts (PoolOptions.Accounts)", account)
+	}
+	creds, err := p.accounts.Credentials(account)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	cfg.Credentials = creds
+	return cfg, nil
+}
+
 // Config returns a copy of the config the pool builds its clients from,
 // with its shared HTTP client, retryer and credentials cache.
 func (p *ClientPool[C]) Config() aws.Config {

@@ -23,7 +23,10 @@ import (
 // nothing and returns an error that names the problem.
 func Regions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], regions []string,
 	op func(ctx context.Context, client C, region string) (T, error), optFns ...func(*RegionOptions)) (RegionResults[T], error) {
-	if err := checkTargets(f, pool, op == nil, regions); err != nil {
+	if err := checkTargets(f, pool, op == nil); err != nil {
+		return nil, err
+	}
+	if err := checkList("region", regions, checkRegion); err != nil {
 		return nil, err
 	}
 	targets := make([]acctRegion, len(regions))
@@ -38,7 +41,11 @@ func Regions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], r
 		}
 		return op(ctx, client, t.region)
 	}
-	return runTargets(ctx, f, targets, regions, call, pool.confirmDisabled, nil, optFns)
+	ro, err := regionOptions(f, nil, optFns)
+	if err != nil {
+		return nil, err
+	}
+	return runTargets(ctx, f, targets, regions, call, pool.confirmDisabled, ro)
 }
 
 func checkRegion(region string) error {
@@ -48,7 +55,7 @@ func checkRegion(region string) error {
 	return nil
 }
 
-func checkTargets[C, T any](f *Fanout[T], pool *ClientPool[C], nilOp bool, regions []string) error {
+func checkTargets[C, T any](f *Fanout[T], pool *ClientPool[C], nilOp bool) error {
 	switch {
 	case nilOp:
 		return errors.New("fanout: nil op")
@@ -59,7 +66,7 @@ func checkTargets[C, T any](f *Fanout[T], pool *ClientPool[C], nilOp bool, regio
 	case pool.base.Credentials == nil:
 		return errors.New("fanout: the pool's aws.Config has no Credentials (load it with config.LoadDefaultConfig)")
 	}
-	return checkList("region", regions, checkRegion)
+	return nil
 }
 
 // checkList rejects an empty list, a duplicate, or a malformed entry.

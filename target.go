@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // RegionOptions configures one call of Regions or AccountRegions: the
@@ -15,6 +17,16 @@ type RegionOptions struct {
 	// SkipDisabled reports an item whose error is ErrRegionDisabled as
 	// skipped (Result.Skipped) rather than failed.
 	SkipDisabled bool
+
+	// RegionsOf, when not nil, gives each account of AccountRegions its
+	// own regions, since accounts opt into regions one by one:
+	// AccountRegions asks it once per account, with cfg the pool's config
+	// in that account (its credentials, as ClientPool.AccountConfig gives
+	// them), and runs the account's items over the regions it returns,
+	// kept to those of AccountRegions' regions unless that list is nil.
+	// An account whose regions it could not give has one result, with
+	// the error and no region. discover.EnabledRegionsOf is one.
+	RegionsOf func(ctx context.Context, account string, cfg aws.Config) ([]string, error)
 }
 
 // RegionResult is the outcome of one item of Regions or AccountRegions:
@@ -56,28 +68,37 @@ func (rs RegionResults[T]) Skipped() RegionResults[T] { return filter(rs, region
 
 func regionResult[T any](r *RegionResult[T]) *Result[T] { return &r.Result }
 
-// runTargets is the seam between the AWS layer and the engine: it runs
-// call once per target through f.Run, under keys (one per target, unique),
-// wrapping each call so that the adaptive retryer can count its throttled
-// attempts, its error is classified, a region is called disabled only once
-// confirm says so, and a disabled region is skipped when asked. scope, when not nil, is the Scope of the items, which optFns may
-// not replace.
-func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, keys []string,
-	call func(context.Context, acctRegion) (T, error), confirm func(context.Context, error, acctRegion) error,
-	scope func(key string) string, optFns []func(*RegionOptions)) (RegionResults[T], error) {
+// regionOptions applies optFns to the Fanout's options, for one call of
+// Regions or AccountRegions; scope, when not nil, is the Scope of the
+// items, which optFns may not replace.
+func regionOptions[T any](f *Fanout[T], scope func(key string) string, optFns []func(*RegionOptions)) (RegionOptions, error) {
 	ro := RegionOptions{Options: f.options()}
 	if scope != nil {
 		ro.Scope = nil
 	}
 	if err := apply("RegionOptions", &ro, optFns); err != nil {
-		return nil, err
+		return ro, err
 	}
 	if scope != nil {
 		if ro.Scope != nil {
-			return nil, errors.New("fanout: AccountRegions sets Options.Scope to the account itself; leave it unset")
+			return ro, errors.New("fanout: AccountRegions sets Options.Scope to the account itself; leave it unset")
 		}
 		ro.Scope = scope
+	} else if ro.RegionsOf != nil {
+		return ro, errors.New("fanout: RegionOptions.RegionsOf is for AccountRegions; Regions runs over the regions it is given")
 	}
+	return ro, nil
+}
+
+// runTargets is the seam between the AWS layer and the engine: it runs
+// call once per target through f.Run, under keys (one per target,
+// unique), with the options ro, wrapping each call so that the adaptive
+// retryer can count its throttled attempts, its error is classified, a
+// region is called disabled only once confirm says so, and a disabled
+// region is skipped when asked.
+func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, keys []string,
+	call func(context.Context, acctRegion) (T, error), confirm func(context.Context, error, acctRegion) error,
+	ro RegionOptions) (RegionResults[T], error) {
 	index := make(map[string]int, len(keys))
 	for i, key := range keys {
 		index[key] = i

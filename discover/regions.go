@@ -177,3 +177,12 @@ func matchAny(patterns []string, name string, empty bool) bool {
 	}
 	return false
 }
+
+// EnabledRegionsOf is a fanout.RegionOptions.RegionsOf that gives each
+// account the regions enabled in it, as ListRegions finds them with the
+// account's own credentials, kept to patterns.
+func EnabledRegionsOf(patterns ...string) func(ctx context.Context, account string, cfg aws.Config) ([]string, error) {
+	return func(ctx context.Context, _ string, cfg aws.Config) ([]string, error) {
+		return EnabledRegions(ctx, cfg, patterns...)
+	}
+}
