@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -215,6 +216,17 @@ func (a *Accounts) Credentials(account string) (aws.CredentialsProvider, error) 
 	})
 	a.creds[account] = c
 	return c, nil
+}
+
+// forget drops account's credentials cache; the next Credentials makes
+// another, which assumes the role again.
+func (a *Accounts) forget(account string) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.creds, account)
 }
 
 // ownOr gives account the config's own credentials when it is the
@@ -479,8 +491,15 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 			keys = append(keys, acct+"/"+region)
 		}
 	}
+	h := newHolds(pool, checks, targets, ro.ScopeLimit)
+	defer h.close()
+	ahead, stopAhead := context.WithCancel(r.ctx)
+	h.stop = stopAhead
+	go h.checkAhead(ahead, accounts, failed)
 	call := func(ctx context.Context, t acctRegion) (T, error) {
 		var zero T
+		h.begin(t.account)
+		defer h.end(t.account)
 		switch {
 		case t.region == "":
 			return zero, failed[t.account]
@@ -497,6 +516,122 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 		return op(ctx, client, t.account, t.region)
 	}
 	return runTargets(r.ctx, f, targets, keys, call, pool.confirmDisabled, ro)
+}
+
+// holds is, for one AccountRegions call, the accounts it holds in the
+// pool (ClientPool.hold): each from its first item's start, or from its
+// check ahead, to its last item's end, or the call's end. It also checks
+// accounts ahead of their items (checkAhead), so that an account's items
+// do not each hold a place of the Limit while its role is assumed.
+type holds[C any] struct {
+	pool   *ClientPool[C]
+	checks map[string]*accountCheck
+	left   map[string]*atomic.Int64 // items not ended, by account
+
+	mu      sync.Mutex
+	held    map[string]bool    // by this call
+	started map[string]bool    // an item of the account started
+	ahead   chan struct{}      // a place for each account checked ahead of its items
+	stop    context.CancelFunc // ends the checks ahead that are still running then
+	wg      sync.WaitGroup     // checkAhead and its checks
+}
+
+// checksAhead is how many accounts a call checks ahead of their items
+// without a ScopeLimit.
+const checksAhead = 8
+
+func newHolds[C any](pool *ClientPool[C], checks map[string]*accountCheck, targets []acctRegion, scopeLimit int) *holds[C] {
+	h := &holds[C]{
+		pool: pool, checks: checks, left: make(map[string]*atomic.Int64, len(checks)),
+		held: map[string]bool{}, started: map[string]bool{},
+	}
+	for _, t := range targets {
+		if h.left[t.account] == nil {
+			h.left[t.account] = new(atomic.Int64)
+		}
+		h.left[t.account].Add(1)
+	}
+	n := checksAhead
+	if scopeLimit > 0 {
+		n = scopeLimit
+	}
+	h.ahead = make(chan struct{}, n)
+	h.wg.Add(1)
+	return h
+}
+
+// holdLocked holds account for the call, once.
+func (h *holds[C]) holdLocked(account string) {
+	if !h.held[account] {
+		h.held[account] = true
+		h.pool.hold(account)
+	}
+}
+
+// begin is an item of account starting.
+func (h *holds[C]) begin(account string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started[account] {
+		return
+	}
+	h.started[account] = true
+	if h.held[account] { // checked ahead: its place goes to the next
+		<-h.ahead
+		return
+	}
+	h.holdLocked(account)
+}
+
+// end is an item of account ending.
+func (h *holds[C]) end(account string) {
+	if h.left[account].Add(-1) == 0 {
+		h.pool.release(account)
+	}
+}
+
+// checkAhead checks the accounts in order, as many ahead of the items
+// that started as there are places in ahead, each concurrently; skip are
+// accounts with no item to run.
+func (h *holds[C]) checkAhead(ctx context.Context, accounts []string, skip map[string]error) {
+	defer h.wg.Done()
+	for _, acct := range accounts {
+		if _, ok := skip[acct]; ok {
+			continue
+		}
+		select {
+		case h.ahead <- struct{}{}:
+		case <-ctx.Done(): // the call returned, or its ctx ended
+			return
+		}
+		h.mu.Lock()
+		if h.started[acct] { // its items went first
+			h.mu.Unlock()
+			<-h.ahead
+			continue
+		}
+		h.holdLocked(acct)
+		h.mu.Unlock()
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			_ = h.checks[acct].do(ctx, h.pool.accounts, acct) // its items see the answer
+		}()
+	}
+}
+
+// close stops checking ahead, waits for the checks in flight, and
+// releases the accounts whose items did not all end.
+func (h *holds[C]) close() {
+	h.stop()
+	h.wg.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for acct := range h.held {
+		if h.left[acct].Load() > 0 {
+			h.pool.release(acct)
+		}
+	}
 }
 
 // found is what RegionsOf gave one account.

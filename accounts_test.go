@@ -493,3 +493,76 @@ func TestOwnAccountUsesTheConfigsCredentials(t *testing.T) {
 		})
 	}
 }
+
+// TestAccountsAreReleasedAfterTheirItems: once an AccountRegions call is
+// done with an account, the pool forgets its clients, limits, breakers and
+// credentials, so that memory follows the accounts in flight; with
+// KeepAccounts it keeps them. Either way each account assumes its role
+// once per call.
+func TestAccountsAreReleasedAfterTheirItems(t *testing.T) {
+	t.Parallel()
+	accounts := []string{"111111111111", "222222222222", "333333333333"}
+	regions := []string{"eu-west-1", "us-east-2"}
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprint("KeepAccounts ", keep), func(t *testing.T) {
+			t.Parallel()
+			srv := newFake(t, fanouttest.Config{Accounts: accounts,
+				Faults: []fanouttest.Rule{{Operation: "AssumeRole", Latency: fanouttest.Latency{Fixed: time.Microsecond}}}})
+			cfg := srv.AWSConfig("us-east-1")
+			pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+				o.Accounts, o.KeepAccounts = newAccounts(t, cfg), keep
+			})
+			op := func(ctx context.Context, c *sts.Client, _, _ string) (string, error) {
+				out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+				if err != nil {
+					return "", err
+				}
+				return aws.ToString(out.Account), nil
+			}
+			for run := 1; run <= 2; run++ {
+				res, err := fanout.AccountRegions(context.Background(), fanout.New[string](func(o *fanout.Options) { o.Limit = 2 }), pool, accounts, regions, op,
+					func(o *fanout.RegionOptions) { o.ScopeLimit = 1 })
+				if err != nil || len(res) != 6 {
+					t.Fatalf("run %d: %d results, %v", run, len(res), err)
+				}
+				wantClients, wantAssumes := 0, int64(3*run)
+				if keep {
+					wantClients, wantAssumes = 6, 3
+				}
+				if n := pool.Len(); n != wantClients {
+					t.Errorf("run %d: the pool holds %d clients; want %d", run, n, wantClients)
+				}
+				if n := srv.Stats().Rules[0]; n != wantAssumes {
+					t.Errorf("run %d: %d AssumeRole in all; want %d", run, n, wantAssumes)
+				}
+				if n := len(pool.Stats()); n != wantClients {
+					t.Errorf("run %d: Stats lists %d clients; want %d", run, n, wantClients)
+				}
+			}
+		})
+	}
+}
+
+// TestRolesAreAssumedAhead: an account's role is assumed ahead of its
+// items, so that its items do not each wait, holding a place of the
+// Limit, for the AssumeRole: with a Limit of 1, the roles of several
+// accounts are being assumed at once.
+func TestRolesAreAssumedAhead(t *testing.T) {
+	t.Parallel()
+	accounts := []string{"111111111111", "222222222222", "333333333333", "444444444444"}
+	srv := newFake(t, fanouttest.Config{Accounts: accounts,
+		Faults: []fanouttest.Rule{{Operation: "AssumeRole", Latency: fanouttest.Latency{Fixed: 100 * time.Millisecond}}}})
+	cfg := srv.AWSConfig("us-east-1") // AssumeRole goes to us-east-1; the items to eu-west-1
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(t, cfg) })
+	res, err := fanout.AccountRegions(context.Background(), fanout.New[string](func(o *fanout.Options) { o.Limit = 1 }), pool, accounts, []string{"eu-west-1"},
+		func(ctx context.Context, c *sts.Client, account, _ string) (string, error) { return account, nil })
+	if err != nil || len(res) != len(accounts) {
+		t.Fatalf("%d results, %v", len(res), err)
+	}
+	if peak := srv.Stats().Region["us-east-1"].PeakInFlight; peak < 2 {
+		t.Errorf("at most %d AssumeRole at once; want the roles of several accounts assumed ahead, together", peak)
+	}
+	if n := srv.Stats().Rules[0]; n != int64(len(accounts)) {
+		t.Errorf("%d AssumeRole; want one per account", n)
+	}
+}

@@ -28,11 +28,11 @@ const (
 // DefaultAdaptiveOptions.
 type AdaptiveOptions struct {
 	// Max, when not 0, is the ceiling, and the starting point, of the
-	// client's limit on requests in flight. 0 means none: until its first
-	// throttle a client sends what it is asked to, as many requests at once
-	// as the fan-outs calling it allow (their Limit, and the HTTP client's
-	// MaxConnsPerHost if set), and a throttle cuts from what was in flight.
-	// Default: DefaultAdaptiveMax, 0.
+	// client's limit, in requests in flight (paced: per round trip). 0
+	// means none: until its first throttle a client sends what it is asked
+	// to, as many requests at once as the fan-outs calling it allow (their
+	// Limit, and the HTTP client's MaxConnsPerHost if set), and its first
+	// throttle cuts from what was in flight. Default: DefaultAdaptiveMax, 0.
 	Max int
 
 	// Decrease multiplies the requests in flight on the client's first
@@ -43,7 +43,8 @@ type AdaptiveOptions struct {
 
 	// Increase is added to the limit over each round of successful
 	// requests (limit successes) when pacing is disabled; above 0. A paced
-	// client climbs by the quota it measured (see Adaptive). Default:
+	// client climbs by the quota it measured (see Adaptive), and past a
+	// quarter above it, by this fraction each success. Default:
 	// DefaultAdaptiveIncrease, a slow climb, since each step above the
 	// client's quota costs a throttled request.
 	Increase float64
@@ -109,25 +110,25 @@ func (o *AdaptiveOptions) validate() error {
 // Until its first throttle a client sends what it is asked to (up to Max,
 // if set). The first throttle cuts the requests in flight by Decrease, or
 // to what was delivered per round trip when the throttle answered the
-// client's first burst, and from then on request starts are paced: the
-// limit is a rate, the round trip over the limit between starts, which
-// below one request per round trip spaces them by more than the round
-// trip (a quota of 5 per second against a millisecond's round trip is a
-// two-hundredth of a request per round trip).
+// client's first burst, and from then on the limit is a rate: request
+// starts are spaced by one over it (below one request per round trip, by
+// more than the round trip: a quota of 5 per second against a
+// millisecond's round trip is a two-hundredth of a request per round
+// trip), with at most the rate times the round trip in flight.
 //
 // A quota's token bucket lets through its rate and throttles the excess,
-// so each throttle of a paced request measures the quota: the rate the
-// client was at times the share of its requests since the last cut that
-// were admitted, or the rate at which the last of those successes had
-// been sent, if lower. The limit falls to four fifths of that, and
-// successes raise it by 1% each, hunting just under the quota, about one
-// throttle in 22 successes. Away from the quota (before the first
-// measure, after a deeper cut, or once the limit has climbed a quarter
-// past it without a throttle: the quota grew), each success adds one
-// request per round trip, doubling the limit each round trip, as a TCP
-// slow start does. Without pacing (DisablePacing) the limit is a plain
-// AIMD limit on requests in flight: cut by Decrease, raised by Increase
-// over each round of successes.
+// so each throttle of a paced request measures the quota: the rate times
+// the share of its requests since the last cut that were admitted, or, if
+// lower, the rate at which those successes had been sent, or what was
+// delivered since the last cut. The rate falls to four fifths of that and
+// climbs back by 5% a round trip, hunting just under the quota; a quarter
+// past it without a throttle, the quota may have grown, and it climbs by
+// Increase a round trip. Below the quota (before the first measure, after
+// a deeper cut), it doubles each round trip, as a TCP slow start does. It
+// climbs only while the client uses it: a limit the callers leave unused
+// says nothing of the quota. Without pacing (DisablePacing) the limit is a
+// plain AIMD limit on requests in flight: cut by Decrease, raised by
+// Increase over each round of successes.
 //
 // ClientPool gives each of its clients one, through the client's retryer,
 // so it limits HTTP attempts, not items: a call that backs off before a
@@ -139,7 +140,7 @@ type Adaptive struct {
 
 	mu        sync.Mutex
 	limit     float64 // requests in flight, at least 1, while rate is 0
-	rate      float64 // requests per second when below one per round trip; else 0
+	rate      float64 // once paced (after the first cut, with pacing), requests per second; else 0
 	quota     float64 // requests per second, as the last cut of paced requests measured it; 0 before
 	inflight  int
 	waiters   []chan struct{}
@@ -148,6 +149,7 @@ type Adaptive struct {
 
 	rtt     time.Duration // moving average of successful requests' latency
 	next    time.Time     // pacing: the earliest next start
+	delayed time.Time     // the last start that pacing or the limit delayed: the client was limited then
 	lastCut time.Time
 	cuts    int       // how many cuts so far
 	epoch   time.Time // the last cut, or the first request
@@ -291,6 +293,7 @@ func (a *Adaptive) admit(ctx context.Context) error {
 	}
 	ready := make(chan struct{})
 	a.waiters = append(a.waiters, ready)
+	a.delayed = a.now()
 	a.mu.Unlock()
 	select {
 	case <-ready:
@@ -359,22 +362,20 @@ func (a *Adaptive) pace() (wait time.Duration, start, next time.Time, cuts int) 
 	start = a.next
 	if start.Before(now) {
 		start = now
+	} else {
+		a.delayed = start
 	}
 	a.next = start.Add(gap)
 	return start.Sub(now), start, a.next, a.cuts
 }
 
-// gap is the time between request starts: the round trip over the limit,
-// or one over the rate; 0 when nothing is paced (pacing disabled, or no
-// throttle yet).
+// gap is the time between request starts: one over the rate; 0 when
+// nothing is paced (pacing disabled, or no throttle yet).
 func (a *Adaptive) gap() time.Duration {
-	switch {
-	case a.opts.DisablePacing || a.rtt == 0 || a.lastCut.IsZero():
+	if a.rate == 0 {
 		return 0
-	case a.rate > 0:
-		return time.Duration(float64(time.Second) / a.rate)
 	}
-	return time.Duration(float64(a.rtt) / a.limit)
+	return time.Duration(float64(time.Second) / a.rate)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -423,7 +424,7 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	case endThrottled:
 		a.throttles++
 		if a.rtt == 0 { // no success yet: a throttle's round trip is the only one known
-			a.rtt = now.Sub(start)
+			a.rtt = max(now.Sub(start), minRTT)
 		}
 		// Requests sent before the last cut were sent under the old limit:
 		// their throttles are already answered.
@@ -434,12 +435,12 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 		a.okSince++
 		a.admitted[a.nAdmit%admittedSpan] = start
 		a.nAdmit++
-		if sample := now.Sub(start); a.rtt == 0 {
+		if sample := max(now.Sub(start), minRTT); a.rtt == 0 {
 			a.rtt = sample
 		} else {
 			a.rtt = a.rtt*4/5 + sample/5
 		}
-		a.increase()
+		a.increase(now)
 	}
 	a.wake()
 }
@@ -452,35 +453,53 @@ func (a *Adaptive) giveBack() {
 	a.wake()
 }
 
-// increase raises the limit on a success. Without pacing, by
-// Increase/limit: Increase over a round trip of successes. With pacing,
-// by where it stands to the quota last measured (see cut): from rateCut
-// of it up to the quota over rateCut, by rateClimb each, hunting just
-// under it; anywhere else (no quota measured yet, a deeper cut, or a
-// quota that has grown), by one request per round trip per success,
-// doubling the limit each round trip, and below one request per round
-// trip, the rate each success.
-func (a *Adaptive) increase() {
-	l := a.perRTT()
-	q := a.quota * a.rtt.Seconds() // the quota per round trip
-	switch {
-	case a.opts.DisablePacing:
-		l += a.opts.Increase / l
-	case q > 0 && l >= rateCut*q && l < q/rateCut:
-		l *= 1 + rateClimb
-	default:
-		l += min(l, 1)
+// increase raises the limit on a success, if the client used it: a
+// start waited for it since the last two gaps, or the requests in flight
+// fill it. A limit the callers leave unused says nothing of the quota, and
+// one that grew while they did would let their next burst out unpaced.
+//
+// Without pacing, the limit grows by Increase/limit: Increase over a round
+// trip of successes. With pacing, the rate grows by where it stands to
+// the quota last measured (see cut), by a factor a round trip (n
+// successes, n the requests per round trip, at least 1): from rateCut of
+// it to the quota over rateCut, by rateClimb, hunting just under it; past
+// that, by Increase, as the quota may have grown (or a bucket that
+// refilled while the client was below its rate lets it through for a
+// while: a doubling there would drain it and overshoot), but for a rate
+// below one request per round trip, whose successes are each far apart,
+// which doubles, as it does below the quota or before any is measured,
+// as a TCP slow start does: after a storm of throttles, a client at one
+// request in ten seconds is back in ten successes.
+func (a *Adaptive) increase(now time.Time) {
+	if a.opts.DisablePacing || a.rate == 0 {
+		if a.opts.DisablePacing || !math.IsInf(a.limit, 1) {
+			a.limit = min(a.ceiling(), a.limit+a.opts.Increase/a.limit)
+		}
+		return
 	}
-	a.setPerRTT(l)
+	if now.Sub(a.delayed) > 2*a.gap() && float64(a.inflight+1) < a.perRTT() {
+		return
+	}
+	n := a.perRTT() // successes a round trip
+	g := 1.0
+	switch q := a.quota; {
+	case q > 0 && a.rate >= q/rateCut && n >= 1:
+		g = a.opts.Increase
+	case q > 0 && a.rate >= rateCut*q && a.rate < q/rateCut:
+		g = rateClimb
+	}
+	a.setRate(a.rate * math.Pow(1+g, 1/max(1, n)))
 }
 
 // The law of a paced limit near its quota (see Adaptive): cut to rateCut
-// of the quota measured, climb by rateClimb a success. Each round, one
-// throttle in about 22 successes, is rare enough that a call is seldom
-// throttled twice over (five throttled attempts in a row fail it).
+// of the quota measured, climb by rateClimb a round trip, about five round
+// trips back to the quota. minRTT is the least round trip the limit
+// counts: a clock too coarse to see one must not make a rate of it
+// infinite.
 const (
 	rateCut   = 0.8
-	rateClimb = 0.01
+	rateClimb = 0.05
+	minRTT    = time.Microsecond
 )
 
 // cut lowers the limit on a throttle of a request started since the
@@ -497,28 +516,35 @@ const (
 // Every later cut follows paced requests, and measures the quota: the
 // rate the client is at times the share of the requests started since
 // the last cut that were admitted (counting one more success than seen,
-// so that a lone throttle halves it), or the rate at which those
-// successes had been sent, if at least admittedMin and lower; the limit
-// falls to rateCut of that. Without pacing there is nothing to measure,
+// so that a lone throttle halves it), or, if lower, the rate at which
+// those successes had been sent (at least admittedMin of them), or what
+// was delivered since the last cut, plus one request; the limit falls to
+// rateCut of that. Without pacing there is nothing to measure,
 // and each cut is by Decrease. The next start waits for the new gap.
 func (a *Adaptive) cut(now time.Time) {
 	switch {
-	case a.opts.DisablePacing:
-		a.setPerRTT(min(a.limit, float64(a.inflight+1)) * a.opts.Decrease)
-	case a.lastCut.IsZero():
-		delivered := math.Inf(1) // per second
-		if elapsed := now.Sub(a.epoch); a.rtt > 0 && elapsed > 0 && elapsed <= 4*a.rtt {
-			delivered = float64(a.okSince+1) / elapsed.Seconds()
+	case a.rate == 0: // the first cut, or any without pacing
+		l := min(a.limit, float64(a.inflight+1)) * a.opts.Decrease
+		if elapsed := now.Sub(a.epoch); a.lastCut.IsZero() && elapsed > 0 && elapsed <= 4*a.rtt {
+			l = min(l, float64(a.okSince+1)/elapsed.Seconds()*a.rtt.Seconds())
 		}
-		a.setPerRTT(min(min(a.limit, float64(a.inflight+1))*a.opts.Decrease, delivered*a.rtt.Seconds()))
+		l = max(l, minRate*a.rtt.Seconds())
+		if a.opts.DisablePacing {
+			a.limit = min(a.ceiling(), max(1, l))
+		} else {
+			a.limit = 1
+			a.setRate(l / a.rtt.Seconds())
+		}
 	default:
-		r := a.perRTT() / a.rtt.Seconds()
-		q := r * float64(a.sentOK+1) / float64(a.sentDone+1)
+		q := a.rate * float64(a.sentOK+1) / float64(a.sentDone+1)
 		if m, ok := a.measured(); ok {
 			q = min(q, m)
 		}
+		if elapsed := now.Sub(a.lastCut); elapsed > 0 {
+			q = min(q, float64(a.okSince+1)/elapsed.Seconds())
+		}
 		a.quota = q
-		a.setPerRTT(rateCut * q * a.rtt.Seconds())
+		a.setRate(rateCut * q)
 	}
 	a.lastCut, a.epoch, a.okSince = now, now, 0
 	a.sentDone, a.sentOK = 0, 0
@@ -554,7 +580,9 @@ func (a *Adaptive) measured() (float64, bool) {
 	return float64(n-1) / last.Sub(first).Seconds(), true
 }
 
-// perRTT is the limit in requests per round trip, below 1 for a rate.
+// perRTT is the limit in requests per round trip: the requests in flight
+// it allows, or, paced, its rate times the round trip (below 1 when it
+// spaces starts by more than the round trip).
 func (a *Adaptive) perRTT() float64 {
 	if a.rate > 0 {
 		return a.rate * a.rtt.Seconds()
@@ -562,15 +590,16 @@ func (a *Adaptive) perRTT() float64 {
 	return a.limit
 }
 
-// setPerRTT sets the limit to l requests per round trip: below 1, a rate,
-// when the round trip is known and pacing can keep it; otherwise no less
-// than one request in flight, and no more than the ceiling.
-func (a *Adaptive) setPerRTT(l float64) {
-	if l >= 1 || a.opts.DisablePacing || a.rtt <= 0 {
-		a.limit, a.rate = min(a.ceiling(), max(1, l)), 0
-		return
+// setRate sets a paced limit's rate: no slower than minRate, and no
+// faster than Max requests per round trip, when set.
+func (a *Adaptive) setRate(r float64) {
+	if c := a.ceiling(); !math.IsInf(c, 1) {
+		r = min(r, c/a.rtt.Seconds())
 	}
-	a.limit, a.rate = 1, max(minRate, l/a.rtt.Seconds())
+	if !(r >= minRate) { // NaN included
+		r = minRate
+	}
+	a.rate = r
 }
 
 // ceiling is Max, or +Inf for none.
@@ -581,16 +610,17 @@ func (a *Adaptive) ceiling() float64 {
 	return float64(a.opts.Max)
 }
 
-// room is how many requests may be in flight: the limit rounded up when
-// pacing spreads them, its whole part when not; one for a rate.
+// room is how many requests may be in flight: a paced rate's requests
+// per round trip, rounded up (at least one); an unpaced limit's whole
+// part.
 func (a *Adaptive) room() int {
 	switch {
+	case a.rate > 0:
+		return max(1, int(math.Ceil(a.perRTT())))
 	case math.IsInf(a.limit, 1):
 		return math.MaxInt
-	case a.opts.DisablePacing:
-		return int(a.limit)
 	}
-	return int(math.Ceil(a.limit))
+	return int(a.limit)
 }
 
 func (a *Adaptive) wake() {

@@ -276,10 +276,12 @@ func TestAdaptiveOptions(t *testing.T) {
 }
 
 // TestAdaptiveLearnsAQuota follows the law of a paced limit step by step
-// on a fake clock, one request at a time: the first cut paces, successes
-// double the limit until a throttle measures the quota, the limit hunts
-// just under it, a run of throttles floors it at one request every ten
-// seconds, and successes bring it back.
+// on a fake clock, one request at a time, each started when pacing lets
+// it: the first cut paces; successes double the rate each round trip
+// until a throttle measures the quota; the rate hunts just under it, then
+// past it by Increase; a success the pacing did not delay does not raise
+// it; a run of throttles floors it at one request every ten seconds, and
+// successes bring it back.
 func TestAdaptiveLearnsAQuota(t *testing.T) {
 	t.Parallel()
 	const rtt = 10 * time.Millisecond
@@ -307,46 +309,62 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 			t.Fatalf("%v requests per second, a start every %v; want %v, every %v", r, g, perSecond, gap)
 		}
 	}
+	// grown is r after one success that grows it by g a round trip.
+	grown := func(r, g float64) float64 { return r * math.Pow(1+g, 1/max(1, r*rtt.Seconds())) }
+
 	request(false) // the round trip
 	request(true)  // the first cut: min(8, 1 in flight) x 0.5, half a request per round trip
 	want(50)
 	if next := fanout.AdaptiveNextStart(a); !next.Equal(clock.t.Add(20 * time.Millisecond)) {
 		t.Errorf("next start %v after the cut; want one gap, 20ms", next.Sub(clock.t))
 	}
-	// No quota measured: each success adds a request per round trip (below
-	// one, doubles the rate).
-	for _, r := range []float64{100, 200, 300} {
+	cutAt := clock.t
+	// No quota measured: it doubles each round trip.
+	r := 50.0
+	for range 3 {
 		request(false)
+		r = grown(r, 1)
 		want(r)
 	}
-	// A throttle of a paced request measures the quota: 300 per second
-	// times the share admitted since the cut, 3 successes and the throttle,
-	// counting one success more: 4 of 5. Fewer than 4 successes: their
-	// spacing does not count. The limit falls to four fifths of it.
+	// A throttle of a paced request measures the quota: the rate times
+	// the share admitted since the cut (3 successes and the throttle,
+	// counting one more success: 4 of 5), or what was delivered since the
+	// cut, plus one, if less. The rate falls to four fifths of it.
 	request(true)
-	quota := 300 * 4.0 / 5
-	want(0.8 * quota)
-	// 1% a success from four fifths of the quota to a quarter past it.
-	r := 0.8 * quota
+	quota := min(r*4/5, 4/clock.t.Sub(cutAt).Seconds())
+	if q := fanout.AdaptiveQuota(a); math.Abs(q-quota) > 1e-9*quota {
+		t.Fatalf("quota measured %v; want %v", q, quota)
+	}
+	r = 0.8 * quota
+	want(r)
+	// 5% a round trip from four fifths of the quota to a quarter past it;
+	// past that, below one request per round trip, doubling.
 	for r < quota/0.8 {
 		request(false)
-		r *= 1.01
+		r = grown(r, 0.05)
 		want(r)
 	}
-	// Past that, the quota grew: a request per round trip again.
 	request(false)
-	r += 100
+	r = grown(r, 1)
 	want(r)
-	// Sent one at a time, a round trip apart, the successes since the cut
-	// were sent at 100 per second, whatever the limit: a throttle then
-	// says the quota is below that.
-	request(true)
-	want(0.8 * 100)
+	if r*rtt.Seconds() <= 1 {
+		t.Fatalf("the test wants a rate above one request per round trip by now: %v", r*rtt.Seconds())
+	}
+	// Past it, and at more than one request a round trip, Increase (7%) a
+	// round trip: this start still waited for the gap of the rate before.
+	request(false)
+	r = grown(r, 0.07)
+	want(r)
+	// But one request at a time cannot use more than one a round trip: a
+	// start that pacing did not delay, with the limit far from full, says
+	// nothing of the quota, and the rate stays.
+	request(false)
+	want(r)
 	for range 40 {
 		request(true)
 	}
 	want(0.1) // one request every ten seconds
-	// Far below the quota measured last, successes double the rate, back
+	// Below one request per round trip, successes double the rate, back
 	// to a request per round trip in ten.
 	n := 0
 	for ; a.Stats().Limit < 1 && n < 200; n++ {
@@ -357,6 +375,28 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 	}
 	if g := fanout.AdaptiveGap(a); g > rtt {
 		t.Errorf("a start every %v at a limit of %v; want at most the round trip", g, a.Stats().Limit)
+	}
+}
+
+// TestAdaptiveNeverNaN: a throttle that answers the very first request
+// with no time elapsed (a coarse clock) leaves a limit that admits.
+func TestAdaptiveNeverNaN(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdaptive(t, clock, func(*fanout.AdaptiveOptions) {})
+	s, err := a.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Release(s, true)
+	if l := a.Stats().Limit; math.IsNaN(l) || !(l > 0) {
+		t.Fatalf("limit %v after a 0s throttle; want a number above 0", l)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a guard: the fake clock paces
+	defer cancel()
+	clock.advance(time.Hour)
+	if _, err := a.Acquire(ctx); err != nil {
+		t.Fatalf("Acquire after a 0s throttle: %v", err)
 	}
 }
 

@@ -83,9 +83,17 @@ type PoolOptions[O any] struct {
 	// ClientPool.Client. Default (nil): only the config's own account.
 	Accounts *Accounts
 
-	// Adaptive tunes the adaptive limit each client gets: an AIMD limit
-	// on its requests in flight that backs off when the service throttles
-	// and recovers on success. Default: DefaultAdaptiveOptions.
+	// KeepAccounts keeps every account's clients, adaptive limits,
+	// breakers and credentials for the pool's life. By default an
+	// account's are released once the AccountRegions calls that use it
+	// are done with its items, so that memory follows the accounts in
+	// flight, not the accounts in the organization; the next call to use
+	// the account builds them again, and assumes its role again.
+	KeepAccounts bool
+
+	// Adaptive tunes the adaptive limit each client gets (see Adaptive):
+	// it learns the service's quota from its throttles and paces the
+	// client's requests under it. Default: DefaultAdaptiveOptions.
 	// DisableAdaptive turns it off.
 	Adaptive        AdaptiveOptions
 	DisableAdaptive bool
@@ -190,6 +198,9 @@ type ClientPool[C any] struct {
 	breakers map[acctRegion]*Breaker
 
 	verified verifier // accounts whose credentials are known to work
+
+	keepAccounts bool           // PoolOptions.KeepAccounts
+	held         map[string]int // accounts held by AccountRegions calls running, under mu
 }
 
 // acctRegion is one client of a pool, and one item of the AWS fan-outs: an
@@ -250,11 +261,13 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 	cfg.Credentials = cached(cfg.Credentials)
 	cfg.APIOptions = withRecoverAttempts(cfg.APIOptions)
 	p := &ClientPool[C]{
-		base:     cfg,
-		accounts: o.Accounts,
-		build:    func(c aws.Config) C { return newFn(c, o.ClientOptions...) },
-		limiters: make(map[acctRegion]*Adaptive),
-		breakers: make(map[acctRegion]*Breaker),
+		base:         cfg,
+		accounts:     o.Accounts,
+		build:        func(c aws.Config) C { return newFn(c, o.ClientOptions...) },
+		limiters:     make(map[acctRegion]*Adaptive),
+		breakers:     make(map[acctRegion]*Breaker),
+		keepAccounts: o.KeepAccounts,
+		held:         make(map[string]int),
 	}
 	if !o.DisableAdaptive {
 		p.adaptive = &o.Adaptive
@@ -515,4 +528,43 @@ func checkAccount(account string) error {
 		return fmt.Errorf("fanout: %q is not an AWS account ID (12 digits)", account)
 	}
 	return nil
+}
+
+// hold marks account in use by an AccountRegions call, until release.
+func (p *ClientPool[C]) hold(account string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held[account]++
+}
+
+// release ends a hold on account; with the last, unless KeepAccounts, the
+// account's clients, adaptive limits, breakers and credentials go. A
+// client handed out before stays usable: the pool only forgets it.
+func (p *ClientPool[C]) release(account string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held[account]--; p.held[account] > 0 {
+		return
+	}
+	delete(p.held, account)
+	if p.keepAccounts || account == "" {
+		return
+	}
+	p.clients.Range(func(k, _ any) bool {
+		if k.(acctRegion).account == account {
+			p.clients.Delete(k)
+		}
+		return true
+	})
+	for t := range p.limiters {
+		if t.account == account {
+			delete(p.limiters, t)
+		}
+	}
+	for t := range p.breakers {
+		if t.account == account {
+			delete(p.breakers, t)
+		}
+	}
+	p.accounts.forget(account)
 }

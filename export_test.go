@@ -62,3 +62,10 @@ func PoolRetryMode[C any](p *ClientPool[C]) aws.RetryMode {
 	}
 	return aws.RetryModeStandard
 }
+
+// AdaptiveQuota is the quota a's last cut measured, per second.
+func AdaptiveQuota(a *Adaptive) float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.quota
+}

@@ -37,9 +37,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	items := fs.Int("items", 0, fmt.Sprintf("calls in the items scenario (default %d), objects in the pipeline scenario (default %d)",
 		scenario.Default.Items, scenario.Default.PipelineItems))
+	accounts := fs.Int("accounts", 0, fmt.Sprintf("member accounts in the org scenario (default %d)", scenario.Default.OrgAccounts))
 	chart := fs.String("chart", "", "write an SVG chart of wall time against concurrency to this file, and run nothing else")
 	regimesChart := fs.String("regimes-chart", "", "run the "+regimes+" sweep and also write it as an SVG chart to this file")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *accounts < 0 {
+		fmt.Fprintf(stderr, "bench: -accounts is %d; want 1 or more (0: the org scenario's default)\n", *accounts)
 		return 2
 	}
 	if *items < 0 {
@@ -78,6 +83,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		p := scenario.Default
 		if *items > 0 {
 			p.Items, p.PipelineItems = *items, *items
+		}
+		if *accounts > 0 {
+			p.OrgAccounts = *accounts
 		}
 		err = runScenarios(ctx, stdout, stderr, names, which, p, *asJSON)
 	}

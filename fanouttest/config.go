@@ -86,10 +86,12 @@ type Config struct {
 // A Rule injects latency, a fault or both into the requests it matches.
 // Rules are tried in the order of Config.Faults; every rule that fires
 // adds its Latency, and the first that fires with a Fault is the last
-// tried. A request is then served in this order: it waits out
-// Config.Latency plus the latencies; answers with the fault, if any; takes
-// a token from its throttle bucket, or is answered as throttled; and
-// is answered by the upstream or the built-in responder.
+// tried. A request is then served in this order: on arrival, unless a
+// rule fired with a fault, it takes a token from its throttle bucket or is
+// to be answered as throttled; it waits out Config.Latency plus the
+// latencies; answers with the fault, or as throttled, if any; and is
+// answered by the upstream or the built-in responder (see the package
+// doc).
 //
 // The fields of a Rule that are set must all hold for it to fire.
 type Rule struct {

@@ -72,11 +72,15 @@
 // that fires adds its Latency; the first that fires with a Fault ends the
 // list. A request is served in this order:
 //
-//  1. it waits out Config.Latency and the latencies of the rules that fire;
-//  2. it is answered with the first fault, if a rule fired with one;
-//  3. it takes a token from its account and region's throttle bucket
-//     (Config.Throttle, Config.RegionThrottle), or is answered as
-//     throttled;
+//  1. on arrival, the rules that fire are found; unless one fired with a
+//     fault, a region not enabled in the account (Config.AccountRegions)
+//     is its fault, and otherwise it takes a token from its account and
+//     region's throttle bucket (Config.Throttle, Config.RegionThrottle),
+//     or is to be answered as throttled: a quota is a front door's, and
+//     a request its client gives up on during the latency still spent
+//     its token;
+//  2. it waits out Config.Latency and the latencies of the rules that fire;
+//  3. it is answered with the fault, or as throttled, if it is to be;
 //  4. the upstream or the built-in responder answers it.
 //
 // Server.Stats counts requests, throttles and faults in total, per region

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -51,9 +54,14 @@ type Outcome struct {
 	Conns      int64   `json:"conns"`
 	PeakHeapMB float64 `json:"peak_heap_mb"`
 	PeakLiveMB float64 `json:"peak_live_mb"`
-	Requests   int64   `json:"requests"`
-	Throttled  int64   `json:"throttled"`
-	Limit      int     `json:"limit"`
+	PeakRSSMB  float64 `json:"peak_rss_mb,omitempty"` // the process's resident memory, sampled as the heap is
+
+	// org: the accounts, and the AssumeRole calls made for them.
+	Accounts        int   `json:"accounts,omitempty"`
+	AssumeRoleCalls int64 `json:"assume_role_calls,omitempty"`
+	Requests        int64 `json:"requests"`
+	Throttled       int64 `json:"throttled"`
+	Limit           int   `json:"limit"`
 
 	// CallS is the call time the ideal builds on, measured at Limit 1
 	// (CallTime), in the scenarios whose ideal is one.
@@ -328,6 +336,7 @@ func sampleHeap(o *Outcome) (stop func()) {
 			metrics.Read(live)
 			o.PeakHeapMB = max(o.PeakHeapMB, float64(ms.HeapAlloc)/(1<<20))
 			o.PeakLiveMB = max(o.PeakLiveMB, float64(live[0].Value.Uint64())/(1<<20))
+			o.PeakRSSMB = max(o.PeakRSSMB, rssMB())
 		}
 		for {
 			read()
@@ -345,3 +354,18 @@ func sampleHeap(o *Outcome) (stop func()) {
 // ErrSkipped is returned for an implementation a scenario does not run
 // (the plain loop where it would take minutes).
 var ErrSkipped = errors.New("scenario: not run for this implementation")
+
+// rssMB is the process's resident memory, from /proc/self/statm; 0 where
+// there is no /proc.
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(fields[1], 10, 64)
+	return float64(pages*int64(os.Getpagesize())) / (1 << 20)
+}

@@ -28,6 +28,20 @@ var small = Params{
 	WideItems: 600, WideLatency: 20 * time.Millisecond, WideLimit: 256,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
 	ItemTimeout: 300 * time.Millisecond, StreamItems: 10_000, PipelineItems: 20_000,
+	OrgAccounts: 200, OrgLimit: 64, OrgScopeLimit: 10, OrgLatency: 5 * time.Millisecond,
+}
+
+// TestOrg: accounts x regions through AccountRegions: every item gets its
+// result, each account assumes its role once.
+func TestOrg(t *testing.T) {
+	o, err := Run(context.Background(), "org", Fanout, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d accounts, %d items in %.2fs (ideal %.2fs), peak RSS %.0f MB", o.Accounts, o.Items, o.WallS, o.IdealS, o.PeakRSSMB)
+	if o.Accounts != small.OrgAccounts || o.Items != small.OrgAccounts*17 || o.Failed != 0 || o.AssumeRoleCalls != int64(small.OrgAccounts) || o.PeakRSSMB <= 0 {
+		t.Errorf("%+v", o)
+	}
 }
 
 // TestPipeline: every listed object gets its result, through the

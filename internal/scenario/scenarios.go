@@ -31,6 +31,11 @@ type Params struct {
 	// pipeline: objects listed and inspected
 	PipelineItems int
 
+	// org: member accounts x 17 regions, at OrgLimit with OrgScopeLimit
+	// accounts in flight, OrgLatency a call
+	OrgAccounts, OrgLimit, OrgScopeLimit int
+	OrgLatency                           time.Duration
+
 	// Adaptive, when not nil, tunes the fanout implementation's adaptive
 	// limits in the throttle scenario, from fanout.DefaultAdaptiveOptions.
 	Adaptive func(*fanout.AdaptiveOptions)
@@ -49,11 +54,12 @@ var Default = Params{
 	WideItems: 5000, WideLatency: 200 * time.Millisecond, WideLimit: 1024,
 	Bucket:      fanouttest.Bucket{Burst: 50, PerSecond: 100},
 	ItemTimeout: 2 * time.Second, StreamItems: 1_000_000, PipelineItems: 1_000_000,
+	OrgAccounts: 10_000, OrgLimit: 256, OrgScopeLimit: 50, OrgLatency: 20 * time.Millisecond,
 	DeadItems: 3000, DeadLatency: 160 * time.Millisecond, DeadAfter: 5 * time.Second,
 }
 
 // Names lists the scenarios in the order they run.
-var Names = []string{"regions", "items", "wide", "throttle", "low-quota", "route53-like", "faults", "dead-endpoint", "stream", "pipeline"}
+var Names = []string{"regions", "items", "wide", "throttle", "low-quota", "route53-like", "faults", "dead-endpoint", "stream", "pipeline", "org"}
 
 // Run runs one scenario with one implementation.
 func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
@@ -82,6 +88,8 @@ func Run(ctx context.Context, name, impl string, p Params) (Outcome, error) {
 		o, err = stream(ctx, impl, p)
 	case "pipeline":
 		o, err = pipeline(ctx, impl, p)
+	case "org":
+		o, err = org(ctx, impl, p)
 	default:
 		return o, fmt.Errorf("scenario: unknown scenario %q; want one of %q", name, Names)
 	}
