@@ -134,7 +134,7 @@ func (f *Fanout[T]) Stream(ctx context.Context, keys []string,
 // Stream.
 func (r *run[K, T]) stream() iter.Seq[ItemResult[K, T]] {
 	return func(yield func(ItemResult[K, T]) bool) {
-		ch := make(chan ItemResult[K, T], r.workers())
+		ch := make(chan ItemResult[K, T], min(r.workers(), maxBuffered))
 		r.deliver = func(res *ItemResult[K, T]) { ch <- *res }
 		wg := r.start()
 		go func() {
@@ -335,25 +335,42 @@ func (r *run[K, T]) wait(wg *sync.WaitGroup) {
 	r.releaseScopes()
 }
 
-// start starts the workers: all of them over a slice, the first over a
-// sequence (see started).
+// start starts the first worker; each worker starts the next once it
+// holds its units (grow), so that no more items are claimed, or pulled,
+// than can run, plus one waiting for room: with weights above 1, far
+// fewer than the Limit.
 func (r *run[K, T]) start() *sync.WaitGroup {
 	r.wg = new(sync.WaitGroup)
-	n := r.workers()
-	if r.pull != nil {
-		n = min(n, 1)
-	}
-	for range n {
+	if r.workers() > 0 {
+		r.started.Add(1)
 		r.spawn()
 	}
 	return r.wg
 }
 
+// grow starts another worker, if the call may have more and has items
+// left to give it.
+func (r *run[K, T]) grow() {
+	for {
+		n := r.started.Load()
+		if n >= int64(r.workers()) || (r.pull == nil && r.next.Load() >= int64(len(r.items))) {
+			return
+		}
+		if r.started.CompareAndSwap(n, n+1) {
+			r.spawn()
+			return
+		}
+	}
+}
+
 func (r *run[K, T]) spawn() {
-	r.started.Add(1)
 	r.wg.Add(1)
 	go r.work()
 }
+
+// maxBuffered bounds the results a Stream holds for its consumer: with a
+// Limit in bytes, the Limit is no bound on memory.
+const maxBuffered = 1024
 
 // work claims items in input order until none is left.
 func (r *run[K, T]) work() {
@@ -389,14 +406,23 @@ func (r *run[K, T]) work() {
 
 // pullNext pulls the next item of a sequence into res, with its index,
 // and reports whether there was one. A producer's error, or its panic, is
-// an item of its own, failed, after which nothing more is pulled. Once
-// the call's context has ended nothing is pulled either: a sequence's
-// items are those it yielded before.
+// an item of its own, failed, with whatever item it yielded beside the
+// error, after which nothing more is pulled. Once the call's context has
+// ended, the rest of the sequence, unpulled, is one more item, failed as
+// not started: a Ctrl-C must not read as a sequence done.
 func (r *run[K, T]) pullNext(res *ItemResult[K, T]) bool {
 	r.pullMu.Lock()
 	defer r.pullMu.Unlock()
-	if r.pullEnded || r.ctx.Err() != nil {
+	if r.pullEnded {
 		return false
+	}
+	if r.ctx.Err() != nil { // the rest of the sequence is one item, not started
+		r.pullEnded = true
+		*res = ItemResult[K, T]{}
+		res.Index = r.pulled
+		r.pulled++
+		r.fail(&res.Result, fmt.Errorf("the rest of the sequence, not pulled: %w", r.notStarted()))
+		return true
 	}
 	var (
 		item K
@@ -410,17 +436,12 @@ func (r *run[K, T]) pullNext(res *ItemResult[K, T]) bool {
 		r.pullEnded = true
 		return false
 	}
-	*res = ItemResult[K, T]{}
+	*res = ItemResult[K, T]{Item: item}
 	res.Index = r.pulled
 	r.pulled++
 	if err != nil {
 		r.pullEnded = true
 		r.fail(&res.Result, &ProducerError{Err: err})
-		return true
-	}
-	res.Item = item
-	if r.started.Load() < int64(r.workers()) {
-		r.spawn()
 	}
 	return true
 }
@@ -468,6 +489,7 @@ func (w *worker[K, T]) do(res *ItemResult[K, T]) error {
 	if !w.acquire(wt) {
 		return r.notStarted()
 	}
+	r.grow()
 	res.Value, res.Skipped, err = w.call(res.Item, wt)
 	end := r.clock()
 	res.Elapsed = end - w.since

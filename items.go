@@ -83,14 +83,21 @@ func RunItems[K, T any](ctx context.Context, f *Fanout[T], items []K,
 // pulls an item only when a worker is free to run it, so it holds no
 // more items, and no more results, than the limit lets run at once,
 // however long the sequence: a listing feeds the calls as its pages
-// arrive (see PageItems). Index counts the items in the order pulled.
+// arrive (see PageItems). It pulls an item when a worker is free to take
+// it: no more are pulled than can run at once, plus one waiting for room.
+// Index counts the items in the order pulled. Progress.Total is 0: a
+// sequence's length is not known.
 //
 // When the loop over the results stops early, StreamItems stops pulling,
 // cancels the operations still running, stops the sequence and returns
-// once every goroutine it started has ended. Once ctx ends it pulls
-// nothing more; the items already pulled fail with ErrNotStarted. With
-// invalid options, a nil ctx, f or op, it yields one result with the
-// error and pulls nothing.
+// once every goroutine it started has ended. A page fetch the sequence is
+// in the middle of is the sequence's own: cancel the ctx it fetches with
+// (PageItems') to cut it short. Once ctx ends it pulls nothing more: the
+// items already pulled that had not started fail with ErrNotStarted, and
+// the rest of the sequence is one more result, failed the same way, so
+// that a cancelled run never reads as a sequence done. With invalid
+// options, a nil ctx, f, op or sequence, it yields one result, with Index
+// -1 and the error, and pulls nothing.
 func StreamItems[K, T any](ctx context.Context, f *Fanout[T], items iter.Seq[K],
 	op func(ctx context.Context, item K) (T, error), optFns ...func(*ItemOptions[K])) iter.Seq[ItemResult[K, T]] {
 	var seq iter.Seq2[K, error]
@@ -108,20 +115,23 @@ func StreamItems[K, T any](ctx context.Context, f *Fanout[T], items iter.Seq[K],
 
 // StreamItems2 is StreamItems over a sequence whose producer can fail,
 // such as PageItems: its error is a result of its own, after the items
-// it yielded before, wrapped in a *ProducerError, and nothing more is
-// pulled. The items already pulled each still get their result.
+// it yielded before, wrapped in a *ProducerError, with the item yielded
+// beside it (most often the zero value), and nothing more is pulled. The
+// items already pulled each still get their result. A panic of the
+// sequence's is its error, as a *PanicError; one raised once the loop
+// has stopped it has no result left to go to, and is dropped.
 func StreamItems2[K, T any](ctx context.Context, f *Fanout[T], items iter.Seq2[K, error],
 	op func(ctx context.Context, item K) (T, error), optFns ...func(*ItemOptions[K])) iter.Seq[ItemResult[K, T]] {
 	return func(yield func(ItemResult[K, T]) bool) {
 		if items == nil {
-			yield(ItemResult[K, T]{Result: Result[T]{Err: &ItemError{Err: errors.New("fanout: StreamItems: nil items")}}})
+			yield(ItemResult[K, T]{Result: Result[T]{Index: -1, Err: &ItemError{Index: -1, Err: errors.New("fanout: nil items sequence")}}})
 			return
 		}
 		next, stop := iter.Pull2(items)
-		defer stop()
+		defer func() { _ = guard(stop) }() // a sequence that panics once told to stop: nothing is left to tell
 		r, err := newItemRun(ctx, f, nil, next, op, optFns)
 		if err != nil {
-			yield(ItemResult[K, T]{Result: Result[T]{Err: &ItemError{Err: err}}})
+			yield(ItemResult[K, T]{Result: Result[T]{Index: -1, Err: &ItemError{Index: -1, Err: err}}})
 			return
 		}
 		for res := range r.stream() {

@@ -267,7 +267,8 @@ func TestStreamItems2ProducerFails(t *testing.T) {
 }
 
 // TestStreamItemsFailFast: under FailFast the first failure stops the
-// pulling; every item pulled gets exactly one result.
+// pulling; every item pulled gets exactly one result, and the rest of the
+// sequence one more.
 func TestStreamItemsFailFast(t *testing.T) {
 	t.Parallel()
 	var c counted
@@ -286,8 +287,8 @@ func TestStreamItemsFailFast(t *testing.T) {
 	}
 	<-c.ended
 	pulled := int(c.pulled.Load())
-	if pulled >= 10000 || len(indexes) != pulled {
-		t.Errorf("%d pulled, %d results; want fewer than all pulled, and one result for each", pulled, len(indexes))
+	if pulled >= 10000 || len(indexes) != pulled+1 {
+		t.Errorf("%d pulled, %d results; want fewer than all pulled, one result for each, and one for the rest", pulled, len(indexes))
 	}
 	for i, n := range indexes {
 		if n != 1 {
@@ -361,5 +362,136 @@ func TestPageItemsErrors(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s: %d yields; want 1", name, n)
 		}
+	}
+}
+
+// TestWorkersFollowWhatRuns: with weights far above 1, a Limit in bytes
+// (a billion) is no count of goroutines, of items pulled or of results
+// buffered: a sequence has no more pulled than can run, plus one waiting
+// for room, and a slice no more workers.
+func TestWorkersFollowWhatRuns(t *testing.T) {
+	t.Parallel()
+	const limit = 1 << 30
+	f := fanout.New[int](func(o *fanout.Options) { o.Limit = limit })
+	var c counted
+	running, release := make(chan struct{}), make(chan struct{})
+	op := func(ctx context.Context, i int) (int, error) {
+		running <- struct{}{}
+		<-release
+		return i, nil
+	}
+	quarter := func(o *fanout.ItemOptions[int]) { o.Weight = func(int) int64 { return limit / 4 } }
+	done := make(chan int)
+	go func() {
+		n := 0
+		for range fanout.StreamItems(context.Background(), f, c.seq(100_000), op, quarter) {
+			if n++; n == 8 {
+				break
+			}
+		}
+		done <- n
+	}()
+	for range 4 {
+		<-running
+	}
+	if n := c.pulled.Load(); n > 5 {
+		t.Errorf("%d items pulled with 4 running; want at most 5", n)
+	}
+	close(release)
+	go func() {
+		for range running { // the items that start after the release
+		}
+	}()
+	if n := <-done; n != 8 {
+		t.Errorf("%d results before the break; want 8", n)
+	}
+	<-c.ended
+	close(running)
+
+	// A slice: workers as many as run at once, plus one, not one per key.
+	keys := keysN(10_000)
+	var inOp, peak atomic.Int64
+	_, err := f.Run(context.Background(), keys, func(ctx context.Context, _ string) (int, error) {
+		defer inOp.Add(-1)
+		if n := inOp.Add(1); n > peak.Load() {
+			peak.Store(n)
+		}
+		return 0, nil
+	}, func(o *fanout.Options) { o.Weight = func(string) int64 { return limit / 4 } })
+	if err != nil || peak.Load() > 4 {
+		t.Errorf("peak %d in op (%v); want at most 4", peak.Load(), err)
+	}
+}
+
+// TestStreamItemsCancelledSaysSo: a run whose ctx ends before its
+// sequence does ends with one more result, failed as not started, for the
+// rest of the sequence: a Ctrl-C never reads as a listing done.
+func TestStreamItemsCancelledSaysSo(t *testing.T) {
+	t.Parallel()
+	for _, before := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		if before {
+			cancel()
+		}
+		var c counted
+		var got []fanout.ItemResult[int, int]
+		for r := range fanout.StreamItems(ctx, fanout.New[int](func(o *fanout.Options) { o.Limit = 1 }), c.seq(10),
+			func(ctx context.Context, i int) (int, error) { return i, nil }) {
+			got = append(got, r)
+			if len(got) == 3 {
+				cancel()
+			}
+		}
+		cancel()
+		if c.pulled.Load() > 0 { // a sequence never pulled never ran
+			<-c.ended
+		}
+		if len(got) == 0 {
+			t.Fatalf("cancelled before %v: no result at all", before)
+		}
+		last := got[len(got)-1]
+		if !errors.Is(last.Err, fanout.ErrNotStarted) || !strings.Contains(last.Err.Error(), "the rest of the sequence") || last.Index != len(got)-1 {
+			t.Errorf("cancelled before %v: last of %d results %+v; want the rest of the sequence, not started", before, len(got), last)
+		}
+	}
+}
+
+// TestStreamItems2KeepsTheItemBesideAnError: a producer that yields an
+// item with its error has the item in that result.
+func TestStreamItems2KeepsTheItemBesideAnError(t *testing.T) {
+	t.Parallel()
+	seq := func(yield func(int, error) bool) {
+		_ = yield(1, nil) && yield(2, errors.New("partial page")) && yield(3, nil)
+	}
+	var got []fanout.ItemResult[int, int]
+	for r := range fanout.StreamItems2(context.Background(), fanout.New[int](func(o *fanout.Options) { o.Limit = 1 }), seq,
+		func(ctx context.Context, i int) (int, error) { return i, nil }) {
+		got = append(got, r)
+	}
+	var pe *fanout.ProducerError
+	if len(got) != 2 || got[0].Value != 1 || got[1].Item != 2 || !errors.As(got[1].Err, &pe) {
+		t.Errorf("%+v; want item 1, then the producer's error carrying item 2", got)
+	}
+}
+
+// TestStreamItemsSurvivesARudeSequence: a sequence that goes on after
+// yield said to stop panics in the iterator machinery as the loop stops
+// it; the loop ends, and the process lives.
+func TestStreamItemsSurvivesARudeSequence(t *testing.T) {
+	t.Parallel()
+	rude := func(yield func(int) bool) {
+		for i := range 100 {
+			yield(i) // ignores false
+		}
+	}
+	n := 0
+	for range fanout.StreamItems(context.Background(), fanout.New[int](func(o *fanout.Options) { o.Limit = 2 }), rude,
+		func(ctx context.Context, i int) (int, error) { return i, nil }) {
+		if n++; n == 3 {
+			break
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d results", n)
 	}
 }

@@ -8,7 +8,7 @@ import (
 // Result is the outcome of one item: a Value, an Err, or a Skipped reason,
 // exactly one of them.
 type Result[T any] struct {
-	Index   int           // position in keys
+	Index   int           // position in the input: keys or items, or the order pulled from a sequence
 	Key     string        // the item's key
 	Value   T             // the operation's value; the zero value unless it succeeded
 	Err     error         // nil, or an *ItemError
@@ -76,13 +76,14 @@ func joinErrs[S ~[]R, R, T any](rs S, res func(*R) *Result[T]) error {
 
 // Progress describes one finished item; Options.OnDone receives it.
 type Progress struct {
-	Index   int           // position in keys
+	Index   int           // position in the input, as Result.Index
 	Key     string        // the item's key
 	Err     error         // nil, or the item's *ItemError
 	Skipped error         // non-nil when the item was skipped (see Skip)
 	Elapsed time.Duration // time spent in the operation (0 if it never ran)
 
 	// Counts of items so far, including this one: Done counts every
-	// finished item, Failed those with Err; Total is the number of keys.
+	// finished item, Failed those with Err; Total is the number of keys or
+	// items, 0 for a sequence (StreamItems), whose length is not known.
 	Done, Failed, Total int
 }
