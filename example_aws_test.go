@@ -139,3 +139,43 @@ func ExampleCollect() {
 	fmt.Println(len(reservations), err)
 	// Output: 25 <nil>
 }
+
+// A listing feeds the calls on its items as its pages arrive: PageItems
+// turns the paginator into a sequence, and StreamItems2 pulls from it only
+// when a worker is free. Results come as they finish, each carrying its
+// item and named by its Key.
+func ExampleStreamItems2() {
+	cfg, stop := simulatedAWS(fanouttest.Config{Instances: 12})
+	defer stop()
+	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.CloseIdleConnections()
+
+	ctx := context.Background()
+	p := ec2.NewDescribeInstancesPaginator(pool.Get("eu-west-1"), &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
+	instances := fanout.PageItems(ctx, p, p.NextPage, func(out *ec2.DescribeInstancesOutput) []ec2types.Instance {
+		var all []ec2types.Instance
+		for _, r := range out.Reservations {
+			all = append(all, r.Instances...)
+		}
+		return all
+	})
+	f := fanout.New[string](func(o *fanout.Options) { o.Limit = 4 })
+	inspect := func(ctx context.Context, i ec2types.Instance) (string, error) {
+		return string(i.State.Name), nil // stands in for a call on the instance
+	}
+	states, failed := map[string]int{}, 0
+	for r := range fanout.StreamItems2(ctx, f, instances, inspect, func(o *fanout.ItemOptions[ec2types.Instance]) {
+		o.Key = func(i ec2types.Instance) string { return aws.ToString(i.InstanceId) }
+	}) {
+		if r.Err != nil {
+			failed++
+			continue
+		}
+		states[r.Value]++
+	}
+	fmt.Println(states, "failed:", failed)
+	// Output: map[running:12] failed: 0
+}
