@@ -44,7 +44,7 @@ type AdaptiveOptions struct {
 	// Increase is added to the limit over each round of successful
 	// requests (limit successes) when pacing is disabled; above 0. A paced
 	// client climbs by the quota it measured (see Adaptive), and past a
-	// quarter above it, by this fraction each success. Default:
+	// quarter above it, by this fraction a round trip. Default:
 	// DefaultAdaptiveIncrease, a slow climb, since each step above the
 	// client's quota costs a throttled request.
 	Increase float64
@@ -118,9 +118,8 @@ func (o *AdaptiveOptions) validate() error {
 //
 // A quota's token bucket lets through its rate and throttles the excess,
 // so each throttle of a paced request measures the quota: the rate times
-// the share of its requests since the last cut that were admitted, or, if
-// lower, the rate at which those successes had been sent, or what was
-// delivered since the last cut. The rate falls to four fifths of that and
+// the share of its requests since the last cut that were admitted, or
+// what was delivered since the last cut, if lower. The rate falls to four fifths of that and
 // climbs back by 5% a round trip, hunting just under the quota; a quarter
 // past it without a throttle, the quota may have grown, and it climbs by
 // Increase a round trip. Below the quota (before the first measure, after
@@ -158,15 +157,7 @@ type Adaptive struct {
 	// Of the requests started since the last cut that have ended, how
 	// many, and how many succeeded: the share a quota admits.
 	sentDone, sentOK int
-
-	// admitted holds the start times of the last successes, a ring:
-	// spaced by the quota while the client sends above it.
-	admitted [admittedSpan]time.Time
-	nAdmit   int // successes recorded, all told
 }
-
-// admittedSpan is how many successes measure what a quota admits.
-const admittedSpan = 16
 
 // minRate is the slowest an Adaptive paces a client: one request every ten
 // seconds. A client that sees nothing but throttles would otherwise cut
@@ -433,8 +424,6 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 		}
 	case endAnswered:
 		a.okSince++
-		a.admitted[a.nAdmit%admittedSpan] = start
-		a.nAdmit++
 		if sample := max(now.Sub(start), minRTT); a.rtt == 0 {
 			a.rtt = sample
 		} else {
@@ -516,10 +505,10 @@ const (
 // Every later cut follows paced requests, and measures the quota: the
 // rate the client is at times the share of the requests started since
 // the last cut that were admitted (counting one more success than seen,
-// so that a lone throttle halves it), or, if lower, the rate at which
-// those successes had been sent (at least admittedMin of them), or what
-// was delivered since the last cut, plus one request; the limit falls to
-// rateCut of that. Without pacing there is nothing to measure,
+// so that a lone throttle halves it), or what was delivered since the
+// last cut, plus one request, if lower; the limit falls to rateCut of
+// that. (The spacing of the successes' starts was a third measure, and a
+// bad one: one slow answer widened it a hundredfold.) Without pacing there is nothing to measure,
 // and each cut is by Decrease. The next start waits for the new gap.
 func (a *Adaptive) cut(now time.Time) {
 	switch {
@@ -537,9 +526,6 @@ func (a *Adaptive) cut(now time.Time) {
 		}
 	default:
 		q := a.rate * float64(a.sentOK+1) / float64(a.sentDone+1)
-		if m, ok := a.measured(); ok {
-			q = min(q, m)
-		}
 		if elapsed := now.Sub(a.lastCut); elapsed > 0 {
 			q = min(q, float64(a.okSince+1)/elapsed.Seconds())
 		}
@@ -550,34 +536,6 @@ func (a *Adaptive) cut(now time.Time) {
 	a.sentDone, a.sentOK = 0, 0
 	a.cuts++
 	a.next = now.Add(a.gap())
-}
-
-// admittedMin is the fewest successes that measure a quota.
-const admittedMin = 4
-
-// measured is the rate, per second, at which the last successes started
-// since the last cut had been sent, from the spacing of their starts, if
-// there are at least admittedMin of them.
-func (a *Adaptive) measured() (float64, bool) {
-	n := 0
-	var first, last time.Time
-	for i := range min(a.nAdmit, admittedSpan) {
-		s := a.admitted[(a.nAdmit-1-i)%admittedSpan]
-		if s.Before(a.lastCut) {
-			continue
-		}
-		n++
-		if first.IsZero() || s.Before(first) {
-			first = s
-		}
-		if s.After(last) {
-			last = s
-		}
-	}
-	if n < admittedMin || !last.After(first) {
-		return 0, false
-	}
-	return float64(n-1) / last.Sub(first).Seconds(), true
 }
 
 // perRTT is the limit in requests per round trip: the requests in flight
