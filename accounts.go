@@ -95,10 +95,16 @@ func (o *AccountOptions) validate() error {
 
 // Accounts gives credentials for other accounts by assuming a role in each,
 // with one aws.CredentialsCache per account: each account assumes its role
-// about once per credential lifetime, whatever the number of regions and
-// calls. The config's own account uses the config's credentials, unless
-// AccountOptions.AssumeOwnAccount; AccountOptions.RoleARN overrides the
-// role per account. It is safe for concurrent use.
+// about once per credential lifetime, whatever the number of regions, for
+// as long as a pool keeps the account (a pool releases an account once
+// its AccountRegions calls are done with it, unless
+// PoolOptions.KeepAccounts: the next call assumes the role again). The
+// config's own account uses the config's credentials, unless
+// AccountOptions.AssumeOwnAccount: right when the config is the
+// management account's, which has no member role; from a delegated admin
+// or a tooling account, where the member role grants what the config's
+// identity may not, set AssumeOwnAccount. AccountOptions.RoleARN overrides
+// the role per account. It is safe for concurrent use.
 type Accounts struct {
 	opts      AccountOptions
 	partition string
@@ -109,8 +115,11 @@ type Accounts struct {
 	mu    sync.Mutex
 	creds map[string]*aws.CredentialsCache
 
-	ownMu sync.Mutex
-	own   string // the config's own account, once known
+	ownMu    sync.Mutex
+	own      string // the config's own account, once known
+	ownAsked bool   // STS answered, or failed otherwise than on its ctx
+
+	keepAll atomic.Bool // a pool with KeepAccounts uses it: forget nothing
 }
 
 // NewAccounts returns Accounts that assume roles with cfg's credentials,
@@ -221,7 +230,7 @@ func (a *Accounts) Credentials(account string) (aws.CredentialsProvider, error) 
 // forget drops account's credentials cache; the next Credentials makes
 // another, which assumes the role again.
 func (a *Accounts) forget(account string) {
-	if a == nil {
+	if a == nil || a.keepAll.Load() {
 		return
 	}
 	a.mu.Lock()
@@ -238,32 +247,27 @@ type ownOr struct {
 }
 
 func (p ownOr) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	if !p.a.opts.AssumeOwnAccount {
-		own, err := p.a.ownAccount(ctx)
-		if err != nil {
-			return aws.Credentials{}, err
-		}
-		if own == p.account {
-			return p.a.base.Retrieve(ctx)
-		}
+	if !p.a.opts.AssumeOwnAccount && p.a.ownAccount(ctx) == p.account {
+		return p.a.base.Retrieve(ctx)
 	}
 	return p.assume.Retrieve(ctx)
 }
 
-// ownAccount returns the config's own account, asking STS the first time;
-// a failure is not kept, so that the next retrieval asks again.
-func (a *Accounts) ownAccount(ctx context.Context) (string, error) {
+// ownAccount returns the config's own account, asking STS with the
+// config's credentials (those ownOr hands out) the first time. When STS
+// cannot say, it is "" for good: every account then assumes its role, as
+// with AssumeOwnAccount, rather than every account failing.
+func (a *Accounts) ownAccount(ctx context.Context) string {
 	a.ownMu.Lock()
 	defer a.ownMu.Unlock()
-	if a.own != "" {
-		return a.own, nil
+	if !a.ownAsked {
+		out, err := a.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, func(o *sts.Options) { o.Credentials = a.base })
+		if err == nil {
+			a.own = aws.ToString(out.Account)
+		}
+		a.ownAsked = err == nil || ctx.Err() == nil // a call cut short says nothing: ask again
 	}
-	out, err := a.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	if err != nil {
-		return "", fmt.Errorf("the config's own account (sts GetCallerIdentity): %w", err)
-	}
-	a.own = aws.ToString(out.Account)
-	return a.own, nil
+	return a.own
 }
 
 // isOwn reports whether account is known to be the config's own, using
@@ -343,7 +347,8 @@ const maxForeignCancels = 3
 // call returned, for as long as STS took to answer. Through callBound, a
 // retrieval runs on the call's ctx instead, and the call waits for it.
 type retrievals struct {
-	ctx context.Context // the call's, carrying the retrievals themselves
+	ctx    context.Context // the call's, carrying the retrievals themselves
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	running int
@@ -358,7 +363,9 @@ type retrievalsKey struct{}
 func newRetrievals(ctx context.Context) *retrievals {
 	r := &retrievals{done: make(chan struct{})}
 	// The retrievals run on ctx too, so that one that needs another
-	// (a role assumed with credentials from another role) counts it.
+	// (a role assumed with credentials from another role) counts it; and
+	// the call cancels it once its items have ended.
+	ctx, r.cancel = context.WithCancel(ctx)
 	r.ctx = context.WithValue(ctx, retrievalsKey{}, r)
 	return r
 }
@@ -515,7 +522,9 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 		}
 		return op(ctx, client, t.account, t.region)
 	}
-	return runTargets(r.ctx, f, targets, keys, call, pool.confirmDisabled, ro)
+	res, err := runTargets(r.ctx, f, targets, keys, call, pool.confirmDisabled, ro)
+	r.cancel() // every item has ended: what runs still (a check ahead) serves none
+	return res, err
 }
 
 // holds is, for one AccountRegions call, the accounts it holds in the
@@ -536,8 +545,10 @@ type holds[C any] struct {
 	wg      sync.WaitGroup     // checkAhead and its checks
 }
 
-// checksAhead is how many accounts a call checks ahead of their items
-// without a ScopeLimit.
+// checksAhead is how many accounts a call checks ahead of their items, at
+// most (fewer with a smaller ScopeLimit): enough to hide an AssumeRole's
+// latency behind the items that run, few enough that STS, which has no
+// adaptive limit, is not stormed.
 const checksAhead = 8
 
 func newHolds[C any](pool *ClientPool[C], checks map[string]*accountCheck, targets []acctRegion, scopeLimit int) *holds[C] {
@@ -553,7 +564,7 @@ func newHolds[C any](pool *ClientPool[C], checks map[string]*accountCheck, targe
 	}
 	n := checksAhead
 	if scopeLimit > 0 {
-		n = scopeLimit
+		n = min(n, scopeLimit)
 	}
 	h.ahead = make(chan struct{}, n)
 	h.wg.Add(1)
@@ -615,7 +626,10 @@ func (h *holds[C]) checkAhead(ctx context.Context, accounts []string, skip map[s
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
-			_ = h.checks[acct].do(ctx, h.pool.accounts, acct) // its items see the answer
+			// Its items see the answer; a panic (in RoleARN, say) is
+			// not recorded, so the item that asks next gets it as its
+			// error.
+			_ = guard(func() { _ = h.checks[acct].do(ctx, h.pool.accounts, acct) })
 		}()
 	}
 }
@@ -679,8 +693,9 @@ func regionsOf[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C],
 		return nil, err
 	}
 	for _, r := range res { // a panic in RegionsOf, or ctx ended before the account's turn
-		if r.Err != nil {
-			out[r.Key] = found{err: r.Err}
+		var itemErr *ItemError
+		if errors.As(r.Err, &itemErr) {
+			out[r.Key] = found{err: fmt.Errorf("fanout: account %s: its regions (RegionOptions.RegionsOf): %w", r.Key, itemErr.Err)}
 		}
 	}
 	return out, nil

@@ -566,3 +566,85 @@ func TestRolesAreAssumedAhead(t *testing.T) {
 		t.Errorf("%d AssumeRole; want one per account", n)
 	}
 }
+
+// TestOrgScaleReview: what a review of the org-scale change found, each
+// once a failure.
+func TestOrgScaleReview(t *testing.T) {
+	t.Parallel()
+	const a, b = "111111111111", "222222222222"
+	ctx := context.Background()
+	identity := func(ctx context.Context, c *sts.Client, _, _ string) (string, error) {
+		out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.Account), nil
+	}
+	t.Run("a panicking RoleARN, assumed ahead, is its account's error", func(t *testing.T) {
+		t.Parallel()
+		srv := newFake(t, fanouttest.Config{Accounts: []string{a, b}})
+		cfg := srv.AWSConfig("us-east-1")
+		accts := newAccounts(t, cfg, func(o *fanout.AccountOptions) {
+			o.RoleARN = func(acct string) string {
+				if acct == a {
+					panic("no role for a")
+				}
+				return "arn:aws:iam::" + acct + ":role/x"
+			}
+		})
+		pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = accts })
+		res, _ := fanout.AccountRegions(ctx, fanout.New[string](), pool, []string{a, b}, []string{"eu-west-1"}, identity)
+		var pe *fanout.PanicError
+		if len(res) != 2 || !errors.As(res[0].Err, &pe) || res[1].Err != nil || res[1].Value != b {
+			t.Errorf("%+v; want a's panic as its error and b run", res)
+		}
+	})
+	t.Run("the own account is the config credentials' own, whatever STS signs with", func(t *testing.T) {
+		t.Parallel()
+		srv := newFake(t, fanouttest.Config{Accounts: []string{a}})
+		cfg, err := srv.AWSConfigFor(a, "us-east-1") // the config acts in a
+		if err != nil {
+			t.Fatal(err)
+		}
+		accts := newAccounts(t, cfg, func(o *fanout.AccountOptions) { // STS signs as the management account
+			o.STSOptions = append(o.STSOptions, func(o *sts.Options) { o.Credentials = srv.AWSConfig("us-east-1").Credentials })
+		})
+		pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = accts })
+		res, _ := fanout.AccountRegions(ctx, fanout.New[string](), pool, []string{fanouttest.DefaultAccount, a}, []string{"eu-west-1"}, identity)
+		for _, r := range res {
+			if r.Err != nil || r.Value != r.Account {
+				t.Errorf("%s ran in %q (%v); want it to run in its own account", r.Key, r.Value, r.Err)
+			}
+		}
+	})
+	t.Run("STS unable to name the own account: roles are assumed", func(t *testing.T) {
+		t.Parallel()
+		srv := newFake(t, fanouttest.Config{Accounts: []string{a, b},
+			Faults: []fanouttest.Rule{{Operation: "GetCallerIdentity", Fault: fanouttest.Denied}}})
+		cfg := srv.AWSConfig("us-east-1")
+		pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(t, cfg) })
+		res, err := fanout.AccountRegions(ctx, fanout.New[string](), pool, []string{a, b}, []string{"eu-west-1", "us-east-2"},
+			func(ctx context.Context, c *sts.Client, acct, _ string) (string, error) { return acct, nil })
+		if err != nil || len(res) != 4 {
+			t.Errorf("%d results, %v; want every item run on its account's role", len(res), err)
+		}
+		if n := srv.Stats().Rules[0]; n > 1 {
+			t.Errorf("GetCallerIdentity asked %d times; want once", n)
+		}
+	})
+	t.Run("an account whose regions failed is never skipped as a disabled region", func(t *testing.T) {
+		t.Parallel()
+		srv := newFake(t, fanouttest.Config{Accounts: []string{a}})
+		cfg := srv.AWSConfig("us-east-1")
+		pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) { o.Accounts = newAccounts(t, cfg) })
+		res, err := fanout.AccountRegions(ctx, fanout.New[string](), pool, []string{a}, nil, identity, func(o *fanout.RegionOptions) {
+			o.SkipDisabled = true
+			o.RegionsOf = func(context.Context, string, aws.Config) ([]string, error) {
+				return nil, fmt.Errorf("listing: %w", fanout.ErrRegionDisabled) // as an AuthFailure classifies
+			}
+		})
+		if len(res) != 1 || res[0].Err == nil || res[0].Skipped != nil || err == nil {
+			t.Errorf("%+v, %v; want the account failed, not skipped", res, err)
+		}
+	})
+}

@@ -269,6 +269,9 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 		keepAccounts: o.KeepAccounts,
 		held:         make(map[string]int),
 	}
+	if o.KeepAccounts && o.Accounts != nil {
+		o.Accounts.keepAll.Store(true) // another pool's release must not drop this one's credentials
+	}
 	if !o.DisableAdaptive {
 		p.adaptive = &o.Adaptive
 	}
@@ -451,6 +454,8 @@ func (p *ClientPool[C]) newClient(t acctRegion, creds func() (aws.CredentialsPro
 
 // Stats returns a snapshot of each client's adaptive limit, keyed by
 // region for the config's own account and "account/region" for others.
+// An account the pool released (see PoolOptions.KeepAccounts) is not in
+// it: RegionResult.Throttles keeps each item's count.
 func (p *ClientPool[C]) Stats() map[string]AdaptiveStats {
 	if p == nil {
 		return map[string]AdaptiveStats{}

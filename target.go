@@ -109,6 +109,9 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 		w := &watched[i]
 		w.Context = ctx
 		v, err := call(w, targets[i])
+		if targets[i].region == "" { // an account whose regions could not be had: about the account, never a region
+			return v, err
+		}
 		err = Classify(w.v.withLastAttempt(err)) // as watch does
 		if !errors.Is(err, ErrRegionDisabled) {
 			return v, err

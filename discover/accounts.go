@@ -60,7 +60,9 @@ type OUOptions struct {
 	Include []string
 
 	// Exclude drops the accounts in these OUs and every OU below them,
-	// even inside an included one.
+	// even inside an included one. It acts on the OUs the walk reaches: an
+	// OU that Include names is walked even if it sits below an excluded
+	// one.
 	Exclude []string
 }
 
@@ -115,6 +117,9 @@ func Organization(ctx context.Context, client *organizations.Client, optFns ...f
 	}
 	for i := range accts {
 		accts[i].Management = accts[i].ID == management
+	}
+	if len(accts) == 0 {
+		return nil, fmt.Errorf("discover: Organization: no ACTIVE account is left (Include %q, Exclude %q)", o.Include, o.Exclude)
 	}
 	return accts, nil
 }
