@@ -22,11 +22,11 @@ var orgRegions = []string{
 // org: p.OrgAccounts member accounts x 17 regions through AccountRegions,
 // one DescribeInstances per account and region, AssumeRole once per
 // account, latency on every call, at OrgLimit with OrgScopeLimit accounts
-// in flight. Ideal: the first AssumeRole, then every item's call back to
-// back at the Limit, each taking a call at Limit 1: the other AssumeRoles
-// can run ahead of their accounts' items, outside the Limit, and the
-// scope limit is no bound as long as its accounts have more items than
-// the Limit.
+// in flight. Ideal: every call, the AssumeRoles included, back to back at
+// the Limit, each taking a call at Limit 1. The AssumeRoles run ahead of
+// their accounts' items, outside the Limit, so a run can beat it by up to
+// their share (1 in 18 calls here); the scope limit is no bound as long
+// as its accounts have more items than the Limit.
 func org(ctx context.Context, impl string, p Params) (Outcome, error) {
 	if impl != Fanout {
 		return Outcome{Impl: impl}, ErrSkipped
