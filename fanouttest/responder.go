@@ -124,23 +124,11 @@ func (s *Server) listAccounts(w http.ResponseWriter, q *request) {
 		writeError(w, q, apiError{http.StatusBadRequest, "SerializationException", "the request body is not JSON"})
 		return
 	}
-	size := 20
-	if in.MaxResults != 0 {
-		if in.MaxResults < 1 || in.MaxResults > 20 {
-			writeError(w, q, apiError{http.StatusBadRequest, "InvalidInputException", "MaxResults must be from 1 to 20"})
-			return
-		}
-		size = in.MaxResults
-	}
 	all := append([]string{s.cfg.Account}, s.cfg.Accounts...)
-	from := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n <= 0 || n >= len(all) {
-			writeError(w, q, apiError{http.StatusBadRequest, "InvalidInputException", "NextToken is not one this organization gave"})
-			return
-		}
-		from = n
+	from, to, next, perr := page(in.MaxResults, in.NextToken, 20, len(all), "InvalidInputException", "organization")
+	if perr != nil {
+		writeError(w, q, *perr)
+		return
 	}
 	type account struct {
 		ID                                            string `json:"Id"`
@@ -151,16 +139,13 @@ func (s *Server) listAccounts(w http.ResponseWriter, q *request) {
 		Accounts  []account
 		NextToken string `json:",omitempty"`
 	}
-	to := min(len(all), from+size)
+	out.NextToken = next
 	for _, id := range all[from:to] {
 		out.Accounts = append(out.Accounts, account{
 			ID: id, Arn: fmt.Sprintf("arn:aws:organizations::%s:account/o-fanouttest/%s", s.cfg.Account, id),
 			Email: id + "@example.com", Name: "account-" + id, Status: "ACTIVE", State: "ACTIVE",
 			JoinedMethod: "CREATED", JoinedTimestamp: 1.7e9,
 		})
-	}
-	if to < len(all) {
-		out.NextToken = strconv.Itoa(to)
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	writeJSON(w, http.StatusOK, out)
@@ -281,14 +266,6 @@ func (s *Server) listRegions(w http.ResponseWriter, q *request) {
 		}
 		account = in.AccountID
 	}
-	size := 20
-	if in.MaxResults != 0 {
-		if in.MaxResults < 1 || in.MaxResults > 50 {
-			writeError(w, q, apiError{http.StatusBadRequest, "ValidationException", "MaxResults must be from 1 to 50"})
-			return
-		}
-		size = in.MaxResults
-	}
 	type region struct{ RegionName, RegionOptStatus string }
 	var all []region
 	for _, name := range s.cfg.Regions {
@@ -303,23 +280,42 @@ func (s *Server) listRegions(w http.ResponseWriter, q *request) {
 			all = append(all, region{name, status})
 		}
 	}
-	from := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n <= 0 || n >= len(all) {
-			writeError(w, q, apiError{http.StatusBadRequest, "ValidationException", "NextToken is not one this listing gave"})
-			return
-		}
-		from = n
+	from, to, next, perr := page(in.MaxResults, in.NextToken, 50, len(all), "ValidationException", "listing")
+	if perr != nil {
+		writeError(w, q, *perr)
+		return
 	}
 	var out struct {
 		Regions   []region
 		NextToken string `json:",omitempty"`
 	}
-	to := min(len(all), from+size)
-	out.Regions = all[from:to]
-	if to < len(all) {
-		out.NextToken = strconv.Itoa(to)
-	}
+	out.Regions, out.NextToken = all[from:to], next
 	writeJSON(w, http.StatusOK, out)
+}
+
+// page bounds one page of a JSON listing of n entries as AWS's JSON APIs
+// page them: maxResults entries (0: 20; else 1 to most), from the offset
+// that nextToken carries ("": the first). It returns the page's bounds and
+// the next page's token ("" on the last), or the error to answer with, of
+// the service's code, naming whose token a bad one is not.
+func page(maxResults int, nextToken string, most, n int, code, whose string) (from, to int, next string, e *apiError) {
+	size := 20
+	if maxResults != 0 {
+		if maxResults < 1 || maxResults > most {
+			return 0, 0, "", &apiError{http.StatusBadRequest, code, fmt.Sprintf("MaxResults must be from 1 to %d", most)}
+		}
+		size = maxResults
+	}
+	if nextToken != "" {
+		i, err := strconv.Atoi(nextToken)
+		if err != nil || i <= 0 || i >= n {
+			return 0, 0, "", &apiError{http.StatusBadRequest, code, "NextToken is not one this " + whose + " gave"}
+		}
+		from = i
+	}
+	to = min(n, from+size)
+	if to < n {
+		next = strconv.Itoa(to)
+	}
+	return from, to, next, nil
 }
