@@ -530,7 +530,7 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 		}
 		return op(ctx, client, t.account, t.region)
 	}
-	res, err := runTargets(r.ctx, f, targets, keys, call, pool.confirmDisabled, ro)
+	res, err := runTargets(r.ctx, f, targets, keys, call, pool.confirmDisabled, ro, pool.tel)
 	r.cancel() // every item has ended: what runs still (a check ahead) serves none
 	return res, err
 }

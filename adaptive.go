@@ -607,7 +607,8 @@ func AdaptiveRetryer(r aws.Retryer, a *Adaptive) aws.RetryerV2 {
 
 type adaptiveRetryer struct {
 	aws.RetryerV2
-	a *Adaptive
+	a   *Adaptive
+	tel *clientTel // nil: no telemetry
 }
 
 // GetAttemptToken takes a place in the Adaptive for one attempt. The
@@ -616,6 +617,7 @@ type adaptiveRetryer struct {
 // and, in a client whose calls are guarded (guardCalls), when anything
 // under the retry middleware panics. Each panic goes on up to the caller.
 func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	asked := r.a.now()
 	start, err := r.a.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -638,6 +640,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 	return func(err error) error {
 		o := s.endWith(err)
 		recordAttempt(ctx, err, o)
+		r.tel.attempt(ctx, o, start.Sub(asked), r.a)
 		return release(err)
 	}, nil
 }

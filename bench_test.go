@@ -2,11 +2,14 @@ package fanout_test
 
 import (
 	"context"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/aws/smithy-go/metrics"
+	"github.com/aws/smithy-go/tracing"
 	"github.com/sourcegraph/conc/iter"
 	"golang.org/x/sync/errgroup"
 
@@ -24,6 +27,23 @@ func BenchmarkRun(b *testing.B) {
 	keys := keysN(benchKeys)
 	b.Run("fanout", func(b *testing.B) {
 		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit })
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.Run(context.Background(), keys, noop); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perItem(b)
+	})
+	// Telemetry on, with the SDK's no-op providers and a logger that
+	// drops everything: the engine's own cost of spans, measurements and
+	// records, not a backend's.
+	b.Run("fanout-telemetry", func(b *testing.B) {
+		f := fanout.New[int](func(o *fanout.Options) {
+			o.Limit = benchLimit
+			o.TracerProvider, o.MeterProvider = tracing.NopTracerProvider{}, metrics.NopMeterProvider{}
+			o.Logger = slog.New(slog.DiscardHandler)
+		})
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := f.Run(context.Background(), keys, noop); err != nil {

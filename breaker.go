@@ -120,6 +120,8 @@ type Breaker struct {
 	probing  bool
 	opened   int64
 	rejected int64
+
+	changed func(BreakerState, error) // told of each change of state, outside mu; nil: no one
 }
 
 // NewBreaker returns a Breaker configured by optFns, applied in order to
@@ -151,7 +153,7 @@ func (b *Breaker) Stats() BreakerStats {
 // cooldown has passed, or returns the error that fails it at once.
 func (b *Breaker) allow() (probe bool, err error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock(b.state)
 	if b.shut() {
 		b.rejected++
 		return false, b.downError(b.cause)
@@ -190,7 +192,7 @@ func (b *Breaker) shut() bool {
 // done records how an attempt it admitted ended.
 func (b *Breaker) done(probe bool, o outcome, err error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock(b.state)
 	if probe {
 		b.probing = false
 	}
@@ -206,6 +208,16 @@ func (b *Breaker) done(probe bool, o outcome, err error) {
 			b.state, b.openedAt = BreakerOpen, b.now()
 			b.opened++
 		}
+	}
+}
+
+// unlock unlocks mu and tells b.changed, if any, of a change from the
+// state was when mu was locked.
+func (b *Breaker) unlock(was BreakerState) {
+	s, cause := b.state, b.cause
+	b.mu.Unlock()
+	if s != was && b.changed != nil {
+		b.changed(s, cause)
 	}
 }
 
@@ -334,13 +346,16 @@ func (p *ClientPool[C]) Breakers() map[string]BreakerStats {
 
 // withBreaker returns newRetryer wrapped in a new breaker for t, or
 // newRetryer itself when the pool's breakers are off.
-func (p *ClientPool[C]) withBreaker(t acctRegion, newRetryer func() aws.Retryer) (func() aws.Retryer, error) {
+func (p *ClientPool[C]) withBreaker(t acctRegion, newRetryer func() aws.Retryer, ct *clientTel) (func() aws.Retryer, error) {
 	if p.breaker == nil {
 		return newRetryer, nil
 	}
 	b, err := newBreaker(*p.breaker, t.String()) // validated by NewClientPool
 	if err != nil {
 		return nil, err
+	}
+	if ct != nil {
+		b.changed = ct.breakerChanged
 	}
 	p.mu.Lock()
 	p.breakers[t] = b

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -15,7 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go/metrics"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/aws/smithy-go/tracing"
 )
 
 // DefaultMaxIdleConnsPerHost sizes the idle connections a ClientPool's HTTP
@@ -106,6 +109,32 @@ type PoolOptions[O any] struct {
 	// DefaultBreakerOptions. DisableBreaker turns it off.
 	Breaker        BreakerOptions
 	DisableBreaker bool
+
+	// TracerProvider and MeterProvider, when not nil, are set on every
+	// client the pool builds (its options' fields of those names, which
+	// every SDK client has), so that each span and measurement the SDK
+	// makes also names the client's region, as cloud.region, and its
+	// account, as cloud.account.id: on spans always, on measurements
+	// with AccountAttribute. The SDK's own carry neither, so a fan-out's
+	// regions could not be told apart. The pool's adaptive limits and
+	// breakers report to the MeterProvider, and mark throttled attempts
+	// on the SDK's spans (see the package documentation, Telemetry).
+	// Regions and AccountRegions calls whose Options have no provider use
+	// the pool's. Default: none.
+	TracerProvider tracing.TracerProvider
+	MeterProvider  metrics.MeterProvider
+
+	// AccountAttribute adds cloud.account.id to the measurements of the
+	// clients in other accounts than the config's: one series per
+	// account, which across an organization is many.
+	AccountAttribute bool
+
+	// Logger, when not nil, is told at Warn what a user must hear: a
+	// breaker that opened, an account whose role could not be assumed, a
+	// call whose every region answered as not enabled, an item that was
+	// still throttled when its retries ran out. Regions and AccountRegions
+	// calls whose Options have no Logger use it. Default: none.
+	Logger *slog.Logger
 }
 
 // NewHTTPClient returns an HTTP client with the SDK's default transport
@@ -185,7 +214,8 @@ func newRetryer(mode aws.RetryMode, attempts int) aws.Retryer {
 type ClientPool[C any] struct {
 	base     aws.Config
 	accounts *Accounts
-	build    func(aws.Config) C
+	build    func(aws.Config, tracing.TracerProvider, metrics.MeterProvider) C
+	tel      *poolTel // nil: no telemetry
 
 	adaptive *AdaptiveOptions // nil when disabled
 
@@ -260,10 +290,21 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 	cfg.Retryer = o.Retryer
 	cfg.Credentials = cached(cfg.Credentials)
 	cfg.APIOptions = withRecoverAttempts(cfg.APIOptions)
+	setProviders, err := providersSetter[O](o.TracerProvider, o.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
 	p := &ClientPool[C]{
-		base:         cfg,
-		accounts:     o.Accounts,
-		build:        func(c aws.Config) C { return newFn(c, o.ClientOptions...) },
+		base:     cfg,
+		accounts: o.Accounts,
+		build: func(c aws.Config, tp tracing.TracerProvider, mp metrics.MeterProvider) C {
+			if setProviders == nil {
+				return newFn(c, o.ClientOptions...)
+			}
+			// The pool's first, as its other settings: a ClientOptions
+			// function of the caller's may still replace them.
+			return newFn(c, append([]func(*O){func(so *O) { setProviders(so, tp, mp) }}, o.ClientOptions...)...)
+		},
 		limiters:     make(map[acctRegion]*Adaptive),
 		breakers:     make(map[acctRegion]*Breaker),
 		keepAccounts: o.KeepAccounts,
@@ -274,6 +315,9 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 	}
 	if !o.DisableAdaptive {
 		p.adaptive = &o.Adaptive
+	}
+	if o.TracerProvider != nil || o.MeterProvider != nil || o.Logger != nil {
+		p.tel = &poolTel{tp: o.TracerProvider, mp: o.MeterProvider, log: o.Logger, accountMetric: o.AccountAttribute}
 	}
 	if !o.DisableBreaker {
 		p.breaker = &o.Breaker
@@ -432,6 +476,10 @@ func (p *ClientPool[C]) newClient(t acctRegion, creds func() (aws.CredentialsPro
 	cfg := p.base
 	cfg.Region = t.region
 	cfg.Credentials = cp
+	ct, tp, mp, err := p.tel.forClient(t)
+	if err != nil {
+		return zero, err
+	}
 	if p.adaptive != nil {
 		a, err := newAdaptive(*p.adaptive) // validated by NewClientPool
 		if err != nil {
@@ -441,15 +489,14 @@ func (p *ClientPool[C]) newClient(t acctRegion, creds func() (aws.CredentialsPro
 		p.limiters[t] = a
 		p.mu.Unlock()
 		newRetryer := cfg.Retryer
-		cfg.Retryer = func() aws.Retryer { return AdaptiveRetryer(newRetryer(), a) }
+		cfg.Retryer = func() aws.Retryer { return &adaptiveRetryer{RetryerV2: asV2(newRetryer()), a: a, tel: ct} }
 	}
 	// Outside the adaptive limit: an attempt the breaker fails must not
 	// wait for a place among the requests in flight.
-	var err error
-	if cfg.Retryer, err = p.withBreaker(t, cfg.Retryer); err != nil {
+	if cfg.Retryer, err = p.withBreaker(t, cfg.Retryer, ct); err != nil {
 		return zero, err
 	}
-	return p.build(cfg), nil
+	return p.build(cfg, tp, mp), nil
 }
 
 // Stats returns a snapshot of each client's adaptive limit, keyed by

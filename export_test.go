@@ -51,7 +51,7 @@ func RunRegionTargets[T any](ctx context.Context, f *Fanout[T], regions []string
 	}
 	return runTargets(ctx, f, targets, regions,
 		func(ctx context.Context, t acctRegion) (T, error) { return call(ctx, t.region) },
-		func(_ context.Context, err error, _ acctRegion) error { return err }, RegionOptions{Options: f.options()})
+		func(_ context.Context, err error, _ acctRegion) error { return err }, RegionOptions{Options: f.options()}, nil)
 }
 
 // PoolRetryMode is the retry mode of the retryer pool's clients start

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"runtime/debug"
+	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,10 +88,17 @@ func (f *Fanout[T]) options() Options {
 // an error that names the problem, without calling op.
 func (f *Fanout[T]) Run(ctx context.Context, keys []string,
 	op func(ctx context.Context, key string) (T, error), optFns ...func(*Options)) (Results[T], error) {
+	return f.run(ctx, keys, op, optFns, nil)
+}
+
+// run is Run, with what the AWS layer knows of each item for telemetry.
+func (f *Fanout[T]) run(ctx context.Context, keys []string,
+	op func(ctx context.Context, key string) (T, error), optFns []func(*Options), lb func(int) labels) (Results[T], error) {
 	r, err := f.newRun(ctx, keys, op, optFns)
 	if err != nil {
 		return nil, err
 	}
+	r.labels = lb
 	defer r.cancel(nil)
 	results := make(Results[T], len(keys))
 	r.deliver = func(res *ItemResult[string, T]) { results[res.Index] = res.Result }
@@ -219,6 +227,10 @@ type run[K, T any] struct {
 
 	onDone       *sync.Mutex // the Fanout's: serializes OnDone across its calls, and guards the counts
 	done, failed int
+
+	tel    *callTel               // nil: no telemetry (Options.TracerProvider, MeterProvider, Logger)
+	task   *trace.Task            // the call's, while the execution tracer runs
+	labels func(index int) labels // what the AWS layer knows of each item, for telemetry
 }
 
 // newRun starts a call over keys, with optFns applied to the Fanout's
@@ -276,6 +288,15 @@ func (r *run[K, T]) init(f fanoutOf, ctx context.Context, o Options, nilOp bool)
 	if err := r.groupScopes(fo.ScopeLimit, scopeSem); err != nil {
 		return err
 	}
+	items := -1 // a sequence's
+	if r.pull == nil {
+		items = len(r.items)
+	}
+	ctx, tel, task, err := startCall(ctx, &r.opts, items, int(r.limit))
+	if err != nil {
+		return err
+	}
+	r.tel, r.task = tel, task
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	return nil
 }
@@ -333,6 +354,7 @@ func (r *run[K, T]) total() int {
 func (r *run[K, T]) wait(wg *sync.WaitGroup) {
 	wg.Wait()
 	r.releaseScopes()
+	r.tel.end(r.task)
 }
 
 // start starts the first worker; each worker starts the next once it
@@ -400,7 +422,7 @@ func (r *run[K, T]) work() {
 			res.Index = i
 			w.safeDo(&res)
 		}
-		r.finish(&res)
+		r.finish(&w.it, &res)
 	}
 }
 
@@ -473,6 +495,7 @@ func (w *worker[K, T]) do(res *ItemResult[K, T]) error {
 	if res.Key, err = r.keyOf(res.Item); err != nil {
 		return err
 	}
+	w.beginItem(res)
 	if r.ctx.Err() != nil {
 		w.leave() // kept units serve no item now: let whoever waits have them
 		return r.notStarted()
@@ -490,7 +513,9 @@ func (w *worker[K, T]) do(res *ItemResult[K, T]) error {
 		return r.notStarted()
 	}
 	r.grow()
+	w.startItem(i)
 	res.Value, res.Skipped, err = w.call(res.Item, wt)
+	w.stopItem(i)
 	end := r.clock()
 	res.Elapsed = end - w.since
 	w.release(wt, end)
@@ -555,11 +580,14 @@ func recoverInto(err *error) {
 	}
 }
 
-// finish reports a finished item: it calls OnDone, stops the others under
-// FailFast, and hands the result to the caller.
-func (r *run[K, T]) finish(res *ItemResult[K, T]) {
+// finish reports a finished item: it calls OnDone, ends its telemetry,
+// it, stops the others under FailFast, and hands the result to the caller.
+func (r *run[K, T]) finish(it *itemTel, res *ItemResult[K, T]) {
 	if r.opts.OnDone != nil {
 		r.progress(&res.Result)
+	}
+	if r.tel != nil || it.on() {
+		r.reportItem(it, &res.Result)
 	}
 	if res.Err != nil && r.opts.FailFast {
 		r.cancel(res.Err)

@@ -135,11 +135,18 @@ func (h *held) stand(s *weighted, size int64) (*weighted, int64) {
 // an item must end with it (see Run); one that starts only after the next
 // item has begun on a reused context shares that item's private
 // semaphores and may wait for it.
+//
+// An item with a span or a trace task of its own gets a context of its own
+// over them.
 func (w *worker[K, T]) context(wt int64) *heldCtx {
+	r := w.r
+	if base := w.it.ctx; base != nil {
+		w.ctx = nil
+		return &heldCtx{Context: base, v: held{parent: r.parent, sems: r.shared, w: wt, scopeSems: r.sharedScopes}}
+	}
 	if c := w.ctx; c != nil && c.v.w == wt && !c.v.lent.Load() {
 		return c
 	}
-	r := w.r
 	w.ctx = &heldCtx{Context: r.ctx, v: held{parent: r.parent, sems: r.shared, w: wt, scopeSems: r.sharedScopes}}
 	return w.ctx
 }

@@ -3,7 +3,11 @@ package fanout
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/aws/smithy-go/metrics"
+	"github.com/aws/smithy-go/tracing"
 )
 
 // DefaultLimit is the Limit of Options that do not set one: a modest
@@ -67,6 +71,22 @@ type Options struct {
 	// that ran the item, so it should be quick. A panic in it becomes the
 	// item's error.
 	OnDone func(Progress)
+
+	// TracerProvider, when not nil, gets one span per call ("fanout.call")
+	// and one per item ("fanout.item", with its key and index, and its
+	// region and account under Regions and AccountRegions), whose context
+	// the operation receives, so that the SDK's spans nest under the
+	// item's. MeterProvider, when not nil, gets the items by outcome, their
+	// durations, their waits for the limit and the items in flight; Logger,
+	// when not nil, a Debug record per item. See telemetry.go's package
+	// documentation for the names. All three are smithy-go's (the SDK's)
+	// interfaces, which smithy-go's smithyoteltracing and
+	// smithyotelmetrics adapt from OpenTelemetry. nil, the default, costs
+	// nothing per item. A panic in any of them becomes the item's error,
+	// or the call's.
+	TracerProvider tracing.TracerProvider
+	MeterProvider  metrics.MeterProvider
+	Logger         *slog.Logger
 }
 
 // defaultOptions are the Options every Fanout starts from.

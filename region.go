@@ -45,7 +45,7 @@ func Regions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPool[C], r
 	if err != nil {
 		return nil, err
 	}
-	return runTargets(ctx, f, targets, regions, call, pool.confirmDisabled, ro)
+	return runTargets(ctx, f, targets, regions, call, pool.confirmDisabled, ro, pool.tel)
 }
 
 func checkRegion(region string) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
@@ -96,9 +98,16 @@ func regionOptions[T any](f *Fanout[T], scope func(key string) string, optFns []
 // retryer can count its throttled attempts, its error is classified, a
 // region is called disabled only once confirm says so, and a disabled
 // region is skipped when asked.
+//
+// The call's telemetry is its options', or else the pool's, pt; each item
+// is labelled with its region and account, and the pool's Logger hears
+// of an item throttled past its retries, an account denied and a call
+// whose every region answered as not enabled.
 func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, keys []string,
 	call func(context.Context, acctRegion) (T, error), confirm func(context.Context, error, acctRegion) error,
-	ro RegionOptions) (RegionResults[T], error) {
+	ro RegionOptions, pt *poolTel) (RegionResults[T], error) {
+	ro.Options = pt.defaults(ro.Options)
+	warn := &warner{logger: ro.Logger}
 	index := make(map[string]int, len(keys))
 	for i, key := range keys {
 		index[key] = i
@@ -113,6 +122,7 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 			return v, err
 		}
 		err = Classify(w.v.withLastAttempt(err)) // as watch does
+		warn.item(ctx, targets[i], err, w.v.throttleCount())
 		if !errors.Is(err, ErrRegionDisabled) {
 			return v, err
 		}
@@ -121,7 +131,11 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 		}
 		return v, err
 	}
-	results, err := f.Run(ctx, keys, op, func(o *Options) { *o = ro.Options })
+	accountMetric := pt != nil && pt.accountMetric
+	lb := func(i int) labels {
+		return labels{region: targets[i].region, account: targets[i].account, accountMetric: accountMetric}
+	}
+	results, err := f.run(ctx, keys, op, []func(*Options){func(o *Options) { *o = ro.Options }}, lb)
 	if results == nil {
 		return nil, err
 	}
@@ -134,9 +148,50 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 		}
 	}
 	if disabled > 0 && disabled == len(out) {
-		err = errors.Join(fmt.Errorf("fanout: every region answered as not enabled for the account (%d of %d): check the region list", disabled, len(out)), err)
+		all := fmt.Errorf("fanout: every region answered as not enabled for the account (%d of %d): check the region list", disabled, len(out))
+		warn.log(ctx, all.Error())
+		err = errors.Join(all, err)
 	}
 	return out, err
+}
+
+// warner tells a call's Logger, at Warn, what its user must hear of its
+// items: an account denied (once per account), an item throttled past
+// its retries, every region not enabled. A panic in the Logger is
+// dropped: the items' results say it all.
+type warner struct {
+	logger *slog.Logger // nil: silent
+	denied sync.Map     // accounts already told of
+}
+
+func (w *warner) item(ctx context.Context, t acctRegion, err error, throttles int) {
+	if w.logger == nil || err == nil {
+		return
+	}
+	var ae *AccountError
+	switch {
+	case isSafely(err, ErrThrottled):
+		w.log(ctx, "fanout: throttled past the retries: lower the Limit, or allow more attempts (PoolOptions.Retryer)",
+			slog.String("region", t.region), slog.String("account", t.account), slog.Int("throttles", throttles))
+	case asSafely(err, &ae):
+		if _, told := w.denied.LoadOrStore(ae.Account, true); !told {
+			w.log(ctx, "fanout: account denied: its items fail", slog.String("account", ae.Account),
+				slog.String("role", ae.RoleARN), slog.String("error", ae.Err.Error()))
+		}
+	}
+}
+
+func (w *warner) log(ctx context.Context, msg string, attrs ...slog.Attr) {
+	if w.logger == nil {
+		return
+	}
+	_ = guard(func() { w.logger.LogAttrs(ctx, slog.LevelWarn, msg, attrs...) })
+}
+
+// asSafely is errors.As, as isSafely is errors.Is.
+func asSafely(err error, target any) (as bool) {
+	defer func() { _ = recover() }()
+	return errors.As(err, target)
 }
 
 // watchedCtx is an item's context with its itemStats, where the adaptive

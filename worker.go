@@ -17,6 +17,7 @@ type worker[K, T any] struct {
 	held bool
 
 	ctx *heldCtx // its items' context (see context)
+	it  itemTel  // its item's telemetry
 
 	// since is where the next item's Elapsed starts: the clock when the
 	// worker got its units, or, while it keeps them, at the end of its last

@@ -1,0 +1,387 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/trace"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/smithy-go/metrics"
+	"github.com/aws/smithy-go/tracing"
+)
+
+// The names of the library's telemetry, in the SDK's style (see the
+// package documentation, Telemetry).
+const (
+	// Scope is the instrumentation scope of the library's tracers and
+	// meters.
+	Scope = "github.com/awsfanout/fanout"
+
+	SpanCall = "fanout.call" // one per call
+	SpanItem = "fanout.item" // one per item, under its call's
+
+	// EventStarted marks, on an item's span, the moment it got its units
+	// and its operation began: what comes before is its wait.
+	EventStarted = "fanout.started"
+
+	MetricItems        = "fanout.items"              // Int64Counter: items by outcome
+	MetricItemDuration = "fanout.item.duration"      // Float64Histogram, s: an item's Elapsed, by outcome
+	MetricItemWait     = "fanout.item.wait_duration" // Float64Histogram, s: from claimed to holding its units
+	MetricInFlight     = "fanout.items.in_flight"    // Int64UpDownCounter: items running
+
+	AttrKey       = "fanout.key"
+	AttrIndex     = "fanout.index"
+	AttrOutcome   = "fanout.outcome"
+	AttrItems     = "fanout.items"
+	AttrLimit     = "fanout.limit"
+	AttrFailed    = "fanout.failed"
+	AttrRegion    = "cloud.region"     // OpenTelemetry's name
+	AttrAccountID = "cloud.account.id" // OpenTelemetry's name
+)
+
+// The outcomes of an item (AttrOutcome), one per item: the items counted
+// by outcome are the call's results.
+const (
+	OutcomeOK         = "ok"
+	OutcomeError      = "error"
+	OutcomeSkipped    = "skipped"
+	OutcomeNotStarted = "not_started"
+	OutcomePanic      = "panic"
+)
+
+// itemOutcome names how an item ended, from its final result.
+func itemOutcome[T any](res *Result[T]) string {
+	if res.Err == nil {
+		if res.Skipped != nil {
+			return OutcomeSkipped
+		}
+		return OutcomeOK
+	}
+	var err error = res.Err
+	if ie, ok := res.Err.(*ItemError); ok {
+		err = ie.Err
+	}
+	switch err.(type) {
+	case *notStartedError:
+		return OutcomeNotStarted
+	case *PanicError:
+		return OutcomePanic
+	}
+	return OutcomeError
+}
+
+// labels are what the AWS layer knows of an item beyond its key.
+type labels struct {
+	region, account string
+	accountMetric   bool // cloud.account.id on metrics too (PoolOptions.AccountAttribute)
+}
+
+// callTel is the telemetry of one call; a call without any has none (nil).
+type callTel struct {
+	tracer tracing.Tracer // nil: no spans
+	span   tracing.Span   // the call's
+	log    *slog.Logger   // nil: no records
+
+	items    metrics.Int64Counter // nil: no metrics
+	duration metrics.Float64Histogram
+	wait     metrics.Float64Histogram
+	inFlight metrics.Int64UpDownCounter
+
+	failed atomic.Int64
+	labels func(index int) labels // nil outside the AWS layer
+}
+
+// startCall returns ctx with the call's span and its runtime/trace task,
+// and the call's telemetry: nil when o asks for none.
+func startCall(ctx context.Context, o *Options, items, limit int) (_ context.Context, t *callTel, task *trace.Task, err error) {
+	if trace.IsEnabled() {
+		ctx, task = trace.NewTask(ctx, SpanCall)
+	}
+	if o.TracerProvider == nil && o.MeterProvider == nil && o.Logger == nil {
+		return ctx, nil, task, nil
+	}
+	t = &callTel{log: o.Logger}
+	if err := guard(func() { t.meters(o.MeterProvider) }); err != nil {
+		return ctx, nil, task, fmt.Errorf("fanout: Options.MeterProvider: %w", err)
+	}
+	if o.TracerProvider == nil {
+		return ctx, t, task, nil
+	}
+	err = guard(func() {
+		t.tracer = o.TracerProvider.Tracer(Scope)
+		ctx, t.span = t.tracer.StartSpan(ctx, SpanCall, func(so *tracing.SpanOptions) {
+			if items >= 0 {
+				so.Properties.Set(AttrItems, items)
+			}
+			so.Properties.Set(AttrLimit, limit)
+		})
+	})
+	if err != nil {
+		return ctx, nil, task, fmt.Errorf("fanout: Options.TracerProvider: %w", err)
+	}
+	return ctx, t, task, nil
+}
+
+// meters makes the call's instruments from mp, when not nil. An
+// instrument the provider could not make records nothing.
+func (t *callTel) meters(mp metrics.MeterProvider) {
+	if mp == nil {
+		return
+	}
+	m := mp.Meter(Scope)
+	t.items = instrument(m.Int64Counter, MetricItems, "{item}", "Items by outcome")
+	t.duration = instrument(m.Float64Histogram, MetricItemDuration, "s", "The time an item's operation took")
+	t.wait = instrument(m.Float64Histogram, MetricItemWait, "s", "The time an item waited for the limits before its operation began")
+	t.inFlight = instrument(m.Int64UpDownCounter, MetricInFlight, "{item}", "Items running")
+}
+
+// instrument makes one instrument with make, or returns the no-op one of
+// its kind when the provider fails to.
+func instrument[I any](make func(string, ...metrics.InstrumentOption) (I, error), name, unit, desc string) I {
+	i, err := make(name, func(o *metrics.InstrumentOptions) { o.UnitLabel, o.Description = unit, desc })
+	if err != nil || any(i) == nil {
+		var nop metrics.NopMeterProvider
+		nopMeter := nop.Meter(Scope)
+		switch p := any(&i).(type) {
+		case *metrics.Int64Counter:
+			*p, _ = nopMeter.Int64Counter(name)
+		case *metrics.Int64UpDownCounter:
+			*p, _ = nopMeter.Int64UpDownCounter(name)
+		case *metrics.Float64Histogram:
+			*p, _ = nopMeter.Float64Histogram(name)
+		}
+	}
+	return i
+}
+
+// end ends the call's span, with the number of items that failed; a panic
+// in it has no item to fail, and is logged.
+func (t *callTel) end(task *trace.Task) {
+	if task != nil {
+		task.End()
+	}
+	if t == nil || t.span == nil {
+		return
+	}
+	err := guard(func() {
+		failed := t.failed.Load()
+		t.span.SetProperty(AttrFailed, failed)
+		if failed > 0 {
+			t.span.SetStatus(tracing.SpanStatusError)
+		} else {
+			t.span.SetStatus(tracing.SpanStatusOK)
+		}
+		t.span.End()
+	})
+	if err != nil && t.log != nil {
+		_ = guard(func() {
+			t.log.LogAttrs(context.Background(), slog.LevelWarn, "fanout: ending the call's span panicked", slog.Any("error", err))
+		})
+	}
+}
+
+// itemTel is the telemetry of the item a worker runs; the zero value for
+// none.
+type itemTel struct {
+	ctx     context.Context // the call's, with the item's span and trace task; nil when neither
+	span    tracing.Span
+	task    *trace.Task
+	claimed time.Duration // when the worker claimed the item, on the call's clock
+	waited  time.Duration
+	running bool // counted in flight
+}
+
+// on says whether the item has telemetry: its end must be reported.
+func (it *itemTel) on() bool { return it.ctx != nil }
+
+// beginItem starts the item's span and trace task, when the call has
+// them, before it waits for its units.
+func (w *worker[K, T]) beginItem(res *ItemResult[K, T]) {
+	r, it := w.r, &w.it
+	t := r.tel
+	if t == nil && !trace.IsEnabled() {
+		return
+	}
+	it.ctx = r.ctx
+	if t != nil {
+		it.claimed = r.clock()
+		if t.tracer != nil {
+			lb := r.labelsOf(res.Index)
+			it.ctx, it.span = t.tracer.StartSpan(it.ctx, SpanItem, func(o *tracing.SpanOptions) {
+				o.Properties.Set(AttrKey, res.Key)
+				o.Properties.Set(AttrIndex, res.Index)
+				lb.set(&o.Properties, true)
+			})
+		}
+	}
+	if trace.IsEnabled() {
+		it.ctx, it.task = trace.NewTask(it.ctx, SpanItem)
+		trace.Log(it.ctx, AttrKey, res.Key)
+	}
+}
+
+// startItem notes that the item holds its units and its operation begins.
+func (w *worker[K, T]) startItem(index int) {
+	r, it := w.r, &w.it
+	t := r.tel
+	if t == nil || !it.on() {
+		return
+	}
+	it.waited = r.clock() - it.claimed
+	if it.span != nil {
+		it.span.AddEvent(EventStarted)
+	}
+	if t.items != nil {
+		opts := r.recordOpts(index, "")
+		t.wait.Record(it.ctx, it.waited.Seconds(), opts...)
+		t.inFlight.Add(it.ctx, 1, opts...)
+		it.running = true
+	}
+}
+
+// stopItem notes that the item's operation returned.
+func (w *worker[K, T]) stopItem(index int) {
+	if it := &w.it; it.running {
+		it.running = false
+		w.r.tel.inFlight.Add(it.ctx, -1, w.r.recordOpts(index, "")...)
+	}
+}
+
+// endItem reports the item's final result: its outcome counted and timed,
+// its span ended, its Debug record (Warn for a panic). An item that failed
+// before it began (its producer's error) gets its span here.
+func (r *run[K, T]) endItem(it *itemTel, res *Result[T]) {
+	t := r.tel
+	if !it.on() {
+		it.ctx = r.ctx
+		if t == nil {
+			return
+		}
+		if t.tracer != nil {
+			it.ctx, it.span = t.tracer.StartSpan(it.ctx, SpanItem, func(o *tracing.SpanOptions) {
+				o.Properties.Set(AttrKey, res.Key)
+				o.Properties.Set(AttrIndex, res.Index)
+			})
+		}
+	}
+	if it.task != nil {
+		it.task.End()
+	}
+	if t == nil {
+		return
+	}
+	out := itemOutcome(res)
+	if res.Err != nil {
+		t.failed.Add(1)
+	}
+	lb := r.labelsOf(res.Index)
+	if t.items != nil {
+		opts := r.recordOpts(res.Index, out)
+		t.items.Add(it.ctx, 1, opts...)
+		t.duration.Record(it.ctx, res.Elapsed.Seconds(), opts...)
+	}
+	if it.span != nil {
+		it.span.SetProperty(AttrOutcome, out)
+		if out == OutcomeError || out == OutcomePanic || out == OutcomeNotStarted {
+			it.span.SetStatus(tracing.SpanStatusError)
+		} else {
+			it.span.SetStatus(tracing.SpanStatusOK)
+		}
+		it.span.End()
+	}
+	if t.log != nil {
+		r.logItem(t.log, it, res, out, lb)
+	}
+}
+
+// logItem writes the item's record, at Debug, or Warn for a panic, with
+// the item's context, so that a handler that reads the trace from it
+// correlates the two.
+func (r *run[K, T]) logItem(log *slog.Logger, it *itemTel, res *Result[T], out string, lb labels) {
+	level := slog.LevelDebug
+	if out == OutcomePanic {
+		level = slog.LevelWarn
+	}
+	if !log.Enabled(it.ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 8)
+	attrs = append(attrs, slog.String("key", res.Key), slog.Int("index", res.Index), slog.String("outcome", out),
+		slog.Duration("elapsed", res.Elapsed), slog.Duration("wait", it.waited))
+	if lb.region != "" {
+		attrs = append(attrs, slog.String("region", lb.region))
+	}
+	if lb.account != "" {
+		attrs = append(attrs, slog.String("account", lb.account))
+	}
+	if res.Err != nil {
+		attrs = append(attrs, slog.String("error", res.Err.Error()))
+	} else if res.Skipped != nil {
+		attrs = append(attrs, slog.String("skipped", res.Skipped.Error()))
+	}
+	log.LogAttrs(it.ctx, level, "fanout: item", attrs...)
+}
+
+// reportItem ends the item's telemetry; a panic in it, in the caller's
+// provider or logger, becomes the item's error, as OnDone's does.
+func (r *run[K, T]) reportItem(it *itemTel, res *Result[T]) {
+	err := guard(func() { r.endItem(it, res) })
+	*it = itemTel{}
+	if err == nil {
+		return
+	}
+	err = fmt.Errorf("telemetry: %w", err)
+	if res.Err != nil {
+		err = errors.Join(res.Err.(*ItemError).Err, err)
+	}
+	var zero T
+	res.Value, res.Skipped = zero, nil
+	r.fail(res, err)
+}
+
+// recordOpts are the properties of a measurement of the item at index:
+// its labels, and its outcome unless "". Without labels, they are made
+// once for all items.
+func (r *run[K, T]) recordOpts(index int, outcome string) []metrics.RecordMetricOption {
+	if r.labels == nil {
+		return outcomeOpts[outcome]
+	}
+	opts := []metrics.RecordMetricOption{r.labels(index).record}
+	if outcome != "" {
+		opts = append(opts, outcomeOpts[outcome]...)
+	}
+	return opts
+}
+
+// outcomeOpts set each outcome's property on a measurement; "" none.
+var outcomeOpts = func() map[string][]metrics.RecordMetricOption {
+	m := map[string][]metrics.RecordMetricOption{"": nil}
+	for _, out := range []string{OutcomeOK, OutcomeError, OutcomeSkipped, OutcomeNotStarted, OutcomePanic} {
+		m[out] = []metrics.RecordMetricOption{func(o *metrics.RecordMetricOptions) { o.Properties.Set(AttrOutcome, out) }}
+	}
+	return m
+}()
+
+func (r *run[K, T]) labelsOf(index int) labels {
+	if r.labels == nil {
+		return labels{}
+	}
+	return r.labels(index)
+}
+
+// set adds the labels to props; span says whether for a span, which
+// always names the account, or a measurement, which names it only when
+// asked, for cardinality.
+func (lb labels) set(props interface{ Set(k, v any) }, span bool) {
+	if lb.region != "" {
+		props.Set(AttrRegion, lb.region)
+	}
+	if lb.account != "" && (span || lb.accountMetric) {
+		props.Set(AttrAccountID, lb.account)
+	}
+}
+
+func (lb labels) record(o *metrics.RecordMetricOptions) { lb.set(&o.Properties, false) }

@@ -1,0 +1,413 @@
+package fanout_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/trace"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/metrics"
+	"github.com/aws/smithy-go/tracing"
+
+	"github.com/awsfanout/fanout"
+	"github.com/awsfanout/fanout/fanouttest"
+)
+
+// outcome names a result's outcome as telemetry does.
+func outcome[T any](r fanout.Result[T]) string {
+	var pe *fanout.PanicError
+	switch {
+	case r.Err == nil && r.Skipped != nil:
+		return fanout.OutcomeSkipped
+	case r.Err == nil:
+		return fanout.OutcomeOK
+	case errors.Is(r.Err, fanout.ErrNotStarted):
+		return fanout.OutcomeNotStarted
+	case errors.As(r.Err, &pe):
+		return fanout.OutcomePanic
+	}
+	return fanout.OutcomeError
+}
+
+// outcomes counts results by outcome.
+func outcomes[T any](rs fanout.Results[T]) map[string]int {
+	n := map[string]int{}
+	for _, r := range rs {
+		n[outcome(r)]++
+	}
+	return n
+}
+
+// TestTelemetryCountsEqualResults: the items counted by outcome are the
+// results, each item has one span under the call's, and the items in
+// flight come back to 0.
+func TestTelemetryCountsEqualResults(t *testing.T) {
+	t.Parallel()
+	tel := &memTel{}
+	var logs bytes.Buffer
+	f := fanout.New[int](func(o *fanout.Options) {
+		o.Limit = 3
+		o.TracerProvider, o.MeterProvider = tel, tel
+		o.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	keys := make([]string, 40)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	op := func(ctx context.Context, key string) (int, error) {
+		var i int
+		fmt.Sscanf(key, "k%d", &i)
+		switch {
+		case i == 30:
+			cancel() // the items not started yet fail as not started
+		case i%7 == 1:
+			return 0, errors.New("boom")
+		case i%7 == 2:
+			return 0, fanout.Skip(errors.New("nothing here"))
+		case i%7 == 3:
+			panic("op panicked")
+		}
+		return i, nil
+	}
+	res, _ := f.Run(ctx, keys, op)
+	want := outcomes(res)
+	if want[fanout.OutcomeNotStarted] == 0 || want[fanout.OutcomePanic] == 0 || want[fanout.OutcomeSkipped] == 0 {
+		t.Fatalf("the test needs every outcome; got %v", want)
+	}
+	for _, out := range []string{fanout.OutcomeOK, fanout.OutcomeError, fanout.OutcomeSkipped, fanout.OutcomeNotStarted, fanout.OutcomePanic} {
+		if got, _ := tel.sum(fanout.MetricItems, map[string]any{fanout.AttrOutcome: out}); int(got) != want[out] {
+			t.Errorf("%s: %v counted; the results have %d", out, got, want[out])
+		}
+		if _, n := tel.sum(fanout.MetricItemDuration, map[string]any{fanout.AttrOutcome: out}); n != want[out] {
+			t.Errorf("%s: %d durations; the results have %d", out, n, want[out])
+		}
+	}
+	if got, n := tel.sum(fanout.MetricInFlight, nil); got != 0 || n == 0 {
+		t.Errorf("in flight: %v after %d changes; want 0", got, n)
+	}
+	calls, items := tel.named(fanout.SpanCall), tel.named(fanout.SpanItem)
+	if len(calls) != 1 || len(items) != len(keys) {
+		t.Fatalf("%d call spans, %d item spans; want 1 and %d", len(calls), len(items), len(keys))
+	}
+	if calls[0].prop(fanout.AttrItems) != len(keys) || !calls[0].ended || calls[0].status != tracing.SpanStatusError {
+		t.Errorf("call span: %v, ended %v, status %v", calls[0].props, calls[0].ended, calls[0].status)
+	}
+	byKey := map[any]*memSpan{}
+	for _, s := range items {
+		byKey[s.prop(fanout.AttrKey)] = s
+		if s.parent != calls[0] || !s.ended {
+			t.Errorf("item span %v: parent %v, ended %v", s.props, s.parent, s.ended)
+		}
+	}
+	for _, r := range res {
+		s := byKey[r.Key]
+		if s == nil {
+			t.Fatalf("no span for %s", r.Key)
+		}
+		if got := s.prop(fanout.AttrOutcome); got != outcome(r) {
+			t.Errorf("%s: span outcome %v; result %+v", r.Key, got, r)
+		}
+		started := len(s.events) == 1 && s.events[0] == fanout.EventStarted
+		if started == errors.Is(r.Err, fanout.ErrNotStarted) {
+			t.Errorf("%s: events %v for result %v", r.Key, s.events, r.Err)
+		}
+	}
+	if n := strings.Count(logs.String(), "msg=\"fanout: item\""); n != len(keys) {
+		t.Errorf("%d item records; want %d", n, len(keys))
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != want[fanout.OutcomePanic] {
+		t.Errorf("%d Warn records; want one per panic, %d:\n%s", n, want[fanout.OutcomePanic], logs.String())
+	}
+}
+
+// syncWriter serializes writes to w, for a log handler shared by workers.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+// TestTelemetryOverTheWire: over fanouttest, with the pool's providers,
+// the SDK's spans nest under the items' (attempts under the operation
+// under the item under the call), every SDK span and measurement names
+// its region, throttled attempts are marked on the SDK's spans and
+// counted as the results count them, and the SDK's measurements name
+// the account only with AccountAttribute.
+func TestTelemetryOverTheWire(t *testing.T) {
+	t.Parallel()
+	accounts := []string{"111111111111", "222222222222"}
+	regions := []string{"eu-west-1", "us-west-2", "ap-south-1"}
+	for _, accountAttr := range []bool{false, true} {
+		t.Run(fmt.Sprint("AccountAttribute ", accountAttr), func(t *testing.T) {
+			t.Parallel()
+			srv := newFake(t, fanouttest.Config{Accounts: accounts, Instances: 3,
+				RegionThrottle: map[string]fanouttest.Buckets{
+					"us-west-2": {UnfilteredDescribe: fanouttest.Bucket{Burst: 2, PerSecond: 50}},
+				}})
+			cfg := srv.AWSConfig("us-east-1")
+			tel := &memTel{}
+			pool := newPool(t, cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
+				o.Accounts = newAccounts(t, cfg)
+				o.TracerProvider, o.MeterProvider, o.AccountAttribute = tel, tel, accountAttr
+				o.Retryer = fastRetries
+			})
+			op := func(ctx context.Context, c *ec2.Client, _, _ string) (int, error) {
+				n := 0
+				for range 3 {
+					out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+					if err != nil {
+						return 0, err
+					}
+					n += len(out.Reservations)
+				}
+				return n, nil
+			}
+			res, err := fanout.AccountRegions(context.Background(), fanout.New[int](), pool, accounts, regions, op)
+			if err != nil || len(res) != len(accounts)*len(regions) {
+				t.Fatalf("%d results: %v", len(res), err)
+			}
+			throttles := 0
+			for _, r := range res {
+				throttles += r.Throttles
+			}
+			if throttles == 0 {
+				t.Fatal("no attempt was throttled: the test needs some")
+			}
+			if got, _ := tel.sum(fanout.MetricItems, map[string]any{fanout.AttrOutcome: fanout.OutcomeOK}); int(got) != len(res) {
+				t.Errorf("%v items counted ok; want %d", got, len(res))
+			}
+			if got, _ := tel.sum(fanout.MetricClientThrottles, nil); int(got) != throttles {
+				t.Errorf("%v throttles counted; the results count %d", got, throttles)
+			}
+			if got, _ := tel.sum(fanout.MetricClientThrottles, map[string]any{fanout.AttrRegion: "us-west-2"}); int(got) != throttles {
+				t.Errorf("%v throttles counted in us-west-2; want all %d", got, throttles)
+			}
+
+			// Nesting: Attempt < RetryLoop < EC2.DescribeInstances < fanout.item < fanout.call.
+			calls := tel.named(fanout.SpanCall)
+			if len(calls) != 1 {
+				t.Fatalf("%d call spans", len(calls))
+			}
+			items := tel.named(fanout.SpanItem)
+			if len(items) != len(res) {
+				t.Fatalf("%d item spans; want %d", len(items), len(res))
+			}
+			marked := 0
+			for _, a := range tel.named("Attempt") {
+				chain := []string{}
+				for s := a; s != nil; s = s.parent {
+					chain = append(chain, s.name)
+				}
+				if got := strings.Join(chain, " < "); got != "Attempt < RetryLoop < EC2.DescribeInstances < fanout.item < fanout.call" {
+					t.Fatalf("an attempt's ancestry: %s", got)
+				}
+				item := a.parent.parent.parent
+				if a.prop(fanout.AttrRegion) != item.prop(fanout.AttrRegion) || a.prop(fanout.AttrAccountID) != item.prop(fanout.AttrAccountID) ||
+					a.prop(fanout.AttrAccountID) == nil {
+					t.Errorf("attempt in %v/%v under item %v/%v", a.prop(fanout.AttrAccountID), a.prop(fanout.AttrRegion),
+						item.prop(fanout.AttrAccountID), item.prop(fanout.AttrRegion))
+				}
+				if a.prop(fanout.AttrThrottled) == true {
+					marked++
+				}
+			}
+			if marked != throttles {
+				t.Errorf("%d attempts marked throttled; the results count %d", marked, throttles)
+			}
+
+			// The SDK's own measurements name the region, and the account only when asked.
+			if got := tel.values("client.call.duration", fanout.AttrRegion); strings.Join(got, ",") != "ap-south-1,eu-west-1,us-west-2" {
+				t.Errorf("the SDK's call durations name the regions %v", got)
+			}
+			got := tel.values("client.call.duration", fanout.AttrAccountID)
+			if want := map[bool]int{false: 0, true: 2}[accountAttr]; len(got) != want {
+				t.Errorf("the SDK's call durations name the accounts %v; want %d", got, want)
+			}
+			if got := tel.values(fanout.MetricItems, fanout.AttrAccountID); len(got) != map[bool]int{false: 0, true: 2}[accountAttr] {
+				t.Errorf("the items name the accounts %v", got)
+			}
+			if _, n := tel.sum(fanout.MetricClientLimit, map[string]any{fanout.AttrRegion: "us-west-2"}); n == 0 {
+				t.Error("the throttled client's limit was never sampled")
+			}
+		})
+	}
+}
+
+// TestTelemetryWarnings: the pool's Logger hears at Warn of an account
+// denied (once), of an item throttled past its retries and of a call
+// whose every region answered as not enabled, with the item's context;
+// no record holds a credential.
+func TestTelemetryWarnings(t *testing.T) {
+	t.Parallel()
+	const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	good, denied := "111111111111", "999999999999"
+	srv := newFake(t, fanouttest.Config{Accounts: []string{good},
+		RegionThrottle: map[string]fanouttest.Buckets{"us-west-2": {NonMutating: fanouttest.Bucket{Burst: 1}}}, // never refilled
+		Faults:         []fanouttest.Rule{{Region: "me-south-1", Fault: fanouttest.Disabled}}})
+	cfg := srv.AWSConfig("us-east-1")
+	cfg.Credentials = secretKeys{cfg.Credentials, secret}
+	var logs bytes.Buffer
+	w := &syncWriter{w: &logs}
+	pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+		o.Accounts = newAccounts(t, cfg)
+		o.Retryer = fastRetries
+		o.Logger = slog.New(slog.NewJSONHandler(w, nil))
+	})
+	op := func(ctx context.Context, c *sts.Client, _, _ string) (string, error) {
+		for range 2 {
+			if _, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+				return "", err
+			}
+		}
+		return "", nil
+	}
+	_, _ = fanout.AccountRegions(context.Background(), fanout.New[string](), pool, []string{good, denied}, []string{"eu-west-1", "us-west-2"}, op)
+	out := w.String()
+	for _, want := range []string{
+		`"msg":"fanout: account denied: its items fail","account":"999999999999"`,
+		`"msg":"fanout: throttled past the retries`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %s in:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "account denied"); n != 1 {
+		t.Errorf("%d records of the denied account; want 1", n)
+	}
+	_, _ = fanout.Regions(context.Background(), fanout.New[string](), pool, []string{"me-south-1"},
+		func(ctx context.Context, c *sts.Client, _ string) (string, error) { return op(ctx, c, "", "") })
+	if out = w.String(); !strings.Contains(out, "every region answered as not enabled") {
+		t.Errorf("no warning for every region disabled:\n%s", out)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, "AKID") {
+		t.Errorf("a record holds a credential:\n%s", out)
+	}
+	if strings.Contains(out, `"level":"DEBUG"`) {
+		t.Errorf("Debug records at the default level:\n%s", out)
+	}
+}
+
+// secretKeys gives p's credentials with a secret key of its own, so that a
+// test can look for it where it must not be.
+type secretKeys struct {
+	p      aws.CredentialsProvider
+	secret string
+}
+
+func (s secretKeys) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := s.p.Retrieve(ctx)
+	c.SecretAccessKey = s.secret
+	return c, err
+}
+
+// TestTelemetryPanics: a provider or logger of the caller's that panics
+// fails the item, or the call, with the panic; it never takes the
+// process down.
+func TestTelemetryPanics(t *testing.T) {
+	t.Parallel()
+	keys := []string{"a", "b", "c"}
+	op := func(context.Context, string) (int, error) { return 1, nil }
+	t.Run("StartSpan", func(t *testing.T) {
+		res, err := fanout.New[int](func(o *fanout.Options) { o.TracerProvider = panicky{onItem: true} }).Run(context.Background(), keys, op)
+		if len(res) != 3 || err == nil {
+			t.Fatalf("%v, %v", res, err)
+		}
+		for _, r := range res {
+			var pe *fanout.PanicError
+			if !errors.As(r.Err, &pe) {
+				t.Errorf("%s: %v; want the tracer's panic", r.Key, r.Err)
+			}
+		}
+	})
+	t.Run("call span", func(t *testing.T) {
+		res, err := fanout.New[int](func(o *fanout.Options) { o.TracerProvider = panicky{} }).Run(context.Background(), keys, op)
+		if res != nil || err == nil || !strings.Contains(err.Error(), "Options.TracerProvider") {
+			t.Fatalf("%v, %v", res, err)
+		}
+	})
+	t.Run("Meter", func(t *testing.T) {
+		res, err := fanout.New[int](func(o *fanout.Options) { o.MeterProvider = panicky{} }).Run(context.Background(), keys, op)
+		if res != nil || err == nil || !strings.Contains(err.Error(), "Options.MeterProvider") {
+			t.Fatalf("%v, %v", res, err)
+		}
+	})
+	t.Run("Logger", func(t *testing.T) {
+		log := slog.New(panickyHandler{})
+		res, err := fanout.New[int](func(o *fanout.Options) { o.Logger = log }).Run(context.Background(), keys, op)
+		if len(res) != 3 || err == nil || !strings.Contains(err.Error(), "telemetry") {
+			t.Fatalf("%v, %v", res, err)
+		}
+	})
+}
+
+// panicky is a provider that panics: on the call's span, or with onItem
+// on the items'.
+type panicky struct{ onItem bool }
+
+func (p panicky) Tracer(string, ...tracing.TracerOption) tracing.Tracer { return p }
+func (p panicky) StartSpan(ctx context.Context, name string, _ ...tracing.SpanOption) (context.Context, tracing.Span) {
+	if name == fanout.SpanItem || !p.onItem {
+		panic("no spans today")
+	}
+	return ctx, nil
+}
+func (p panicky) Meter(string, ...metrics.MeterOption) metrics.Meter { panic("no meters today") }
+
+type panickyHandler struct{ slog.Handler }
+
+func (panickyHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (panickyHandler) Handle(context.Context, slog.Record) error { panic("no logs today") }
+
+// TestExecutionTrace: with Go's execution tracer on, each item is a task
+// of its own, named for the item.
+func TestExecutionTrace(t *testing.T) {
+	// Not parallel: the execution tracer is the process's.
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Skip("the execution tracer is in use:", err)
+	}
+	res, err := fanout.New[int]().Run(context.Background(), []string{"item-one", "item-two"},
+		func(context.Context, string) (int, error) { return 1, nil })
+	trace.Stop()
+	if err != nil || len(res) != 2 {
+		t.Fatal(res, err)
+	}
+	for _, want := range []string{fanout.SpanItem, fanout.SpanCall, "item-one", "item-two"} {
+		if !bytes.Contains(buf.Bytes(), []byte(want)) {
+			t.Errorf("the trace does not name %q", want)
+		}
+	}
+}
+
+// TestProvidersNeedTheirFields: a pool whose client options have no field
+// for a provider says so when it is made, naming it.
+func TestProvidersNeedTheirFields(t *testing.T) {
+	t.Parallel()
+	type bare struct{ Region string }
+	newBare := func(aws.Config, ...func(*bare)) *bare { return &bare{} }
+	_, err := fanout.NewClientPool(aws.Config{}, newBare, func(o *fanout.PoolOptions[bare]) { o.TracerProvider = &memTel{} })
+	if err == nil || !strings.Contains(err.Error(), "PoolOptions.TracerProvider is set, but the client options, fanout_test.bare, have no field TracerProvider") {
+		t.Errorf("got %v", err)
+	}
+}
