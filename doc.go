@@ -80,6 +80,53 @@
 // other's settings. OnDone is never called concurrently with itself, even by
 // concurrent calls of one Fanout.
 //
+// # Telemetry
+//
+// Off by default, at no cost per item. Spans, measurements and log
+// records go through the interfaces the AWS SDK itself uses, smithy-go's
+// tracing.TracerProvider and metrics.MeterProvider, and log/slog; the
+// package never imports OpenTelemetry. smithy-go's modules
+// smithyoteltracing and smithyotelmetrics adapt OpenTelemetry's providers
+// (examples/otel wires them up).
+//
+// Options.TracerProvider gets one span per call, [SpanCall], and one per
+// item, [SpanItem], under it, with the item's key ([AttrKey]) and index
+// and, under Regions and AccountRegions, its region ([AttrRegion],
+// cloud.region) and account ([AttrAccountID], cloud.account.id). The span
+// starts when a worker claims the item; the [EventStarted] event marks
+// when it got its units, so what comes before is its wait for the limits.
+// The operation's context carries the span, so the SDK's spans (the
+// operation, RetryLoop, each Attempt) nest under it. The span ends with
+// the item's outcome ([AttrOutcome]: ok, error, skipped, not_started,
+// panic).
+//
+// Options.MeterProvider gets [MetricItems] by outcome (the counts are the
+// results), [MetricItemDuration], [MetricItemWait] and [MetricInFlight].
+// Options.Logger gets a Debug record per item (Warn for a panic), logged
+// with the item's context so that a handler can correlate it with the
+// trace.
+//
+// [PoolOptions].TracerProvider and MeterProvider are set on every client
+// the pool builds, labelled with the client's region, and its account on
+// spans (on measurements with PoolOptions.AccountAttribute, since an
+// organization has many): the SDK's own spans and measurements name
+// neither, so a fan-out's regions could not be told apart. The pool adds
+// [MetricClientLimit] (each client's adaptive limit),
+// [MetricClientThrottles] and [MetricClientBreaker], and marks the SDK's
+// Attempt spans with [AttrThrottled] and [AttrWait] (the time the
+// adaptive limit held the attempt). Regions and AccountRegions calls whose
+// Options set no telemetry use the pool's. PoolOptions.Logger hears at
+// Warn what a user must: an account denied, an item throttled past its
+// retries, every region of a call answering as not enabled, a breaker
+// that opened. No record, span or measurement holds a credential.
+//
+// While Go's execution tracer runs (go test -trace, runtime/trace.Start),
+// each call and each item is a runtime/trace task named like its span,
+// logged with its key, so go tool trace shows the fan-out item by item.
+//
+// A panic in a provider or a logger of the caller's becomes the item's
+// error, or, making a call's span or instruments, the call's.
+//
 // # AWS
 //
 // The AWS layer sits on top of the engine and reaches it through one seam:

@@ -72,18 +72,16 @@ type Options struct {
 	// item's error.
 	OnDone func(Progress)
 
-	// TracerProvider, when not nil, gets one span per call ("fanout.call")
-	// and one per item ("fanout.item", with its key and index, and its
-	// region and account under Regions and AccountRegions), whose context
-	// the operation receives, so that the SDK's spans nest under the
-	// item's. MeterProvider, when not nil, gets the items by outcome, their
-	// durations, their waits for the limit and the items in flight; Logger,
-	// when not nil, a Debug record per item. See telemetry.go's package
-	// documentation for the names. All three are smithy-go's (the SDK's)
-	// interfaces, which smithy-go's smithyoteltracing and
-	// smithyotelmetrics adapt from OpenTelemetry. nil, the default, costs
-	// nothing per item. A panic in any of them becomes the item's error,
-	// or the call's.
+	// TracerProvider, when not nil, gets one span per call (SpanCall) and
+	// one per item (SpanItem), whose context the operation receives, so
+	// that the SDK's spans nest under the item's. MeterProvider, when not
+	// nil, gets the items by outcome, their durations, their waits for the
+	// limits and the items in flight; Logger, when not nil, a Debug record
+	// per item. They are the SDK's own interfaces, from smithy-go, which
+	// its smithyoteltracing and smithyotelmetrics modules adapt from
+	// OpenTelemetry; see the package documentation, Telemetry. nil, the
+	// default, costs nothing per item. A panic in any of them becomes the
+	// item's error, or the call's.
 	TracerProvider tracing.TracerProvider
 	MeterProvider  metrics.MeterProvider
 	Logger         *slog.Logger

@@ -125,7 +125,7 @@ func (pt *poolTel) forClient(t acctRegion) (*clientTel, tracing.TracerProvider, 
 			mp = labeledMeterProvider{pt.mp, lb.record}
 		}
 		err := guard(func() {
-			m := pt.mp.Meter(Scope)
+			m := pt.mp.Meter(InstrumentationScope)
 			ct.limit = gauge(m.Float64Gauge, MetricClientLimit, "{request}", "The client's adaptive limit, in requests per round trip (below 1: paced)")
 			ct.throttles = instrument(m.Int64Counter, MetricClientThrottles, "{attempt}", "The client's throttled attempts")
 			ct.breaker = gauge(m.Int64Gauge, MetricClientBreaker, "{state}", "The client's breaker: 0 closed, 1 open, 2 half-open")

@@ -16,9 +16,9 @@ import (
 // The names of the library's telemetry, in the SDK's style (see the
 // package documentation, Telemetry).
 const (
-	// Scope is the instrumentation scope of the library's tracers and
+	// InstrumentationScope names the library to its tracers and
 	// meters.
-	Scope = "github.com/awsfanout/fanout"
+	InstrumentationScope = "github.com/awsfanout/fanout"
 
 	SpanCall = "fanout.call" // one per call
 	SpanItem = "fanout.item" // one per item, under its call's
@@ -111,7 +111,7 @@ func startCall(ctx context.Context, o *Options, items, limit int) (_ context.Con
 		return ctx, t, task, nil
 	}
 	err = guard(func() {
-		t.tracer = o.TracerProvider.Tracer(Scope)
+		t.tracer = o.TracerProvider.Tracer(InstrumentationScope)
 		ctx, t.span = t.tracer.StartSpan(ctx, SpanCall, func(so *tracing.SpanOptions) {
 			if items >= 0 {
 				so.Properties.Set(AttrItems, items)
@@ -131,7 +131,7 @@ func (t *callTel) meters(mp metrics.MeterProvider) {
 	if mp == nil {
 		return
 	}
-	m := mp.Meter(Scope)
+	m := mp.Meter(InstrumentationScope)
 	t.items = instrument(m.Int64Counter, MetricItems, "{item}", "Items by outcome")
 	t.duration = instrument(m.Float64Histogram, MetricItemDuration, "s", "The time an item's operation took")
 	t.wait = instrument(m.Float64Histogram, MetricItemWait, "s", "The time an item waited for the limits before its operation began")
@@ -144,7 +144,7 @@ func instrument[I any](make func(string, ...metrics.InstrumentOption) (I, error)
 	i, err := make(name, func(o *metrics.InstrumentOptions) { o.UnitLabel, o.Description = unit, desc })
 	if err != nil || any(i) == nil {
 		var nop metrics.NopMeterProvider
-		nopMeter := nop.Meter(Scope)
+		nopMeter := nop.Meter(InstrumentationScope)
 		switch p := any(&i).(type) {
 		case *metrics.Int64Counter:
 			*p, _ = nopMeter.Int64Counter(name)

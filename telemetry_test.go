@@ -411,3 +411,29 @@ func TestProvidersNeedTheirFields(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestTelemetryBreaker: a breaker that opens is sampled, with its region,
+// and the pool's Logger hears of it at Warn, naming the client.
+func TestTelemetryBreaker(t *testing.T) {
+	t.Parallel()
+	srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{{Region: "eu-west-1", Fault: fanouttest.Reset}}})
+	tel := &memTel{}
+	logs := &syncWriter{w: &bytes.Buffer{}}
+	pool := newPool(t, srv.AWSConfig("us-east-1"), sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+		o.Breaker.Threshold = 2
+		o.Retryer = fastRetries
+		o.MeterProvider = tel
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	for _, r := range identities(t, pool, "eu-west-1", keysN(3), 1) {
+		if !errors.Is(r.Err, fanout.ErrEndpointDown) {
+			t.Fatalf("%s: %v; want ErrEndpointDown", r.Key, r.Err)
+		}
+	}
+	if got, n := tel.sum(fanout.MetricClientBreaker, map[string]any{fanout.AttrRegion: "eu-west-1"}); n != 1 || got != float64(fanout.BreakerOpen) {
+		t.Errorf("breaker state: %d samples, last %v; want one, open", n, got)
+	}
+	if out := logs.String(); strings.Count(out, "level=WARN msg=\"fanout: breaker opened") != 1 || !strings.Contains(out, "client=eu-west-1") {
+		t.Errorf("records:\n%s", out)
+	}
+}
