@@ -212,43 +212,53 @@ func (a *Adaptive) Stats() AdaptiveStats {
 // ctx's deadline, at once an error that errors.Is finds both
 // context.DeadlineExceeded and ErrThrottled in.
 func (a *Adaptive) Acquire(ctx context.Context) (time.Time, error) {
+	start, _, err := a.acquire(ctx)
+	return start, err
+}
+
+// acquire is Acquire, and reports whether the request was held: whether
+// it had to wait for the bucket, for room or for its pace.
+func (a *Adaptive) acquire(ctx context.Context) (start time.Time, held bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
-	if err := a.waitBucket(ctx); err != nil {
-		return time.Time{}, err
+	bucket, err := a.waitBucket(ctx)
+	if err != nil {
+		return time.Time{}, false, err
 	}
-	if err := a.admit(ctx); err != nil {
-		return time.Time{}, err
+	room, err := a.admit(ctx)
+	if err != nil {
+		return time.Time{}, false, err
 	}
-	if err := a.waitPace(ctx); err != nil {
+	paced, err := a.waitPace(ctx)
+	if err != nil {
 		a.giveBack()
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
-	return a.now(), nil
+	return a.now(), bucket || room || paced, nil
 }
 
 // waitBucket takes a token from the client's own bucket, if it has one,
 // waiting for it unless the wait would outlast ctx.
-func (a *Adaptive) waitBucket(ctx context.Context) error {
+func (a *Adaptive) waitBucket(ctx context.Context) (waited bool, err error) {
 	if a.bucket == nil {
-		return nil
+		return false, nil
 	}
 	now := a.now()
 	r := a.bucket.ReserveN(now, 1) // always possible: Burst is at least 1
 	d := r.DelayFrom(now)
 	if d == 0 {
-		return nil
+		return false, nil
 	}
 	if deadline, ok := ctx.Deadline(); ok && d > time.Until(deadline) {
 		r.CancelAt(now)
-		return &rateWaitError{rate: a.opts.Rate, burst: a.opts.Burst, wait: d}
+		return false, &rateWaitError{rate: a.opts.Rate, burst: a.opts.Burst, wait: d}
 	}
 	if err := sleep(ctx, d); err != nil {
 		r.CancelAt(a.now())
-		return err
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
 // rateWaitError is the error of a request that the client's own bucket
@@ -271,8 +281,9 @@ func (e *rateWaitError) Is(target error) bool {
 	return target == context.DeadlineExceeded || target == ErrThrottled
 }
 
-// admit waits for a place among the requests in flight.
-func (a *Adaptive) admit(ctx context.Context) error {
+// admit waits for a place among the requests in flight, and reports
+// whether it had to.
+func (a *Adaptive) admit(ctx context.Context) (waited bool, err error) {
 	a.mu.Lock()
 	if a.epoch.IsZero() {
 		a.epoch = a.now()
@@ -280,7 +291,7 @@ func (a *Adaptive) admit(ctx context.Context) error {
 	if a.inflight < a.room() && len(a.waiters) == 0 {
 		a.inflight++
 		a.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	ready := make(chan struct{})
 	a.waiters = append(a.waiters, ready)
@@ -288,7 +299,7 @@ func (a *Adaptive) admit(ctx context.Context) error {
 	a.mu.Unlock()
 	select {
 	case <-ready:
-		return nil
+		return true, nil
 	case <-ctx.Done():
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -299,7 +310,7 @@ func (a *Adaptive) admit(ctx context.Context) error {
 		default:
 			a.remove(ready)
 		}
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 }
 
@@ -308,11 +319,11 @@ func (a *Adaptive) admit(ctx context.Context) error {
 // spaced before a cut is spaced again after its wait: sent at the old
 // spacing, it would be throttled and, as a request sent after the cut,
 // cut the limit again for a rate the cut already corrected.
-func (a *Adaptive) waitPace(ctx context.Context) error {
+func (a *Adaptive) waitPace(ctx context.Context) (waited bool, err error) {
 	for {
 		d, start, next, cuts := a.pace()
 		if d <= 0 {
-			return nil
+			return waited, nil
 		}
 		if err := sleep(ctx, d); err != nil {
 			a.mu.Lock()
@@ -320,10 +331,11 @@ func (a *Adaptive) waitPace(ctx context.Context) error {
 			if a.next.Equal(next) { // no start was spaced after this one
 				a.next = start
 			}
-			return err
+			return false, err
 		}
+		waited = true
 		if !a.cutSince(cuts) {
-			return nil
+			return true, nil
 		}
 	}
 }
@@ -618,9 +630,13 @@ type adaptiveRetryer struct {
 // under the retry middleware panics. Each panic goes on up to the caller.
 func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
 	asked := r.a.now()
-	start, err := r.a.Acquire(ctx)
+	start, held, err := r.a.acquire(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var waited time.Duration // only a hold is worth telling
+	if held {
+		waited = start.Sub(asked)
 	}
 	s := &slot{a: r.a, start: start}
 	if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
@@ -640,7 +656,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 	return func(err error) error {
 		o := s.endWith(err)
 		recordAttempt(ctx, err, o)
-		r.tel.attempt(ctx, o, start.Sub(asked), r.a)
+		r.tel.attempt(ctx, o, waited, r.a)
 		return release(err)
 	}, nil
 }

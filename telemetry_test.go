@@ -213,7 +213,7 @@ func TestTelemetryOverTheWire(t *testing.T) {
 			if len(items) != len(res) {
 				t.Fatalf("%d item spans; want %d", len(items), len(res))
 			}
-			marked := 0
+			marked, held := 0, 0
 			for _, a := range tel.named("Attempt") {
 				chain := []string{}
 				for s := a; s != nil; s = s.parent {
@@ -231,9 +231,18 @@ func TestTelemetryOverTheWire(t *testing.T) {
 				if a.prop(fanout.AttrThrottled) == true {
 					marked++
 				}
+				if w := a.prop(fanout.AttrWait); w != nil {
+					if a.prop(fanout.AttrRegion) != "us-west-2" {
+						t.Errorf("an attempt in %v, never throttled, was held %v s", a.prop(fanout.AttrRegion), w)
+					}
+					held++
+				}
 			}
 			if marked != throttles {
 				t.Errorf("%d attempts marked throttled; the results count %d", marked, throttles)
+			}
+			if held == 0 {
+				t.Error("no attempt in the throttled region was held by its adaptive limit")
 			}
 
 			// The SDK's own measurements name the region, and the account only when asked.
