@@ -1,10 +1,14 @@
-// Package timeline records what a fan-out does.
+// Package timeline records what a fan-out does and draws it as a
+// waterfall.
 //
 // A [Recorder] is both a [tracing.TracerProvider] and a
 // [metrics.MeterProvider], the interfaces through which the fanout package
 // and the aws-sdk-go-v2 clients report their spans and measurements. Set
 // it as the providers of a Fanout and of a ClientPool, run the fan-out,
-// and read what it recorded with [Recorder.Spans] and [Recorder.Samples].
+// and [Recorder.WriteSVG] draws one row per region: each item's wait for
+// the limit and its run, each SDK attempt inside it, the throttled
+// attempts and the retries, the time the adaptive limit made an attempt
+// wait, and the adaptive limit itself over time.
 //
 // A Recorder is safe for concurrent use. It keeps everything it is given
 // for as long as it lives: every span with its properties and events, and

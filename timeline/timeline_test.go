@@ -128,7 +128,7 @@ func TestConcurrent(t *testing.T) {
 	g, _ := r.Meter("scope").Float64Gauge("fanout.client.limit")
 	ctx, call := tr.StartSpan(context.Background(), "fanout.call")
 	var wg sync.WaitGroup
-	wg.Add(50)
+	wg.Add(51)
 	for range 50 {
 		go func() {
 			defer wg.Done()
@@ -142,6 +142,10 @@ func TestConcurrent(t *testing.T) {
 			_ = r.Spans()
 		}()
 	}
+	go func() {
+		defer wg.Done()
+		_ = r.WriteSVG(discard{})
+	}()
 	wg.Wait()
 	call.End()
 	if n, m := len(r.Spans()), len(r.Samples()); n != 101 || m != 50 {
@@ -153,3 +157,7 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
