@@ -7,7 +7,9 @@
 //
 // Flags: -concurrency, -regions (comma-separated globs, "!" to exclude),
 // -json (one JSON object per region instead of the table), -compare (also
-// runs the plain sequential loop and prints the speedup). Progress goes to
+// runs the plain sequential loop and prints the speedup), -sim-throttle
+// (a request rate above which each simulated region throttles, so that
+// retries and the adaptive limit come into play). Progress goes to
 // stderr; the last line of stdout is always
 //
 //	regions=N instances=M failed=K elapsed=1.234s
@@ -21,7 +23,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -48,6 +52,7 @@ type options struct {
 	json        bool
 	compare     bool
 	simLatency  float64
+	simThrottle float64
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -62,6 +67,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per region instead of the table")
 	fs.BoolVar(&o.compare, "compare", false, "also run the plain sequential loop and print the speedup")
 	fs.Float64Var(&o.simLatency, "sim-latency", 1, "scale the simulated regions' latency (simulation only)")
+	fs.Float64Var(&o.simThrottle, "sim-throttle", 0, "throttle each simulated region's EC2 reads above this many a second, after a burst of "+strconv.Itoa(simBurst)+" (0: never; simulation only)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -72,6 +78,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-concurrency is %d; want 1 or more", o.concurrency)
 	case o.simLatency < 0:
 		return o, fmt.Errorf("-sim-latency is %v; want 0 or more", o.simLatency)
+	case !(o.simThrottle >= 0) || math.IsInf(o.simThrottle, 1):
+		return o, fmt.Errorf("-sim-throttle is %v; want 0 (no throttling) or a number of requests a second", o.simThrottle)
 	}
 	return o, nil
 }
@@ -151,7 +159,7 @@ func awsConfig(ctx context.Context, o options, stdout io.Writer) (aws.Config, fu
 			Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "example-secret", ""),
 		}, func() {}, nil
 	}
-	srv, err := simulate(o.simLatency)
+	srv, err := simulate(o.simLatency, o.simThrottle)
 	if err != nil {
 		return aws.Config{}, nil, err
 	}
@@ -159,10 +167,20 @@ func awsConfig(ctx context.Context, o options, stdout io.Writer) (aws.Config, fu
 	return srv.AWSConfig(o.home), srv.Close, nil
 }
 
+// simBurst is the burst of a simulated region's throttle bucket: small,
+// so that -sim-throttle bites from the first pages on.
+const simBurst = 2
+
 // simulate starts a fanouttest endpoint whose regions answer with the
-// latency of a client in us-east-1, and hold 0 to 39 instances each.
-func simulate(scale float64) (*fanouttest.Server, error) {
+// latency of a client in us-east-1, and hold 0 to 39 instances each. With
+// a rate above 0, each region's EC2 reads (each action its own bucket, as
+// EC2 meters them) are throttled above rate a second after a burst of
+// simBurst.
+func simulate(scale, rate float64) (*fanouttest.Server, error) {
 	cfg := fanouttest.Config{RegionInstances: map[string]int{}}
+	if rate > 0 {
+		cfg.Throttle.NonMutating = fanouttest.Bucket{Burst: simBurst, PerSecond: rate}
+	}
 	for _, r := range fanouttest.DefaultRegions {
 		base := time.Duration(float64(latencyFromUSEast1(r)) * scale)
 		h := fnv.New32a()

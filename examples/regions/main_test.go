@@ -106,6 +106,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"-aws", "-endpoint", "http://x"}, 2, "exclude each other"},
 		{[]string{"-nope"}, 2, "not defined"},
 		{[]string{"-sim-latency", "0", "-regions", "[eu"}, 1, `"[eu" is not a valid glob`},
+		{[]string{"-sim-throttle", "-1"}, 2, "-sim-throttle is -1"},
+		{[]string{"-sim-throttle", "NaN"}, 2, "-sim-throttle is NaN"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), tc.args, &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.want) {
