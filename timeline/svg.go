@@ -115,7 +115,7 @@ func (wf *waterfall) title() string {
 
 // legend draws a key for each mark, wrapping to a second line if it must.
 func (wf *waterfall) legend(c *canvas) {
-	limit := "adaptive limit (0 at the row's bottom, " + strconv.FormatFloat(wf.maxLimit, 'f', -1, 64) + " at its top, req/RTT)"
+	limit := "adaptive limit, requests per round trip (0 at a row's bottom, " + short(wf.maxLimit) + " at its top)"
 	if wf.maxLimit == 0 {
 		limit = "adaptive limit (none sampled)"
 	}
@@ -160,9 +160,9 @@ func (c *canvas) axis(y float64) {
 	c.printf(`<text x="%d" y="%.0f" text-anchor="end">seconds since the first span</text></g>`+"\n", plotRight, y+34)
 }
 
-// tickStep is 1, 2 or 5 times a power of ten, for about eight ticks.
+// tickStep is 1, 2 or 5 times a power of ten, for 5 to 10 ticks.
 func (c *canvas) tickStep() float64 {
-	rough := c.secs / 8
+	rough := c.secs / 10
 	p := math.Pow(10, math.Floor(math.Log10(rough)))
 	for _, m := range []float64{1, 2, 5} {
 		if m*p >= rough {
@@ -269,6 +269,9 @@ func (a attempt) draw(c *canvas, y float64) {
 		fill, class = colThrottled, "attempt throttled"
 	}
 	x, w := c.span(sent, a.end)
+	if w > 3 {
+		w -= 1 // a gap, so that the attempts of calls one after another stay apart
+	}
 	c.printf(`<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>`+"\n", class, x, y+3, w, laneH-6, fill, esc(a.tooltip()))
 	if a.n > 1 {
 		c.printf(`<path class="retry" transform="translate(%.1f %.1f)" d="M-4 0h8l-4 6z" fill="%s"/>`+"\n", c.x(a.start), y-2, colRetry)
