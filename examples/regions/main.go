@@ -7,10 +7,11 @@
 //
 // Flags: -concurrency, -regions (comma-separated globs, "!" to exclude),
 // -json (one JSON object per region instead of the table), -compare (also
-// runs the plain sequential loop and prints the speedup), -sim-throttle
-// (a request rate above which each simulated region throttles, so that
-// retries and the adaptive limit come into play). Progress goes to
-// stderr; the last line of stdout is always
+// runs the plain sequential loop and prints the speedup), -timeline
+// FILE.svg (records the run and draws it as a waterfall: see package
+// timeline), -sim-throttle RATE (the requests a second above which each
+// simulated region throttles, so that retries and the adaptive limit come
+// into play). Progress goes to stderr; the last line of stdout is always
 //
 //	regions=N instances=M failed=K elapsed=1.234s
 package main
@@ -39,6 +40,7 @@ import (
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/discover"
 	"github.com/awsfanout/fanout/fanouttest"
+	"github.com/awsfanout/fanout/timeline"
 )
 
 func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) }
@@ -53,6 +55,7 @@ type options struct {
 	compare     bool
 	simLatency  float64
 	simThrottle float64
+	timeline    string
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -67,6 +70,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per region instead of the table")
 	fs.BoolVar(&o.compare, "compare", false, "also run the plain sequential loop and print the speedup")
 	fs.Float64Var(&o.simLatency, "sim-latency", 1, "scale the simulated regions' latency (simulation only)")
+	fs.StringVar(&o.timeline, "timeline", "", "record the run and draw it as an SVG waterfall in this file")
 	fs.Float64Var(&o.simThrottle, "sim-throttle", 0, "throttle each simulated region's EC2 reads above this many a second, after a burst of "+strconv.Itoa(simBurst)+" (0: never; simulation only)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -99,8 +103,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer done()
 
+	var rec *timeline.Recorder
+	var svg *os.File
+	if o.timeline != "" {
+		// Created now, so that a path that cannot be written fails before the run.
+		if svg, err = os.Create(o.timeline); err != nil {
+			fmt.Fprintln(stderr, "regions:", err)
+			return 1
+		}
+		defer svg.Close()
+		rec = timeline.New()
+	}
 	start := time.Now()
-	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig)
+	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig, func(po *fanout.PoolOptions[ec2.Options]) {
+		if rec != nil { // a nil *Recorder in the interface would be a provider, and panic
+			po.TracerProvider, po.MeterProvider = rec, rec
+		}
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, "regions:", err)
 		return 1
@@ -115,6 +134,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := fanout.New[int](func(fo *fanout.Options) {
 		fo.Limit = int64(o.concurrency)
 		fo.OnDone = bar.done
+		if rec != nil {
+			fo.TracerProvider, fo.MeterProvider = rec, rec
+		}
 	})
 	results, err := fanout.Regions(ctx, f, pool, regions, countInstances)
 	bar.finish()
@@ -123,6 +145,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	elapsed := time.Since(start)
+	if rec != nil {
+		if err := writeTimeline(svg, rec); err != nil {
+			fmt.Fprintln(stderr, "regions:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "timeline:", o.timeline)
+	}
 
 	if o.json {
 		writeJSON(stdout, results)
@@ -232,6 +261,14 @@ func sequential(ctx context.Context, cfg aws.Config, regions []string) time.Dura
 		_, _ = countInstances(ctx, ec2.NewFromConfig(c), region)
 	}
 	return time.Since(start)
+}
+
+// writeTimeline draws what rec recorded in f, and closes it.
+func writeTimeline(f *os.File, rec *timeline.Recorder) error {
+	if err := rec.WriteSVG(f); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 func globs(s string) []string {

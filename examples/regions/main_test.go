@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -85,6 +87,52 @@ func TestGlobsJSONCompare(t *testing.T) {
 	}
 }
 
+var svgTitle = regexp.MustCompile(`fan-out timeline: (\d+) items, (\d+) failed, (\d+) attempts, (\d+) throttled, (\d+) retried`)
+
+// timelineOf runs the command with -timeline and returns the SVG's
+// numbers: its rows, throttle marks and limit lines, and its title's
+// items, failed, attempts, throttled and retried.
+func timelineOf(t *testing.T, args ...string) (rows, marks, limits int, title []int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "run.svg")
+	lines, regions, _, failed := runRegions(t, append(args, "-timeline", path)...)
+	if lines[1] != "timeline: "+path || failed != 0 {
+		t.Errorf("second line %q, failed=%d; want the timeline's path, none failed", lines[1], failed)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := string(b)
+	m := svgTitle.FindStringSubmatch(svg)
+	if m == nil {
+		t.Fatalf("no title line in\n%s", svg)
+	}
+	for _, s := range m[1:] {
+		n, _ := strconv.Atoi(s)
+		title = append(title, n)
+	}
+	rows = strings.Count(svg, `<g class="row">`)
+	if rows != regions || title[0] != regions {
+		t.Errorf("%d rows and %d items drawn for %d regions", rows, title[0], regions)
+	}
+	return rows, strings.Count(svg, `class="attempt throttled"`), strings.Count(svg, `class="limit"`), title
+}
+
+func TestTimeline(t *testing.T) {
+	_, marks, limits, title := timelineOf(t, "-sim-latency", "0.01", "-regions", "eu-*")
+	if title[1] != 0 || title[2] < title[0] || title[3] != 0 || title[4] != 0 || marks != 0 || limits != 0 {
+		t.Errorf("title %v, %d throttle marks, %d limit lines; want an attempt or more per item, no failure, throttle, retry or limit", title, marks, limits)
+	}
+}
+
+func TestTimelineSimThrottle(t *testing.T) {
+	_, marks, limits, title := timelineOf(t, "-sim-latency", "0.02", "-sim-throttle", "2")
+	if title[3] == 0 || marks != title[3] || title[4] < title[3] || limits == 0 {
+		t.Errorf("title %v, %d throttle marks, %d limit lines; want throttles, each marked and retried, and the limits that dropped", title, marks, limits)
+	}
+}
+
 func TestEndpointMoto(t *testing.T) {
 	srv := mototest.Require(t)
 	if err := srv.Reset(); err != nil {
@@ -108,6 +156,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"-sim-latency", "0", "-regions", "[eu"}, 1, `"[eu" is not a valid glob`},
 		{[]string{"-sim-throttle", "-1"}, 2, "-sim-throttle is -1"},
 		{[]string{"-sim-throttle", "NaN"}, 2, "-sim-throttle is NaN"},
+		{[]string{"-sim-latency", "0", "-regions", "eu-west-1", "-timeline", "/nonexistent/run.svg"}, 1, "/nonexistent/run.svg"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), tc.args, &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.want) {
