@@ -25,6 +25,11 @@ const (
 	propAccount   = "cloud.account.id"
 )
 
+// minWait is the least fanout.wait drawn. The pool sets it on every
+// attempt, and without pacing it is the microseconds the limit takes to
+// let an attempt through: no wait, and less than a pixel anyway.
+const minWait = time.Millisecond
+
 // waterfall is what WriteSVG draws.
 type waterfall struct {
 	start, end time.Time // of the first span to start and the last to end
@@ -147,6 +152,9 @@ func (wf *waterfall) itemBar(s *RecordedSpan) *bar {
 func (wf *waterfall) addAttempt(spans []RecordedSpan, s *RecordedSpan, items map[int]*bar, rows map[string]*row) {
 	a := attempt{n: int(num(s.Properties[propAttempt])), throttled: s.Properties[propThrottled] == true,
 		wait: time.Duration(num(s.Properties[propWait]) * float64(time.Second)), start: s.Start, end: wf.endOf(s)}
+	if a.wait < minWait {
+		a.wait = 0
+	}
 	var in *bar
 	for p := s.Parent; p > 0 && p <= len(spans) && in == nil; p = spans[p-1].Parent {
 		if a.op == "" && spans[p-1].Kind == tracing.SpanKindClient {
