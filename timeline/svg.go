@@ -226,7 +226,7 @@ func (b *bar) drawItem(c *canvas, y float64) {
 	switch {
 	case b.failed:
 		fill, edge, class = colFailed, colFailEdge, "item failed"
-	case b.outcome == "skipped":
+	case b.outcome == outcomeSkipped:
 		fill, class = colSkipped, "item skipped"
 	}
 	x, w := c.span(run, b.end)

@@ -3,19 +3,34 @@
 //
 // A [Recorder] is both a [tracing.TracerProvider] and a
 // [metrics.MeterProvider], the interfaces through which the fanout package
-// and the aws-sdk-go-v2 clients report their spans and measurements. Set
-// it as the providers of a Fanout and of a ClientPool, run the fan-out,
-// and [Recorder.WriteSVG] draws one row per region: each item's wait for
-// the limit and its run, each SDK attempt inside it, the throttled
-// attempts and the retries, the time the adaptive limit made an attempt
-// wait, and the adaptive limit itself over time.
+// and the aws-sdk-go-v2 clients report their spans and measurements. Make
+// it the providers of a ClientPool and of a Fanout, run the fan-out, and
+// [Recorder.WriteSVG] draws one row per region: each item's wait for the
+// limit and its run, each SDK attempt inside it, the throttled attempts
+// and the retries, the time the adaptive limit held an attempt, and the
+// adaptive limit itself over time.
+//
+//	rec := timeline.New()
+//	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
+//		o.TracerProvider, o.MeterProvider = rec, rec
+//	})
+//	...
+//	f := fanout.New[int](func(o *fanout.Options) {
+//		o.TracerProvider, o.MeterProvider = rec, rec
+//	})
+//	results, err := fanout.Regions(ctx, f, pool, regions, countInstances)
+//	...
+//	err = rec.WriteSVG(file)
+//
+// [Recorder.Spans] and [Recorder.Samples] return what was recorded, for
+// a test to assert on or another rendering to draw.
 //
 // A Recorder is safe for concurrent use. It keeps everything it is given
 // for as long as it lives: every span with its properties and events, and
-// every measurement of a synchronous instrument. Nothing is sampled,
-// aggregated or dropped, so memory grows with the run (an SDK call makes
-// about a dozen spans, and as many measurements, per attempt). Record one
-// run, write it out, and let the Recorder go.
+// every measurement of a synchronous instrument. Nothing is dropped or
+// aggregated, so memory grows with the run: an SDK attempt through a pool
+// client leaves about ten spans and fifteen measurements, some 11 KB.
+// Record one run, write it out, and let the Recorder go.
 package timeline
 
 import (

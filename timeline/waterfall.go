@@ -12,17 +12,18 @@ import (
 // The names of the telemetry contract: the spans, events, properties and
 // instruments of the fanout package and of the SDK that a waterfall reads.
 const (
-	itemSpan      = "fanout.item"    // one per item, from its claim to its result
-	startedEvent  = "fanout.started" // on an item span: it got its units, its op begins
-	attemptSpan   = "Attempt"        // the SDK's, one per attempt of a call
-	limitGauge    = "fanout.client.limit"
-	propKey       = "fanout.key"
-	propOutcome   = "fanout.outcome"
-	propThrottled = "fanout.throttled"  // on an Attempt: it was throttled
-	propWait      = "fanout.wait"       // on an Attempt: seconds the adaptive limit held it
-	propAttempt   = "operation.attempt" // on an Attempt: 1 for the first
-	propRegion    = "cloud.region"
-	propAccount   = "cloud.account.id"
+	itemSpan       = "fanout.item"    // one per item, from its claim to its result
+	startedEvent   = "fanout.started" // on an item span: it got its units, its op begins
+	attemptSpan    = "Attempt"        // the SDK's, one per attempt of a call
+	limitGauge     = "fanout.client.limit"
+	propKey        = "fanout.key"
+	propOutcome    = "fanout.outcome"
+	outcomeSkipped = "skipped"           // an item that chose not to run: not a failure
+	propThrottled  = "fanout.throttled"  // on an Attempt: it was throttled
+	propWait       = "fanout.wait"       // on an Attempt: seconds the adaptive limit held it
+	propAttempt    = "operation.attempt" // on an Attempt: 1 for the first
+	propRegion     = "cloud.region"
+	propAccount    = "cloud.account.id"
 )
 
 // minWait is the least fanout.wait drawn. The pool sets it on every
