@@ -21,6 +21,7 @@ const (
 	laneGap   = 3
 	rowPad    = 4
 	labelMax  = 28 // runes of a row label; a longer one is cut, whole in its tooltip
+	limitBand = 16 // under the lanes of a row with an adaptive limit, for its step line
 )
 
 // The colors: each item's wait and run, its attempts, and the limit.
@@ -48,9 +49,10 @@ const (
 // its run plain (red-edged if it failed). The SDK attempts made inside it
 // are drawn in it, throttled ones in orange, a retry marked with a
 // triangle above its start, and the time the pool's adaptive limit held
-// an attempt before sending it hatched in violet. The green step line is
-// the limit of the row's client, from 0 at the bottom of the row to the
-// highest limit sampled in any row at the top. A title line gives the
+// an attempt before sending it hatched in violet. Under the items of a
+// row whose client's adaptive limit was sampled, a green step line draws
+// that limit, on a log scale from the lowest limit sampled in any row to
+// the highest, with its last value at its end. A title line gives the
 // totals. Spans still running are drawn to the last time recorded.
 //
 // The same recorded data always gives the same bytes.
@@ -97,7 +99,7 @@ func (wf *waterfall) svg() []byte {
 	c.grid(top, height-44)
 	y := top
 	for i, r := range wf.rows {
-		r.draw(c, y, i, wf.maxLimit)
+		r.draw(c, y, i, wf.limits)
 		y += r.height()
 	}
 	if len(wf.rows) == 0 {
@@ -115,8 +117,8 @@ func (wf *waterfall) title() string {
 
 // legend draws a key for each mark, wrapping to a second line if it must.
 func (wf *waterfall) legend(c *canvas) {
-	limit := "adaptive limit, requests per round trip (0 at a row's bottom, " + short(wf.maxLimit) + " at its top)"
-	if wf.maxLimit == 0 {
+	limit := "adaptive limit, requests per round trip, log scale (" + short(wf.limits.lo) + " at a row's bottom, " + short(wf.limits.hi) + " at its top)"
+	if wf.limits.hi == 0 {
 		limit = "adaptive limit (none sampled)"
 	}
 	x, y := 10.0, 40.0
@@ -182,11 +184,17 @@ func (c *canvas) ticks() []float64 {
 }
 
 func (r *row) height() float64 {
-	return float64(r.lanes*laneH+(r.lanes-1)*laneGap) + 2*rowPad
+	h := r.lanesHeight() + 2*rowPad
+	if len(r.limit) > 0 {
+		h += limitBand
+	}
+	return h
 }
 
+func (r *row) lanesHeight() float64 { return float64(r.lanes*laneH + (r.lanes-1)*laneGap) }
+
 // draw draws the row whose top is y, i-th from the top.
-func (r *row) draw(c *canvas, y float64, i int, maxLimit float64) {
+func (r *row) draw(c *canvas, y float64, i int, limits scale) {
 	c.printf(`<g class="row">`)
 	if i%2 == 1 {
 		c.printf(`<rect x="0" y="%.1f" width="%d" height="%.1f" fill="#000" fill-opacity="0.03"/>`, y, width, r.height())
@@ -199,7 +207,7 @@ func (r *row) draw(c *canvas, y float64, i int, maxLimit float64) {
 	for _, b := range r.bars {
 		b.draw(c, y+rowPad+float64(b.lane*(laneH+laneGap)))
 	}
-	r.drawLimit(c, y, maxLimit)
+	r.drawLimit(c, y, limits)
 	c.printf("</g>\n")
 }
 
@@ -291,12 +299,13 @@ func (a attempt) tooltip() string {
 
 // drawLimit draws the row's adaptive limit as a step line from its first
 // sample to the row's last end, and its last value after it.
-func (r *row) drawLimit(c *canvas, top float64, maxLimit float64) {
-	if len(r.limit) == 0 || maxLimit <= 0 {
+func (r *row) drawLimit(c *canvas, top float64, limits scale) {
+	if len(r.limit) == 0 || limits.hi == 0 {
 		return
 	}
-	bottom := top + r.height() - rowPad/2
-	y := func(v float64) float64 { return bottom - v/maxLimit*(r.height()-rowPad) }
+	high := top + rowPad + r.lanesHeight() + 3 // the band under the lanes
+	low := high + limitBand - 5
+	y := func(v float64) float64 { return low - limits.at(v)*(low-high) }
 	var pts []string
 	lowest := r.limit[0].Value
 	for i, s := range r.limit {

@@ -3,6 +3,7 @@ package timeline
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -35,7 +36,7 @@ const minWait = time.Millisecond
 type waterfall struct {
 	start, end time.Time // of the first span to start and the last to end
 	rows       []*row    // in order of their first start
-	maxLimit   float64   // the highest adaptive limit sampled in any row
+	limits     scale     // of the adaptive limits sampled in every row
 
 	items, failed                int
 	attempts, throttled, retried int
@@ -237,11 +238,35 @@ func (wf *waterfall) addLimits(rows map[string]*row, samples []Sample) {
 			continue
 		}
 		r.limit = append(r.limit, s)
-		wf.maxLimit = max(wf.maxLimit, s.Value)
+		wf.limits.add(s.Value)
 	}
 	for _, r := range rows {
 		slices.SortStableFunc(r.limit, func(a, b Sample) int { return a.Time.Compare(b.Time) })
 	}
+}
+
+// scale maps the adaptive limits on a log scale, from the lowest one
+// sampled to the highest: a limit that drops from 2 to 0.02 requests per
+// round trip falls as far from 2 to 0.2 as from 0.2 to 0.02.
+type scale struct{ lo, hi float64 } // positive, or 0 before a positive sample
+
+func (s *scale) add(v float64) {
+	if v > 0 {
+		s.lo, s.hi = cmp.Or(min(s.lo, v), v), max(s.hi, v)
+	}
+}
+
+// at returns where v falls, from 0 at the lowest sample to 1 at the
+// highest; 0.5 for all when they are equal. A limit of 0 or less, which
+// the adaptive limit never is, is put at the lowest.
+func (s scale) at(v float64) float64 {
+	switch {
+	case s.hi <= s.lo*1.0001:
+		return 0.5
+	case v <= s.lo:
+		return 0
+	}
+	return math.Log(v/s.lo) / math.Log(s.hi/s.lo)
 }
 
 func str(v any) string {

@@ -1,6 +1,9 @@
 package timeline
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 func TestNum(t *testing.T) {
 	for name, tc := range map[string]struct {
@@ -44,5 +47,22 @@ func TestRowLabel(t *testing.T) {
 				t.Errorf("rowLabel(%v, %q) = %q; want %q", tc.props, tc.key, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestScale(t *testing.T) {
+	var s scale
+	for _, v := range []float64{2, 0.02, 0, -1, 0.2} {
+		s.add(v)
+	}
+	for v, want := range map[float64]float64{0.02: 0, 2: 1, 0.2: 0.5, 0: 0, 0.01: 0} {
+		if got := s.at(v); math.Abs(got-want) > 1e-9 {
+			t.Errorf("at(%v) = %v; want %v between %v and %v", v, got, want, s.lo, s.hi)
+		}
+	}
+	one := scale{}
+	one.add(3)
+	if got := one.at(3); got != 0.5 {
+		t.Errorf("with one sample, at(3) = %v; want the middle", got)
 	}
 }
