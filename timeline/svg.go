@@ -44,7 +44,9 @@ const (
 //
 // Each row is one region, or "account/region" for the items in another
 // account than the pool's, in the order of their first start; an item
-// outside the AWS layer has a row named by its key. Time runs from the
+// outside the AWS layer has a row named by its key. Items of one row
+// that overlap in time are stacked; an SDK attempt made outside any item
+// (with a region) is drawn bare in its region's row. Time runs from the
 // first span's start. Each item is a bar: its wait for the limit hatched,
 // its run plain (red-edged if it failed). The SDK attempts made inside it
 // are drawn in it, throttled ones in orange, a retry marked with a
