@@ -27,9 +27,8 @@ const (
 	propAccount    = "cloud.account.id"
 )
 
-// minWait is the least fanout.wait drawn. The pool sets it on every
-// attempt, and without pacing it is the microseconds the limit takes to
-// let an attempt through: no wait, and less than a pixel anyway.
+// minWait is the least fanout.wait drawn: a shorter hold is less than a
+// pixel of any run worth drawing.
 const minWait = time.Millisecond
 
 // waterfall is what WriteSVG draws.
