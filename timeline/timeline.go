@@ -4,8 +4,9 @@
 // A [Recorder] is both a [tracing.TracerProvider] and a
 // [metrics.MeterProvider], the interfaces through which the fanout package
 // and the aws-sdk-go-v2 clients report their spans and measurements. Make
-// it the providers of a ClientPool and of a Fanout, run the fan-out, and
-// [Recorder.WriteSVG] draws one row per region: each item's wait for the
+// it the providers of a ClientPool (Regions and AccountRegions use the
+// pool's; a plain Fanout.Run needs them in its Options), run the fan-out,
+// and [Recorder.WriteSVG] draws one row per region: each item's wait for the
 // limit and its run, each SDK attempt inside it, the throttled attempts
 // and the retries, the time the adaptive limit held an attempt, and the
 // adaptive limit itself over time.
@@ -15,10 +16,7 @@
 //		o.TracerProvider, o.MeterProvider = rec, rec
 //	})
 //	...
-//	f := fanout.New[int](func(o *fanout.Options) {
-//		o.TracerProvider, o.MeterProvider = rec, rec
-//	})
-//	results, err := fanout.Regions(ctx, f, pool, regions, countInstances)
+//	results, err := fanout.Regions(ctx, fanout.New[int](), pool, regions, countInstances)
 //	...
 //	err = rec.WriteSVG(file)
 //

@@ -134,10 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := fanout.New[int](func(fo *fanout.Options) {
 		fo.Limit = int64(o.concurrency)
 		fo.OnDone = bar.done
-		if rec != nil {
-			fo.TracerProvider, fo.MeterProvider = rec, rec
-		}
-	})
+	}) // Regions reports to the pool's providers, the Recorder when -timeline is set
 	results, err := fanout.Regions(ctx, f, pool, regions, countInstances)
 	bar.finish()
 	if results == nil {
