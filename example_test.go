@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
+	"os"
 	"sort"
 	"strings"
 
@@ -150,4 +152,28 @@ func ExampleBudget() {
 	names := fanout.New[string](func(o *fanout.Options) { o.Budget = budget; o.Limit = 5 })
 	fmt.Println(counts.Limit(), names.Limit(), budget.Size())
 	// Output: 20 5 20
+}
+
+// A Logger gets a record per item at Debug, with its key, outcome and
+// times (dropped here, to print the same every run), logged with the
+// item's context so that a handler can add its trace.
+func ExampleOptions_logger() {
+	drop := func(_ []string, a slog.Attr) slog.Attr {
+		switch a.Key {
+		case slog.TimeKey, "elapsed", "wait":
+			return slog.Attr{}
+		}
+		return a
+	}
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: drop}))
+	f := fanout.New[int](func(o *fanout.Options) { o.Limit, o.Logger = 1, log })
+	_, _ = f.Run(context.Background(), []string{"us-east-1", "eu-west-1"}, func(ctx context.Context, region string) (int, error) {
+		if region == "eu-west-1" {
+			return 0, errors.New("AccessDenied")
+		}
+		return 1, nil
+	})
+	// Output:
+	// level=DEBUG msg="fanout: item" key=us-east-1 index=0 outcome=ok
+	// level=DEBUG msg="fanout: item" key=eu-west-1 index=1 outcome=error error=AccessDenied
 }

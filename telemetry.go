@@ -317,8 +317,12 @@ func (r *run[K, T]) logItem(log *slog.Logger, it *itemTel, res *Result[T], out s
 	if lb.account != "" {
 		attrs = append(attrs, slog.String("account", lb.account))
 	}
-	if res.Err != nil {
-		attrs = append(attrs, slog.String("error", res.Err.Error()))
+	if res.Err != nil { // the item's own error: the key and the index are attributes already
+		var err error = res.Err
+		if ie, ok := err.(*ItemError); ok {
+			err = ie.Err
+		}
+		attrs = append(attrs, slog.String("error", err.Error()))
 	} else if res.Skipped != nil {
 		attrs = append(attrs, slog.String("skipped", res.Skipped.Error()))
 	}
