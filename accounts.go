@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/tracing"
 
 	"github.com/awsfanout/fanout/internal/partition"
 )
@@ -465,6 +466,14 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 	if ro.RegionsOf == nil && len(regions) == 0 {
 		return nil, errors.New("fanout: AccountRegions: no regions, and RegionOptions.RegionsOf is nil; list the regions, or set RegionsOf to find each account's")
 	}
+	ro.Options = pool.tel.defaults(ro.Options)
+	ctx, endSpan, err := startSpan(ctx, ro.TracerProvider, SpanAccountRegions, func(o *tracing.SpanOptions) {
+		o.Properties.Set(AttrAccounts, len(accounts))
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer endSpan()
 	checks := make(map[string]*accountCheck, len(accounts))
 	for _, acct := range accounts {
 		checks[acct] = new(accountCheck)

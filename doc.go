@@ -100,7 +100,7 @@
 // the item's outcome ([AttrOutcome]: ok, error, skipped, not_started,
 // panic).
 //
-// Options.MeterProvider gets [MetricItems] by outcome (the counts are the
+// Options.MeterProvider gets [MetricItemsDone] by outcome (the counts are the
 // results), [MetricItemDuration], [MetricItemWait] and [MetricInFlight].
 // Options.Logger gets a Debug record per item (Warn for a panic), logged
 // with the item's context so that a handler can correlate it with the
@@ -123,6 +123,19 @@
 // While Go's execution tracer runs (go test -trace, runtime/trace.Start),
 // each call and each item is a runtime/trace task named like its span,
 // logged with its key, so go tool trace shows the fan-out item by item.
+//
+// AccountRegions wraps its work in a [SpanAccountRegions] span, so that
+// the roles it assumes ahead of the items, and its calls, are one trace.
+// [Accounts] makes its own STS client, which may serve several pools: to
+// see its AssumeRole calls, set the providers on it through
+// AccountOptions.STSOptions.
+//
+// Give the pool and the Options one and the same TracerProvider: an
+// adapter such as smithyoteltracing looks in the context for a span of its
+// own making, and finds the item's. The histograms are in seconds, and
+// smithy-go's instruments cannot advise bucket boundaries: with
+// OpenTelemetry, give them a View with boundaries in seconds
+// (examples/otel does).
 //
 // A panic in a provider or a logger of the caller's becomes the item's
 // error, or, making a call's span or instruments, the call's.

@@ -23,23 +23,29 @@ const (
 	SpanCall = "fanout.call" // one per call
 	SpanItem = "fanout.item" // one per item, under its call's
 
+	// SpanAccountRegions is one AccountRegions call: its roles assumed
+	// ahead of the items and its calls (RegionsOf's, and the items') under
+	// it, in one trace.
+	SpanAccountRegions = "fanout.account_regions"
+
 	// EventStarted marks, on an item's span, the moment it got its units
 	// and its operation began: what comes before is its wait.
 	EventStarted = "fanout.started"
 
-	MetricItems        = "fanout.items"              // Int64Counter: items by outcome
+	MetricItemsDone    = "fanout.items.done"         // Int64Counter: items by outcome
 	MetricItemDuration = "fanout.item.duration"      // Float64Histogram, s: an item's Elapsed, by outcome
 	MetricItemWait     = "fanout.item.wait_duration" // Float64Histogram, s: from claimed to holding its units
 	MetricInFlight     = "fanout.items.in_flight"    // Int64UpDownCounter: items running
 
-	AttrKey       = "fanout.key"
-	AttrIndex     = "fanout.index"
-	AttrOutcome   = "fanout.outcome"
-	AttrItems     = "fanout.items"
-	AttrLimit     = "fanout.limit"
-	AttrFailed    = "fanout.failed"
-	AttrRegion    = "cloud.region"     // OpenTelemetry's name
-	AttrAccountID = "cloud.account.id" // OpenTelemetry's name
+	AttrKey        = "fanout.key"
+	AttrIndex      = "fanout.index"
+	AttrOutcome    = "fanout.outcome"
+	AttrCallItems  = "fanout.call.items"
+	AttrCallLimit  = "fanout.call.limit"
+	AttrCallFailed = "fanout.call.failed"
+	AttrAccounts   = "fanout.accounts"  // on SpanAccountRegions: the accounts asked for
+	AttrRegion     = "cloud.region"     // OpenTelemetry's name
+	AttrAccountID  = "cloud.account.id" // OpenTelemetry's name
 )
 
 // The outcomes of an item (AttrOutcome), one per item: the items counted
@@ -114,9 +120,9 @@ func startCall(ctx context.Context, o *Options, items, limit int) (_ context.Con
 		t.tracer = o.TracerProvider.Tracer(InstrumentationScope)
 		ctx, t.span = t.tracer.StartSpan(ctx, SpanCall, func(so *tracing.SpanOptions) {
 			if items >= 0 {
-				so.Properties.Set(AttrItems, items)
+				so.Properties.Set(AttrCallItems, items)
 			}
-			so.Properties.Set(AttrLimit, limit)
+			so.Properties.Set(AttrCallLimit, limit)
 		})
 	})
 	if err != nil {
@@ -132,7 +138,7 @@ func (t *callTel) meters(mp metrics.MeterProvider) {
 		return
 	}
 	m := mp.Meter(InstrumentationScope)
-	t.items = instrument(m.Int64Counter, MetricItems, "{item}", "Items by outcome")
+	t.items = instrument(m.Int64Counter, MetricItemsDone, "{item}", "Items by outcome")
 	t.duration = instrument(m.Float64Histogram, MetricItemDuration, "s", "The time an item's operation took")
 	t.wait = instrument(m.Float64Histogram, MetricItemWait, "s", "The time an item waited for the limits before its operation began")
 	t.inFlight = instrument(m.Int64UpDownCounter, MetricInFlight, "{item}", "Items running")
@@ -168,7 +174,7 @@ func (t *callTel) end(task *trace.Task) {
 	}
 	err := guard(func() {
 		failed := t.failed.Load()
-		t.span.SetProperty(AttrFailed, failed)
+		t.span.SetProperty(AttrCallFailed, failed)
 		if failed > 0 {
 			t.span.SetStatus(tracing.SpanStatusError)
 		} else {
@@ -181,6 +187,20 @@ func (t *callTel) end(task *trace.Task) {
 			t.log.LogAttrs(context.Background(), slog.LevelWarn, "fanout: ending the call's span panicked", slog.Any("error", err))
 		})
 	}
+}
+
+// startSpan starts a span called name with tp, when not nil, and returns
+// its context and the function that ends it; a panic in the provider is
+// the error, and one in ending the span is dropped.
+func startSpan(ctx context.Context, tp tracing.TracerProvider, name string, props func(*tracing.SpanOptions)) (context.Context, func(), error) {
+	if tp == nil {
+		return ctx, func() {}, nil
+	}
+	var span tracing.Span
+	if err := guard(func() { ctx, span = tp.Tracer(InstrumentationScope).StartSpan(ctx, name, props) }); err != nil {
+		return ctx, nil, fmt.Errorf("fanout: the TracerProvider: %w", err)
+	}
+	return ctx, func() { _ = guard(span.End) }, nil
 }
 
 // itemTel is the telemetry of the item a worker runs; the zero value for

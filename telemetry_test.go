@@ -85,7 +85,7 @@ func TestTelemetryCountsEqualResults(t *testing.T) {
 		t.Fatalf("the test needs every outcome; got %v", want)
 	}
 	for _, out := range []string{fanout.OutcomeOK, fanout.OutcomeError, fanout.OutcomeSkipped, fanout.OutcomeNotStarted, fanout.OutcomePanic} {
-		if got, _ := tel.sum(fanout.MetricItems, map[string]any{fanout.AttrOutcome: out}); int(got) != want[out] {
+		if got, _ := tel.sum(fanout.MetricItemsDone, map[string]any{fanout.AttrOutcome: out}); int(got) != want[out] {
 			t.Errorf("%s: %v counted; the results have %d", out, got, want[out])
 		}
 		if _, n := tel.sum(fanout.MetricItemDuration, map[string]any{fanout.AttrOutcome: out}); n != want[out] {
@@ -99,7 +99,7 @@ func TestTelemetryCountsEqualResults(t *testing.T) {
 	if len(calls) != 1 || len(items) != len(keys) {
 		t.Fatalf("%d call spans, %d item spans; want 1 and %d", len(calls), len(items), len(keys))
 	}
-	if calls[0].prop(fanout.AttrItems) != len(keys) || !calls[0].ended || calls[0].status != tracing.SpanStatusError {
+	if calls[0].prop(fanout.AttrCallItems) != len(keys) || !calls[0].ended || calls[0].status != tracing.SpanStatusError {
 		t.Errorf("call span: %v, ended %v, status %v", calls[0].props, calls[0].ended, calls[0].status)
 	}
 	byKey := map[any]*memSpan{}
@@ -194,7 +194,7 @@ func TestTelemetryOverTheWire(t *testing.T) {
 			if throttles == 0 {
 				t.Fatal("no attempt was throttled: the test needs some")
 			}
-			if got, _ := tel.sum(fanout.MetricItems, map[string]any{fanout.AttrOutcome: fanout.OutcomeOK}); int(got) != len(res) {
+			if got, _ := tel.sum(fanout.MetricItemsDone, map[string]any{fanout.AttrOutcome: fanout.OutcomeOK}); int(got) != len(res) {
 				t.Errorf("%v items counted ok; want %d", got, len(res))
 			}
 			if got, _ := tel.sum(fanout.MetricClientThrottles, nil); int(got) != throttles {
@@ -204,7 +204,7 @@ func TestTelemetryOverTheWire(t *testing.T) {
 				t.Errorf("%v throttles counted in us-west-2; want all %d", got, throttles)
 			}
 
-			// Nesting: Attempt < RetryLoop < EC2.DescribeInstances < fanout.item < fanout.call.
+			// Nesting: Attempt < RetryLoop < EC2.DescribeInstances < fanout.item < fanout.call < fanout.account_regions.
 			calls := tel.named(fanout.SpanCall)
 			if len(calls) != 1 {
 				t.Fatalf("%d call spans", len(calls))
@@ -219,7 +219,7 @@ func TestTelemetryOverTheWire(t *testing.T) {
 				for s := a; s != nil; s = s.parent {
 					chain = append(chain, s.name)
 				}
-				if got := strings.Join(chain, " < "); got != "Attempt < RetryLoop < EC2.DescribeInstances < fanout.item < fanout.call" {
+				if got := strings.Join(chain, " < "); got != "Attempt < RetryLoop < EC2.DescribeInstances < fanout.item < fanout.call < fanout.account_regions" {
 					t.Fatalf("an attempt's ancestry: %s", got)
 				}
 				item := a.parent.parent.parent
@@ -253,7 +253,7 @@ func TestTelemetryOverTheWire(t *testing.T) {
 			if want := map[bool]int{false: 0, true: 2}[accountAttr]; len(got) != want {
 				t.Errorf("the SDK's call durations name the accounts %v; want %d", got, want)
 			}
-			if got := tel.values(fanout.MetricItems, fanout.AttrAccountID); len(got) != map[bool]int{false: 0, true: 2}[accountAttr] {
+			if got := tel.values(fanout.MetricItemsDone, fanout.AttrAccountID); len(got) != map[bool]int{false: 0, true: 2}[accountAttr] {
 				t.Errorf("the items name the accounts %v", got)
 			}
 			if _, n := tel.sum(fanout.MetricClientLimit, map[string]any{fanout.AttrRegion: "us-west-2"}); n == 0 {

@@ -79,7 +79,19 @@ func (p *ClientPool[C]) checkCredentials(ctx context.Context, account, region st
 		}
 		cfg.Credentials = creds
 	}
-	if _, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+	_, tp, mp, err := p.tel.forClient(acctRegion{account, region})
+	if err != nil {
+		return err
+	}
+	client := sts.NewFromConfig(cfg, func(o *sts.Options) {
+		if tp != nil {
+			o.TracerProvider = tp
+		}
+		if mp != nil {
+			o.MeterProvider = mp
+		}
+	})
+	if _, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
 		return err
 	}
 	p.verified.mu.Lock()

@@ -124,7 +124,7 @@ func recordRun() *Recorder {
 	f.call(context.Background(), "us-east-1", "", []fakeAttempt{{from: -100 * ms, to: -50 * ms}})
 
 	f.clk.at(0)
-	ctx, call := f.lib.StartSpan(context.Background(), "fanout.call", withProps("fanout.items", 5, "fanout.limit", int64(2)))
+	ctx, call := f.lib.StartSpan(context.Background(), "fanout.call", withProps("fanout.call.items", 5, "fanout.call.limit", int64(2)))
 	f.item(ctx, fakeItem{key: "us-east-1", region: "us-east-1", outcome: "ok", from: 0, started: 0, to: 250 * ms,
 		attempts: []fakeAttempt{{from: 10 * ms, to: 200 * ms, wait: 2 * time.Microsecond}}}) // the limit's bookkeeping, not a wait
 	f.item(ctx, fakeItem{key: "eu-west-1", region: "eu-west-1", outcome: "ok", from: 0, started: 300 * ms, to: 850 * ms,
