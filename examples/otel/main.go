@@ -212,9 +212,8 @@ func simulation() fanouttest.Config {
 // OpenTelemetry's providers on the pool's clients, on the STS client that
 // assumes the roles, and on the fan-out, all under one span of its own.
 func inventory(ctx context.Context, t targets, tp oteltrace.TracerProvider, mp otelmetric.MeterProvider) (fanout.RegionResults[int], error) {
-	// The roles are assumed on ctx, ahead of the items and outside the
-	// call's span: without a span here, each AssumeRole would be a trace
-	// of its own.
+	// The command's own span: AccountRegions' (fanout.account_regions)
+	// and everything under it join this trace.
 	ctx, span := tp.Tracer(scope).Start(ctx, "inventory")
 	defer span.End()
 	stp, smp := smithyoteltracing.Adapt(tp), smithyotelmetrics.Adapt(mp)
@@ -238,12 +237,10 @@ func inventory(ctx context.Context, t targets, tp oteltrace.TracerProvider, mp o
 		return nil, err
 	}
 	defer pool.CloseIdleConnections()
-	// AccountRegions would fall back on the pool's providers; the
-	// Fanout's own serve its calls outside the AWS layer (Run, Stream).
-	f := fanout.New[int](func(o *fanout.Options) {
-		o.Limit = 16
-		o.TracerProvider, o.MeterProvider = stp, smp
-	})
+	// AccountRegions reports to the pool's providers; a Fanout's own
+	// Options.TracerProvider and MeterProvider serve calls outside the AWS
+	// layer (Run, Stream), and must be the same providers.
+	f := fanout.New[int](func(o *fanout.Options) { o.Limit = 16 })
 	return fanout.AccountRegions(ctx, f, pool, t.accounts, t.regions, countInstances(t.page),
 		func(o *fanout.RegionOptions) { o.SkipDisabled = true })
 }

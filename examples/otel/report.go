@@ -29,7 +29,7 @@ func (t *telemetry) report(ctx context.Context, w io.Writer, res fanout.RegionRe
 	if err := t.reader.Collect(ctx, &rm); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%s by %s: %s\n", fanout.MetricItems, fanout.AttrOutcome, counts(sums(&rm, fanout.MetricItems, fanout.AttrOutcome)))
+	fmt.Fprintf(w, "%s by %s: %s\n", fanout.MetricItemsDone, fanout.AttrOutcome, counts(sums(&rm, fanout.MetricItemsDone, fanout.AttrOutcome)))
 	fmt.Fprintf(w, "%s by %s: %s\n", fanout.MetricClientThrottles, fanout.AttrRegion, counts(sums(&rm, fanout.MetricClientThrottles, fanout.AttrRegion)))
 	fmt.Fprintf(w, "client.call.duration count by rpc.service/%s: %s\n", fanout.AttrRegion, counts(sums(&rm, "client.call.duration", "rpc.service", fanout.AttrRegion)))
 	ok := 0
@@ -117,7 +117,7 @@ func (t tree) write(w io.Writer, s *tracetest.SpanStub, depth int) {
 }
 
 // other are the attributes printed in a span's last column.
-var other = []attribute.Key{fanout.AttrItems, fanout.AttrOutcome, fanout.AttrThrottled, fanout.AttrWait}
+var other = []attribute.Key{fanout.AttrCallItems, fanout.AttrOutcome, fanout.AttrThrottled, fanout.AttrWait}
 
 func writeSpan(w io.Writer, s *tracetest.SpanStub, depth int) {
 	var more []string
