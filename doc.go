@@ -188,6 +188,16 @@
 // [github.com/awsfanout/fanout/fanouttest] simulates AWS in process, with
 // latency, throttling and faults per region, to test fan-outs offline.
 //
+// # Shards
+//
+// A run too big for one process splits by account, since AWS limits are
+// per account and region: [Shard] and [ShardAccounts] keep shard i of n,
+// each account whole, placed by rendezvous hashing so that every process
+// agrees alone and adding a shard moves about 1/(n+1) of the accounts;
+// [ShardFromEnv] reads i and n from the array-job engine running the
+// process. Every shard shares the calling account's STS quota and the
+// management account's Organizations quota: give each its share.
+//
 // Operations receive a context that is cancelled when the call's ctx is,
 // when FailFast stops the call, when a Stream's consumer stops, and, with
 // Options.ItemTimeout, when the item's own deadline passes. They should

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"golang.org/x/time/rate"
 
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/fanouttest"
@@ -178,4 +179,41 @@ func ExampleStreamItems2() {
 	}
 	fmt.Println(states, "failed:", failed)
 	// Output: map[running:12] failed: 0
+}
+
+// A shard of an array job (here AWS Batch's) scans its own accounts, and
+// takes its share of the calling account's STS quota, which every shard
+// spends. It compiles only: it reads the job's environment.
+func ExampleShardFromEnv() {
+	ctx := context.Background()
+	var cfg aws.Config                   // config.LoadDefaultConfig's
+	var accountIDs []string              // the organization's, listed once before the array started
+	const stsPerSecond = 50.0            // what the calling account allows itself for AssumeRole
+	shard, err := fanout.ShardFromEnv(0) // AWS_BATCH_JOB_ARRAY_INDEX and _SIZE
+	if err != nil {
+		log.Fatal(err)
+	}
+	mine, err := fanout.ShardAccounts(shard, accountIDs)
+	if err != nil {
+		log.Fatal(err)
+	}
+	stsLimit, err := fanout.NewAdaptive(func(o *fanout.AdaptiveOptions) {
+		o.Rate, o.Burst = rate.Limit(stsPerSecond/float64(shard.Count)), 1
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	accounts, err := fanout.NewAccounts(cfg, func(o *fanout.AccountOptions) {
+		o.STSOptions = append(o.STSOptions, func(so *sts.Options) { so.Retryer = fanout.AdaptiveRetryer(fanout.NewRetryer(), stsLimit) })
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	pool, err := fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) { o.Accounts = accounts })
+	if err != nil {
+		log.Fatal(err)
+	}
+	results, err := fanout.AccountRegions(ctx, fanout.New[int](), pool, mine, []string{"us-east-1", "eu-west-1"},
+		func(ctx context.Context, c *ec2.Client, account, region string) (int, error) { return 0, nil })
+	log.Printf("%s: %d account-regions, %v", shard.From, len(results), err)
 }

@@ -177,3 +177,20 @@ func ExampleOptions_logger() {
 	// level=DEBUG msg="fanout: item" key=us-east-1 index=0 outcome=ok
 	// level=DEBUG msg="fanout: item" key=eu-west-1 index=1 outcome=error error=AccessDenied
 }
+
+// Each shard of a run split across processes keeps its own accounts, all
+// of each account's regions with it.
+func ExampleShard() {
+	keys := []string{"111111111111/us-east-1", "111111111111/eu-west-1", "222222222222/us-east-1",
+		"222222222222/eu-west-1", "333333333333/us-east-1", "333333333333/eu-west-1"}
+	for i := range 2 {
+		mine, err := fanout.Shard(fanout.ShardSpec{Index: i, Count: 2}, keys, fanout.AccountOf)
+		if err != nil {
+			fmt.Println(err)
+		}
+		fmt.Println(i, mine)
+	}
+	// Output:
+	// 0 [333333333333/us-east-1 333333333333/eu-west-1]
+	// 1 [111111111111/us-east-1 111111111111/eu-west-1 222222222222/us-east-1 222222222222/eu-west-1]
+}
