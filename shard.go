@@ -37,38 +37,42 @@ func (s ShardSpec) validate() error {
 // or take 14), and going from n to n+1 shards moves only the groups the
 // new shard wins, about 1/(n+1) of them.
 func Shard(s ShardSpec, keys []string, scope func(key string) string) ([]string, error) {
+	if scope == nil {
+		scope = identity
+	}
+	return ShardItems(s, keys, scope)
+}
+
+// ShardItems is Shard for items of any type: it returns the items of
+// shard s, in input order, each placed by its group, scope(item), which
+// must not be nil.
+func ShardItems[K any](s ShardSpec, items []K, scope func(item K) string) ([]K, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
-	var out []string
+	if scope == nil {
+		return nil, errors.New("fanout: ShardItems: nil scope; pass the function that names an item's group, such as its account")
+	}
+	var out []K
 	owner := map[string]int{} // by group: each group is placed once
-	for _, key := range keys {
-		group := key
-		if scope != nil {
-			var err error
-			if group, err = scopeOf(scope, key); err != nil {
-				return nil, err
+	for i, item := range items {
+		var group string
+		if err := guard(func() { group = scope(item) }); err != nil {
+			if key, ok := any(item).(string); ok {
+				return nil, fmt.Errorf("fanout: Shard: the scope of key %q: %w", key, err)
 			}
+			return nil, fmt.Errorf("fanout: ShardItems: the scope of item %d: %w", i, err)
 		}
-		i, ok := owner[group]
+		shard, ok := owner[group]
 		if !ok {
-			i = ShardOf(group, s.Count)
-			owner[group] = i
+			shard = ShardOf(group, s.Count)
+			owner[group] = shard
 		}
-		if i == s.Index {
-			out = append(out, key)
+		if shard == s.Index {
+			out = append(out, item)
 		}
 	}
 	return out, nil
-}
-
-// scopeOf calls the caller's scope, a panic in which is an error naming
-// the key.
-func scopeOf(scope func(string) string, key string) (group string, err error) {
-	if perr := guard(func() { group = scope(key) }); perr != nil {
-		return "", fmt.Errorf("fanout: Shard: the scope of key %q: %w", key, perr)
-	}
-	return group, nil
 }
 
 // AccountOf is the account of an "account/region" key, as AccountRegions

@@ -169,3 +169,32 @@ func unsetenv(t *testing.T, k string) {
 		t.Fatal(err)
 	}
 }
+
+// TestShardItems: typed items shard by their group as keys do, and a nil
+// scope is an error, not a shard of everything.
+func TestShardItems(t *testing.T) {
+	t.Parallel()
+	type target struct{ Account, Region string }
+	_, keys := orgKeys(50)
+	items := make([]target, len(keys))
+	for i, k := range keys {
+		a, r, _ := strings.Cut(k, "/")
+		items[i] = target{a, r}
+	}
+	for i := range 3 {
+		s := fanout.ShardSpec{Index: i, Count: 3}
+		byKey, _ := fanout.Shard(s, keys, fanout.AccountOf)
+		byItem, err := fanout.ShardItems(s, items, func(t target) string { return t.Account })
+		if err != nil || len(byItem) != len(byKey) {
+			t.Fatalf("shard %d: %d items, %d keys, %v", i, len(byItem), len(byKey), err)
+		}
+		for j, it := range byItem {
+			if it.Account+"/"+it.Region != byKey[j] {
+				t.Fatalf("shard %d: item %d is %v, key %s", i, j, it, byKey[j])
+			}
+		}
+	}
+	if _, err := fanout.ShardItems(fanout.ShardSpec{Count: 2}, items, nil); err == nil || !strings.Contains(err.Error(), "nil scope") {
+		t.Errorf("nil scope: %v", err)
+	}
+}
