@@ -467,12 +467,9 @@ func AccountRegions[C, T any](ctx context.Context, f *Fanout[T], pool *ClientPoo
 		return nil, errors.New("fanout: AccountRegions: no regions, and RegionOptions.RegionsOf is nil; list the regions, or set RegionsOf to find each account's")
 	}
 	ro.Options = pool.tel.defaults(ro.Options)
-	ctx, endSpan, err := startSpan(ctx, ro.TracerProvider, SpanAccountRegions, func(o *tracing.SpanOptions) {
+	ctx, endSpan := startSpan(ctx, ro.TracerProvider, SpanAccountRegions, func(o *tracing.SpanOptions) {
 		o.Properties.Set(AttrAccounts, len(accounts))
 	})
-	if err != nil {
-		return nil, err
-	}
 	defer endSpan()
 	checks := make(map[string]*accountCheck, len(accounts))
 	for _, acct := range accounts {

@@ -476,10 +476,7 @@ func (p *ClientPool[C]) newClient(t acctRegion, creds func() (aws.CredentialsPro
 	cfg := p.base
 	cfg.Region = t.region
 	cfg.Credentials = cp
-	ct, tp, mp, err := p.tel.forClient(t)
-	if err != nil {
-		return zero, err
-	}
+	ct, tp, mp := p.tel.forClient(t)
 	if p.adaptive != nil {
 		a, err := newAdaptive(*p.adaptive) // validated by NewClientPool
 		if err != nil {
@@ -493,6 +490,7 @@ func (p *ClientPool[C]) newClient(t acctRegion, creds func() (aws.CredentialsPro
 	}
 	// Outside the adaptive limit: an attempt the breaker fails must not
 	// wait for a place among the requests in flight.
+	var err error
 	if cfg.Retryer, err = p.withBreaker(t, cfg.Retryer, ct); err != nil {
 		return zero, err
 	}

@@ -137,8 +137,12 @@
 // OpenTelemetry, give them a View with boundaries in seconds
 // (examples/otel does).
 //
-// A panic in a provider or a logger of the caller's becomes the item's
-// error, or, making a call's span or instruments, the call's.
+// Telemetry never changes a result: a panic in a provider or a logger of
+// the caller's turns the call's telemetry off (the Logger hears of it
+// once, unless it is what panicked), and a pool client's SDK call goes on
+// without the span or measurement that panicked. The counts by outcome
+// are the items' results; for a Stream whose consumer stopped early, they
+// include the items that finished but were never yielded.
 //
 // # AWS
 //

@@ -292,11 +292,7 @@ func (r *run[K, T]) init(f fanoutOf, ctx context.Context, o Options, nilOp bool)
 	if r.pull == nil {
 		items = len(r.items)
 	}
-	ctx, tel, task, err := startCall(ctx, &r.opts, items, int(r.limit))
-	if err != nil {
-		return err
-	}
-	r.tel, r.task = tel, task
+	ctx, r.tel, r.task = startCall(ctx, &r.opts, items, int(r.limit))
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	return nil
 }
@@ -515,7 +511,7 @@ func (w *worker[K, T]) do(res *ItemResult[K, T]) error {
 	r.grow()
 	w.startItem(i)
 	res.Value, res.Skipped, err = w.call(res.Item, wt)
-	w.stopItem(i)
+	r.stopItem(&w.it, i)
 	end := r.clock()
 	res.Elapsed = end - w.since
 	w.release(wt, end)

@@ -80,8 +80,9 @@ type Options struct {
 	// per item. They are the SDK's own interfaces, from smithy-go, which
 	// its smithyoteltracing and smithyotelmetrics modules adapt from
 	// OpenTelemetry; see the package documentation, Telemetry. nil, the
-	// default, costs nothing per item. A panic in any of them becomes the
-	// item's error, or the call's.
+	// default, costs nothing per item. Telemetry never changes a result: a
+	// panic in any of them turns the call's telemetry off, and the Logger
+	// hears of it once.
 	TracerProvider tracing.TracerProvider
 	MeterProvider  metrics.MeterProvider
 	Logger         *slog.Logger

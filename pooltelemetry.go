@@ -108,9 +108,9 @@ func providersSetter[O any](tp tracing.TracerProvider, mp metrics.MeterProvider)
 // forClient returns the telemetry of the client t, and its providers,
 // labelled with its region and account; nil and nil providers when the
 // pool has none.
-func (pt *poolTel) forClient(t acctRegion) (*clientTel, tracing.TracerProvider, metrics.MeterProvider, error) {
+func (pt *poolTel) forClient(t acctRegion) (*clientTel, tracing.TracerProvider, metrics.MeterProvider) {
 	if pt == nil {
-		return nil, nil, nil, nil
+		return nil, nil, nil
 	}
 	lb := labels{region: t.region, account: t.account, accountMetric: pt.accountMetric}
 	ct := &clientTel{lb: lb, spans: pt.tp != nil, log: pt.log, name: t.String()}
@@ -130,11 +130,13 @@ func (pt *poolTel) forClient(t acctRegion) (*clientTel, tracing.TracerProvider, 
 			ct.throttles = instrument(m.Int64Counter, MetricClientThrottles, "{attempt}", "The client's throttled attempts")
 			ct.breaker = gauge(m.Int64Gauge, MetricClientBreaker, "{state}", "The client's breaker: 0 closed, 1 open, 2 half-open")
 		})
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("fanout: PoolOptions.MeterProvider: %w", err)
+		if err != nil { // the client goes without the pool's instruments: telemetry never fails a call
+			ct.limit, ct.throttles, ct.breaker = nil, nil, nil
+			ct.warn(context.Background(), "fanout: PoolOptions.MeterProvider panicked making the client's instruments; it goes without them",
+				slog.String("error", err.Error()))
 		}
 	}
-	return ct, tp, mp, nil
+	return ct, tp, mp
 }
 
 // gauge is instrument for gauges, which have no no-op of their own to fall
@@ -181,6 +183,13 @@ func (ct *clientTel) attempt(ctx context.Context, o attemptEnd, waited time.Dura
 	})
 }
 
+// warn tells the pool's Logger, if any; a panic in it is dropped.
+func (ct *clientTel) warn(ctx context.Context, msg string, attrs ...slog.Attr) {
+	if ct.log != nil {
+		_ = guard(func() { ct.log.LogAttrs(ctx, slog.LevelWarn, msg, attrs...) })
+	}
+}
+
 // breakerChanged samples the breaker's state, and warns when it opened.
 func (ct *clientTel) breakerChanged(s BreakerState, cause error) {
 	if ct == nil {
@@ -210,7 +219,11 @@ type labeledTracerProvider struct {
 }
 
 func (p labeledTracerProvider) Tracer(scope string, opts ...tracing.TracerOption) tracing.Tracer {
-	return labeledTracer{p.tp.Tracer(scope, opts...), p.lb}
+	var t tracing.Tracer
+	if guard(func() { t = p.tp.Tracer(scope, opts...) }) != nil || t == nil {
+		return tracing.NopTracerProvider{}.Tracer(scope) // telemetry never fails a call
+	}
+	return labeledTracer{t, p.lb}
 }
 
 type labeledTracer struct {
@@ -218,8 +231,16 @@ type labeledTracer struct {
 	lb labels
 }
 
-func (t labeledTracer) StartSpan(ctx context.Context, name string, opts ...tracing.SpanOption) (context.Context, tracing.Span) {
-	return t.Tracer.StartSpan(ctx, name, append(opts[:len(opts):len(opts)], func(o *tracing.SpanOptions) {
+// StartSpan starts the SDK's span from a clipped context (see clipCtx).
+// A tracer that panics, or makes no span, makes none: telemetry never
+// fails a call.
+func (t labeledTracer) StartSpan(ctx context.Context, name string, opts ...tracing.SpanOption) (spanCtx context.Context, span tracing.Span) {
+	defer func() {
+		if recover() != nil || span == nil {
+			spanCtx, span = tracing.NopTracerProvider{}.Tracer("").StartSpan(ctx, name)
+		}
+	}()
+	return t.Tracer.StartSpan(clipCtx{ctx}, name, append(opts[:len(opts):len(opts)], func(o *tracing.SpanOptions) {
 		t.lb.set(&o.Properties, true)
 	})...)
 }
@@ -232,7 +253,11 @@ type labeledMeterProvider struct {
 }
 
 func (p labeledMeterProvider) Meter(scope string, opts ...metrics.MeterOption) metrics.Meter {
-	return labeledMeter{p.mp.Meter(scope, opts...), p.add}
+	var m metrics.Meter
+	if guard(func() { m = p.mp.Meter(scope, opts...) }) != nil || m == nil {
+		return nopMeter // telemetry never fails a call
+	}
+	return labeledMeter{m, p.add}
 }
 
 type labeledMeter struct {
@@ -273,92 +298,133 @@ type (
 	}
 )
 
+// The measurements of the SDK's, through the caller's instruments: a
+// panic there is dropped, since telemetry never fails a call.
+
 func (a adder[N]) Add(ctx context.Context, n N, opts ...metrics.RecordMetricOption) {
+	defer dropPanic()
 	a.i.Add(ctx, n, with(opts, a.add)...)
 }
 
 func (s sampler[N]) Sample(ctx context.Context, n N, opts ...metrics.RecordMetricOption) {
+	defer dropPanic()
 	s.i.Sample(ctx, n, with(opts, s.add)...)
 }
 
 func (r recorder[N]) Record(ctx context.Context, n N, opts ...metrics.RecordMetricOption) {
+	defer dropPanic()
 	r.i.Record(ctx, n, with(opts, r.add)...)
 }
 
 func (o observer[N]) Observe(ctx context.Context, n N, opts ...metrics.RecordMetricOption) {
+	defer dropPanic()
 	o.i.Observe(ctx, n, with(opts, o.add)...)
 }
 
-// wrap returns the instrument i made, wrapped by w, or i's error.
-func wrap[I any](i I, err error, w func(I) I) (I, error) {
-	if err != nil || any(i) == nil {
-		return i, err
+func dropPanic() { _ = recover() }
+
+// wrap makes an instrument with mk and wraps it with w; one the caller's
+// provider fails to make, by an error or a panic, is nop's: telemetry
+// never fails a call, and the SDK fails its call on such an error.
+func wrap[I any](name string, mk func() (I, error), w func(I) I, nop func(string, ...metrics.InstrumentOption) (I, error)) (I, error) {
+	var (
+		i   I
+		err error
+	)
+	if guard(func() { i, err = mk() }) != nil || err != nil || any(i) == nil {
+		return nop(name)
 	}
 	return w(i), nil
 }
 
+var nopMeter = metrics.NopMeterProvider{}.Meter("")
+
+func same[I any](i I) I { return i }
+
 func (m labeledMeter) Int64Counter(name string, opts ...metrics.InstrumentOption) (metrics.Int64Counter, error) {
-	i, err := m.m.Int64Counter(name, opts...)
-	return wrap(i, err, func(i metrics.Int64Counter) metrics.Int64Counter { return adder[int64]{i, m.add} })
+	return wrap(name, func() (metrics.Int64Counter, error) { return m.m.Int64Counter(name, opts...) },
+		func(i metrics.Int64Counter) metrics.Int64Counter { return adder[int64]{i, m.add} }, nopMeter.Int64Counter)
 }
 
 func (m labeledMeter) Int64UpDownCounter(name string, opts ...metrics.InstrumentOption) (metrics.Int64UpDownCounter, error) {
-	i, err := m.m.Int64UpDownCounter(name, opts...)
-	return wrap(i, err, func(i metrics.Int64UpDownCounter) metrics.Int64UpDownCounter { return adder[int64]{i, m.add} })
+	return wrap(name, func() (metrics.Int64UpDownCounter, error) { return m.m.Int64UpDownCounter(name, opts...) },
+		func(i metrics.Int64UpDownCounter) metrics.Int64UpDownCounter { return adder[int64]{i, m.add} }, nopMeter.Int64UpDownCounter)
 }
 
 func (m labeledMeter) Int64Gauge(name string, opts ...metrics.InstrumentOption) (metrics.Int64Gauge, error) {
-	i, err := m.m.Int64Gauge(name, opts...)
-	return wrap(i, err, func(i metrics.Int64Gauge) metrics.Int64Gauge { return sampler[int64]{i, m.add} })
+	return wrap(name, func() (metrics.Int64Gauge, error) { return m.m.Int64Gauge(name, opts...) },
+		func(i metrics.Int64Gauge) metrics.Int64Gauge { return sampler[int64]{i, m.add} }, nopMeter.Int64Gauge)
 }
 
 func (m labeledMeter) Int64Histogram(name string, opts ...metrics.InstrumentOption) (metrics.Int64Histogram, error) {
-	i, err := m.m.Int64Histogram(name, opts...)
-	return wrap(i, err, func(i metrics.Int64Histogram) metrics.Int64Histogram { return recorder[int64]{i, m.add} })
+	return wrap(name, func() (metrics.Int64Histogram, error) { return m.m.Int64Histogram(name, opts...) },
+		func(i metrics.Int64Histogram) metrics.Int64Histogram { return recorder[int64]{i, m.add} }, nopMeter.Int64Histogram)
 }
 
 func (m labeledMeter) Float64Counter(name string, opts ...metrics.InstrumentOption) (metrics.Float64Counter, error) {
-	i, err := m.m.Float64Counter(name, opts...)
-	return wrap(i, err, func(i metrics.Float64Counter) metrics.Float64Counter { return adder[float64]{i, m.add} })
+	return wrap(name, func() (metrics.Float64Counter, error) { return m.m.Float64Counter(name, opts...) },
+		func(i metrics.Float64Counter) metrics.Float64Counter { return adder[float64]{i, m.add} }, nopMeter.Float64Counter)
 }
 
 func (m labeledMeter) Float64UpDownCounter(name string, opts ...metrics.InstrumentOption) (metrics.Float64UpDownCounter, error) {
-	i, err := m.m.Float64UpDownCounter(name, opts...)
-	return wrap(i, err, func(i metrics.Float64UpDownCounter) metrics.Float64UpDownCounter { return adder[float64]{i, m.add} })
+	return wrap(name, func() (metrics.Float64UpDownCounter, error) { return m.m.Float64UpDownCounter(name, opts...) },
+		func(i metrics.Float64UpDownCounter) metrics.Float64UpDownCounter { return adder[float64]{i, m.add} }, nopMeter.Float64UpDownCounter)
 }
 
 func (m labeledMeter) Float64Gauge(name string, opts ...metrics.InstrumentOption) (metrics.Float64Gauge, error) {
-	i, err := m.m.Float64Gauge(name, opts...)
-	return wrap(i, err, func(i metrics.Float64Gauge) metrics.Float64Gauge { return sampler[float64]{i, m.add} })
+	return wrap(name, func() (metrics.Float64Gauge, error) { return m.m.Float64Gauge(name, opts...) },
+		func(i metrics.Float64Gauge) metrics.Float64Gauge { return sampler[float64]{i, m.add} }, nopMeter.Float64Gauge)
 }
 
 func (m labeledMeter) Float64Histogram(name string, opts ...metrics.InstrumentOption) (metrics.Float64Histogram, error) {
-	i, err := m.m.Float64Histogram(name, opts...)
-	return wrap(i, err, func(i metrics.Float64Histogram) metrics.Float64Histogram { return recorder[float64]{i, m.add} })
+	return wrap(name, func() (metrics.Float64Histogram, error) { return m.m.Float64Histogram(name, opts...) },
+		func(i metrics.Float64Histogram) metrics.Float64Histogram { return recorder[float64]{i, m.add} }, nopMeter.Float64Histogram)
 }
 
 func (m labeledMeter) Int64AsyncCounter(name string, cb metrics.Int64Callback, opts ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
-	return m.m.Int64AsyncCounter(name, m.int64s(cb), opts...)
+	return wrap(name, func() (metrics.AsyncInstrument, error) { return m.m.Int64AsyncCounter(name, m.int64s(cb), opts...) },
+		same, func(n string, o ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
+			return nopMeter.Int64AsyncCounter(n, nil, o...)
+		})
 }
 
 func (m labeledMeter) Int64AsyncUpDownCounter(name string, cb metrics.Int64Callback, opts ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
-	return m.m.Int64AsyncUpDownCounter(name, m.int64s(cb), opts...)
+	return wrap(name, func() (metrics.AsyncInstrument, error) {
+		return m.m.Int64AsyncUpDownCounter(name, m.int64s(cb), opts...)
+	},
+		same, func(n string, o ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
+			return nopMeter.Int64AsyncUpDownCounter(n, nil, o...)
+		})
 }
 
 func (m labeledMeter) Int64AsyncGauge(name string, cb metrics.Int64Callback, opts ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
-	return m.m.Int64AsyncGauge(name, m.int64s(cb), opts...)
+	return wrap(name, func() (metrics.AsyncInstrument, error) { return m.m.Int64AsyncGauge(name, m.int64s(cb), opts...) },
+		same, func(n string, o ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
+			return nopMeter.Int64AsyncGauge(n, nil, o...)
+		})
 }
 
 func (m labeledMeter) Float64AsyncCounter(name string, cb metrics.Float64Callback, opts ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
-	return m.m.Float64AsyncCounter(name, m.float64s(cb), opts...)
+	return wrap(name, func() (metrics.AsyncInstrument, error) { return m.m.Float64AsyncCounter(name, m.float64s(cb), opts...) },
+		same, func(n string, o ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
+			return nopMeter.Float64AsyncCounter(n, nil, o...)
+		})
 }
 
 func (m labeledMeter) Float64AsyncUpDownCounter(name string, cb metrics.Float64Callback, opts ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
-	return m.m.Float64AsyncUpDownCounter(name, m.float64s(cb), opts...)
+	return wrap(name, func() (metrics.AsyncInstrument, error) {
+		return m.m.Float64AsyncUpDownCounter(name, m.float64s(cb), opts...)
+	},
+		same, func(n string, o ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
+			return nopMeter.Float64AsyncUpDownCounter(n, nil, o...)
+		})
 }
 
 func (m labeledMeter) Float64AsyncGauge(name string, cb metrics.Float64Callback, opts ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
-	return m.m.Float64AsyncGauge(name, m.float64s(cb), opts...)
+	return wrap(name, func() (metrics.AsyncInstrument, error) { return m.m.Float64AsyncGauge(name, m.float64s(cb), opts...) },
+		same, func(n string, o ...metrics.InstrumentOption) (metrics.AsyncInstrument, error) {
+			return nopMeter.Float64AsyncGauge(n, nil, o...)
+		})
 }
 
 func (m labeledMeter) int64s(cb metrics.Int64Callback) metrics.Int64Callback {

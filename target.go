@@ -171,8 +171,11 @@ func (w *warner) item(ctx context.Context, t acctRegion, err error, throttles in
 	var ae *AccountError
 	switch {
 	case isSafely(err, ErrThrottled):
-		w.log(ctx, "fanout: throttled past the retries: lower the Limit, or allow more attempts (PoolOptions.Retryer)",
-			slog.String("region", t.region), slog.String("account", t.account), slog.Int("throttles", throttles))
+		attrs := []slog.Attr{slog.String("region", t.region), slog.Int("throttles", throttles)}
+		if t.account != "" {
+			attrs = append(attrs, slog.String("account", t.account))
+		}
+		w.log(ctx, "fanout: throttled past the retries: lower the Limit, or allow more attempts (PoolOptions.Retryer)", attrs...)
 	case asSafely(err, &ae):
 		if _, told := w.denied.LoadOrStore(ae.Account, true); !told {
 			w.log(ctx, "fanout: account denied: its items fail", slog.String("account", ae.Account),

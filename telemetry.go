@@ -2,8 +2,6 @@ package fanout
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"runtime/trace"
 	"sync/atomic"
@@ -58,7 +56,9 @@ const (
 	OutcomePanic      = "panic"
 )
 
-// itemOutcome names how an item ended, from its final result.
+// itemOutcome names how an item ended, from its final result: not
+// started, or a panic, wherever it is in the error's chain (an OnDone's
+// panic joined to the op's error, the rest of a sequence not pulled).
 func itemOutcome[T any](res *Result[T]) string {
 	if res.Err == nil {
 		if res.Skipped != nil {
@@ -66,14 +66,14 @@ func itemOutcome[T any](res *Result[T]) string {
 		}
 		return OutcomeOK
 	}
-	var err error = res.Err
-	if ie, ok := res.Err.(*ItemError); ok {
-		err = ie.Err
-	}
-	switch err.(type) {
-	case *notStartedError:
+	var (
+		ns *notStartedError
+		pe *PanicError
+	)
+	switch {
+	case asSafely(res.Err, &ns):
 		return OutcomeNotStarted
-	case *PanicError:
+	case asSafely(res.Err, &pe):
 		return OutcomePanic
 	}
 	return OutcomeError
@@ -97,38 +97,77 @@ type callTel struct {
 	inFlight metrics.Int64UpDownCounter
 
 	failed atomic.Int64
-	labels func(index int) labels // nil outside the AWS layer
+	broken atomic.Bool // a provider or the logger panicked: the call's telemetry is off from then on
+}
+
+// safely runs fn, a part of the call's telemetry. Telemetry never changes
+// a result: a panic in it, in a provider or a logger of the caller's,
+// turns the call's telemetry off, and is told once to the call's Logger,
+// unless that is what panicked.
+func (t *callTel) safely(fn func()) {
+	if t.broken.Load() {
+		return
+	}
+	if err := guard(fn); err != nil && t.broken.CompareAndSwap(false, true) {
+		t.warnBroken(err)
+	}
+}
+
+func (t *callTel) warnBroken(err error) {
+	if t.log == nil {
+		return
+	}
+	_ = guard(func() {
+		t.log.LogAttrs(context.Background(), slog.LevelWarn, "fanout: telemetry panicked, and is off for the rest of the call; the results are unaffected",
+			slog.String("error", err.Error()))
+	})
+}
+
+// clipCtx is a context whose span lineage (smithy-go's tracing.WithSpan)
+// has no spare capacity. WithSpan appends the new span to its parent's
+// lineage: without the clip, two spans started from one context, such as
+// two items of a call or two calls of an item, write into the same array,
+// each over the other's parent. Every span the package starts, and every
+// span a pool client's SDK starts, is started from a clipped context.
+type clipCtx struct{ context.Context }
+
+func (c clipCtx) Value(key any) any {
+	v := c.Context.Value(key)
+	if l, ok := v.([]tracing.Span); ok {
+		return l[:len(l):len(l)]
+	}
+	return v
 }
 
 // startCall returns ctx with the call's span and its runtime/trace task,
-// and the call's telemetry: nil when o asks for none.
-func startCall(ctx context.Context, o *Options, items, limit int) (_ context.Context, t *callTel, task *trace.Task, err error) {
+// and the call's telemetry: nil when o asks for none, or when a provider
+// panicked in making it (see safely).
+func startCall(ctx context.Context, o *Options, items, limit int) (_ context.Context, t *callTel, task *trace.Task) {
 	if trace.IsEnabled() {
 		ctx, task = trace.NewTask(ctx, SpanCall)
 	}
 	if o.TracerProvider == nil && o.MeterProvider == nil && o.Logger == nil {
-		return ctx, nil, task, nil
+		return ctx, nil, task
 	}
 	t = &callTel{log: o.Logger}
-	if err := guard(func() { t.meters(o.MeterProvider) }); err != nil {
-		return ctx, nil, task, fmt.Errorf("fanout: Options.MeterProvider: %w", err)
-	}
-	if o.TracerProvider == nil {
-		return ctx, t, task, nil
-	}
-	err = guard(func() {
+	spanCtx := ctx
+	t.safely(func() {
+		t.meters(o.MeterProvider)
+		if o.TracerProvider == nil {
+			return
+		}
 		t.tracer = o.TracerProvider.Tracer(InstrumentationScope)
-		ctx, t.span = t.tracer.StartSpan(ctx, SpanCall, func(so *tracing.SpanOptions) {
+		spanCtx, t.span = t.tracer.StartSpan(clipCtx{ctx}, SpanCall, func(so *tracing.SpanOptions) {
 			if items >= 0 {
 				so.Properties.Set(AttrCallItems, items)
 			}
 			so.Properties.Set(AttrCallLimit, limit)
 		})
 	})
-	if err != nil {
-		return ctx, nil, task, fmt.Errorf("fanout: Options.TracerProvider: %w", err)
+	if t.broken.Load() {
+		return ctx, nil, task
 	}
-	return ctx, t, task, nil
+	return spanCtx, t, task
 }
 
 // meters makes the call's instruments from mp, when not nil. An
@@ -163,8 +202,7 @@ func instrument[I any](make func(string, ...metrics.InstrumentOption) (I, error)
 	return i
 }
 
-// end ends the call's span, with the number of items that failed; a panic
-// in it has no item to fail, and is logged.
+// end ends the call's span, with the number of items that failed.
 func (t *callTel) end(task *trace.Task) {
 	if task != nil {
 		task.End()
@@ -172,35 +210,33 @@ func (t *callTel) end(task *trace.Task) {
 	if t == nil || t.span == nil {
 		return
 	}
-	err := guard(func() {
-		failed := t.failed.Load()
+	failed := t.failed.Load()
+	t.safely(func() {
 		t.span.SetProperty(AttrCallFailed, failed)
 		if failed > 0 {
 			t.span.SetStatus(tracing.SpanStatusError)
 		} else {
 			t.span.SetStatus(tracing.SpanStatusOK)
 		}
-		t.span.End()
 	})
-	if err != nil && t.log != nil {
-		_ = guard(func() {
-			t.log.LogAttrs(context.Background(), slog.LevelWarn, "fanout: ending the call's span panicked", slog.Any("error", err))
-		})
-	}
+	_ = guard(t.span.End) // even once broken: a span left open is a leak in the caller's tracer
 }
 
 // startSpan starts a span called name with tp, when not nil, and returns
-// its context and the function that ends it; a panic in the provider is
-// the error, and one in ending the span is dropped.
-func startSpan(ctx context.Context, tp tracing.TracerProvider, name string, props func(*tracing.SpanOptions)) (context.Context, func(), error) {
+// its context and the function that ends it. A panic in the provider
+// leaves the span out: telemetry never changes a result.
+func startSpan(ctx context.Context, tp tracing.TracerProvider, name string, props func(*tracing.SpanOptions)) (context.Context, func()) {
 	if tp == nil {
-		return ctx, func() {}, nil
+		return ctx, func() {}
 	}
-	var span tracing.Span
-	if err := guard(func() { ctx, span = tp.Tracer(InstrumentationScope).StartSpan(ctx, name, props) }); err != nil {
-		return ctx, nil, fmt.Errorf("fanout: the TracerProvider: %w", err)
+	var (
+		span    tracing.Span
+		spanCtx context.Context
+	)
+	if guard(func() { spanCtx, span = tp.Tracer(InstrumentationScope).StartSpan(clipCtx{ctx}, name, props) }) != nil || span == nil {
+		return ctx, func() {}
 	}
-	return ctx, func() { _ = guard(span.End) }, nil
+	return spanCtx, func() { _ = guard(span.End) }
 }
 
 // itemTel is the telemetry of the item a worker runs; the zero value for
@@ -229,12 +265,7 @@ func (w *worker[K, T]) beginItem(res *ItemResult[K, T]) {
 	if t != nil {
 		it.claimed = r.clock()
 		if t.tracer != nil {
-			lb := r.labelsOf(res.Index)
-			it.ctx, it.span = t.tracer.StartSpan(it.ctx, SpanItem, func(o *tracing.SpanOptions) {
-				o.Properties.Set(AttrKey, res.Key)
-				o.Properties.Set(AttrIndex, res.Index)
-				lb.set(&o.Properties, true)
-			})
+			t.safely(func() { it.ctx, it.span = r.startItemSpan(res.Key, res.Index) })
 		}
 	}
 	if trace.IsEnabled() {
@@ -243,7 +274,24 @@ func (w *worker[K, T]) beginItem(res *ItemResult[K, T]) {
 	}
 }
 
+// startItemSpan starts the span of the item of key and index, under the
+// call's; the span is nil if the tracer made none.
+func (r *run[K, T]) startItemSpan(key string, index int) (context.Context, tracing.Span) {
+	lb := r.labelsOf(index)
+	ctx, span := r.tel.tracer.StartSpan(clipCtx{r.ctx}, SpanItem, func(o *tracing.SpanOptions) {
+		o.Properties.Set(AttrKey, key)
+		o.Properties.Set(AttrIndex, index)
+		lb.set(&o.Properties, true)
+	})
+	if span == nil {
+		return r.ctx, nil
+	}
+	return ctx, span
+}
+
 // startItem notes that the item holds its units and its operation begins.
+// It runs between the item's acquire and release, where nothing may
+// unwind: its panics stop in safely.
 func (w *worker[K, T]) startItem(index int) {
 	r, it := w.r, &w.it
 	t := r.tel
@@ -251,40 +299,38 @@ func (w *worker[K, T]) startItem(index int) {
 		return
 	}
 	it.waited = r.clock() - it.claimed
-	if it.span != nil {
-		it.span.AddEvent(EventStarted)
-	}
-	if t.items != nil {
-		opts := r.recordOpts(index, "")
-		t.wait.Record(it.ctx, it.waited.Seconds(), opts...)
-		t.inFlight.Add(it.ctx, 1, opts...)
-		it.running = true
-	}
+	t.safely(func() {
+		if it.span != nil {
+			it.span.AddEvent(EventStarted)
+		}
+		if t.items != nil {
+			opts := r.recordOpts(index, "")
+			t.wait.Record(it.ctx, it.waited.Seconds(), opts...)
+			t.inFlight.Add(it.ctx, 1, opts...)
+			it.running = true
+		}
+	})
 }
 
 // stopItem notes that the item's operation returned.
-func (w *worker[K, T]) stopItem(index int) {
-	if it := &w.it; it.running {
+func (r *run[K, T]) stopItem(it *itemTel, index int) {
+	if it.running {
 		it.running = false
-		w.r.tel.inFlight.Add(it.ctx, -1, w.r.recordOpts(index, "")...)
+		r.tel.safely(func() { r.tel.inFlight.Add(it.ctx, -1, r.recordOpts(index, "")...) })
 	}
 }
 
 // endItem reports the item's final result: its outcome counted and timed,
 // its span ended, its Debug record (Warn for a panic). An item that failed
-// before it began (its producer's error) gets its span here.
+// before it began (its producer's error) gets its span here. Each part
+// runs safely: one that panics leaves the others, and the span is ended
+// even then.
 func (r *run[K, T]) endItem(it *itemTel, res *Result[T]) {
 	t := r.tel
 	if !it.on() {
 		it.ctx = r.ctx
-		if t == nil {
-			return
-		}
-		if t.tracer != nil {
-			it.ctx, it.span = t.tracer.StartSpan(it.ctx, SpanItem, func(o *tracing.SpanOptions) {
-				o.Properties.Set(AttrKey, res.Key)
-				o.Properties.Set(AttrIndex, res.Index)
-			})
+		if t != nil && t.tracer != nil {
+			t.safely(func() { it.ctx, it.span = r.startItemSpan(res.Key, res.Index) })
 		}
 	}
 	if it.task != nil {
@@ -297,30 +343,37 @@ func (r *run[K, T]) endItem(it *itemTel, res *Result[T]) {
 	if res.Err != nil {
 		t.failed.Add(1)
 	}
-	lb := r.labelsOf(res.Index)
+	r.stopItem(it, res.Index) // if the operation panicked past it
 	if t.items != nil {
-		opts := r.recordOpts(res.Index, out)
-		t.items.Add(it.ctx, 1, opts...)
-		t.duration.Record(it.ctx, res.Elapsed.Seconds(), opts...)
+		t.safely(func() {
+			opts := r.recordOpts(res.Index, out)
+			t.items.Add(it.ctx, 1, opts...)
+			if out != OutcomeNotStarted { // it took no time: a 0 would skew the durations
+				t.duration.Record(it.ctx, res.Elapsed.Seconds(), opts...)
+			}
+		})
 	}
 	if it.span != nil {
-		it.span.SetProperty(AttrOutcome, out)
-		if out == OutcomeError || out == OutcomePanic || out == OutcomeNotStarted {
-			it.span.SetStatus(tracing.SpanStatusError)
-		} else {
-			it.span.SetStatus(tracing.SpanStatusOK)
-		}
-		it.span.End()
+		t.safely(func() {
+			it.span.SetProperty(AttrOutcome, out)
+			if out == OutcomeError || out == OutcomePanic || out == OutcomeNotStarted {
+				it.span.SetStatus(tracing.SpanStatusError)
+			} else {
+				it.span.SetStatus(tracing.SpanStatusOK)
+			}
+		})
+		_ = guard(it.span.End)
 	}
 	if t.log != nil {
-		r.logItem(t.log, it, res, out, lb)
+		t.safely(func() { r.logItem(t.log, it, res, out) })
 	}
 }
 
 // logItem writes the item's record, at Debug, or Warn for a panic, with
 // the item's context, so that a handler that reads the trace from it
 // correlates the two.
-func (r *run[K, T]) logItem(log *slog.Logger, it *itemTel, res *Result[T], out string, lb labels) {
+func (r *run[K, T]) logItem(log *slog.Logger, it *itemTel, res *Result[T], out string) {
+	lb := r.labelsOf(res.Index)
 	level := slog.LevelDebug
 	if out == OutcomePanic {
 		level = slog.LevelWarn
@@ -349,21 +402,10 @@ func (r *run[K, T]) logItem(log *slog.Logger, it *itemTel, res *Result[T], out s
 	log.LogAttrs(it.ctx, level, "fanout: item", attrs...)
 }
 
-// reportItem ends the item's telemetry; a panic in it, in the caller's
-// provider or logger, becomes the item's error, as OnDone's does.
+// reportItem ends the item's telemetry, which never changes its result.
 func (r *run[K, T]) reportItem(it *itemTel, res *Result[T]) {
-	err := guard(func() { r.endItem(it, res) })
+	r.endItem(it, res)
 	*it = itemTel{}
-	if err == nil {
-		return
-	}
-	err = fmt.Errorf("telemetry: %w", err)
-	if res.Err != nil {
-		err = errors.Join(res.Err.(*ItemError).Err, err)
-	}
-	var zero T
-	res.Value, res.Skipped = zero, nil
-	r.fail(res, err)
 }
 
 // recordOpts are the properties of a measurement of the item at index:

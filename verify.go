@@ -79,10 +79,7 @@ func (p *ClientPool[C]) checkCredentials(ctx context.Context, account, region st
 		}
 		cfg.Credentials = creds
 	}
-	_, tp, mp, err := p.tel.forClient(acctRegion{account, region})
-	if err != nil {
-		return err
-	}
+	_, tp, mp := p.tel.forClient(acctRegion{account, region})
 	client := sts.NewFromConfig(cfg, func(o *sts.Options) {
 		if tp != nil {
 			o.TracerProvider = tp

@@ -147,7 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "regions:", err)
 			return 1
 		}
-		fmt.Fprintln(stdout, "timeline:", o.timeline)
+		fmt.Fprintln(stderr, "timeline:", o.timeline) // stderr: stdout is the table, or JSON
 	}
 
 	if o.json {
