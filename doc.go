@@ -140,7 +140,9 @@
 // Telemetry never changes a result: a panic in a provider or a logger of
 // the caller's turns the call's telemetry off (the Logger hears of it
 // once, unless it is what panicked), and a pool client's SDK call goes on
-// without the span or measurement that panicked. The counts by outcome
+// without the span or measurement its provider panicked in making or
+// recording. A span whose own methods panic is the exception: the SDK
+// calls them itself, and such a panic fails its call. The counts by outcome
 // are the items' results; for a Stream whose consumer stopped early, they
 // include the items that finished but were never yielded.
 //

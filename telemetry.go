@@ -286,7 +286,7 @@ func (r *run[K, T]) startItemSpan(key string, index int) (context.Context, traci
 	if span == nil {
 		return r.ctx, nil
 	}
-	return ctx, span
+	return clipCtx{ctx}, span // spans the operation starts from it are siblings too
 }
 
 // startItem notes that the item holds its units and its operation begins.
@@ -312,11 +312,12 @@ func (w *worker[K, T]) startItem(index int) {
 	})
 }
 
-// stopItem notes that the item's operation returned.
+// stopItem notes that the item's operation returned: even once the
+// call's telemetry is off, since the +1 was counted.
 func (r *run[K, T]) stopItem(it *itemTel, index int) {
 	if it.running {
 		it.running = false
-		r.tel.safely(func() { r.tel.inFlight.Add(it.ctx, -1, r.recordOpts(index, "")...) })
+		_ = guard(func() { r.tel.inFlight.Add(it.ctx, -1, r.recordOpts(index, "")...) })
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"runtime/trace"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -578,5 +579,79 @@ func TestTelemetryCountsEqualResultsOfASequence(t *testing.T) {
 	}
 	if items := tel.named(fanout.SpanItem); len(items) != want[fanout.OutcomeOK]+want[fanout.OutcomePanic]+want[fanout.OutcomeNotStarted] {
 		t.Errorf("%d item spans for %v", len(items), want)
+	}
+}
+
+// TestTelemetryInFlightBalancedWhenBroken: once a call's telemetry is off
+// (its logger panicked), the items still running are counted out of
+// fanout.items.in_flight all the same.
+func TestTelemetryInFlightBalancedWhenBroken(t *testing.T) {
+	t.Parallel()
+	tel := &memTel{}
+	all, broke := make(chan struct{}), make(chan struct{})
+	var started atomic.Int32
+	f := fanout.New[int](func(o *fanout.Options) {
+		o.Limit, o.MeterProvider = 4, tel
+		o.Logger = slog.New(breakingHandler{broke: broke, once: new(sync.Once)})
+	})
+	_, err := f.Run(context.Background(), keysN(4), func(ctx context.Context, key string) (int, error) {
+		if started.Add(1) == 4 {
+			close(all)
+		}
+		<-all // all four counted in flight
+		if key != "k0" {
+			<-broke // the first has ended, and its record broke the call's telemetry
+		}
+		return 1, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, n := tel.sum(fanout.MetricInFlight, nil); got != 0 || n != 8 {
+		t.Errorf("in flight: %v after %d changes; want 0 after 8", got, n)
+	}
+}
+
+// breakingHandler closes broke, then panics, on its first record.
+type breakingHandler struct {
+	slog.Handler
+	broke chan struct{}
+	once  *sync.Once
+}
+
+func (breakingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h breakingHandler) Handle(context.Context, slog.Record) error {
+	defer h.once.Do(func() { close(h.broke) })
+	panic("the log backend is down")
+}
+
+// TestOperationSpansKeepTheirParents: two spans the operation starts from
+// its item's context are siblings too: a span under each must stay under
+// it.
+func TestOperationSpansKeepTheirParents(t *testing.T) {
+	t.Parallel()
+	for depth := range 4 {
+		tel := &memTel{}
+		ctx := context.Background()
+		for i := range depth {
+			ctx, _ = tel.Tracer("caller").StartSpan(ctx, fmt.Sprint("caller-", i))
+		}
+		f := fanout.New[int](func(o *fanout.Options) { o.TracerProvider = tel })
+		_, err := f.Run(ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+			tr := tel.Tracer("op")
+			ctxA, _ := tr.StartSpan(ctx, "child-A")
+			ctxB, _ := tr.StartSpan(ctx, "child-B")
+			tr.StartSpan(ctxA, "grand-A")
+			tr.StartSpan(ctxB, "grand-B")
+			return 0, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range []string{"A", "B"} {
+			if s := tel.named("grand-" + g); len(s) != 1 || s[0].parent == nil || s[0].parent.name != "child-"+g {
+				t.Errorf("depth %d: grand-%s is not under child-%s", depth, g, g)
+			}
+		}
 	}
 }
