@@ -1,0 +1,179 @@
+package temporal
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/awsfanout/fanout/fanouttest"
+)
+
+// TestConfigureQueues: the server keeps the per-account rate on the scan
+// queue and the queue rate on the control queue.
+func TestConfigureQueues(t *testing.T) {
+	ts := newTemporal(t)
+	c := ts.GetDefaultClient()
+	ctx := context.Background()
+	if err := ConfigureQueues(ctx, c, ts.GetDefaultNamespace(), ScanOptions{}, QueueRates{AccountTasks: 3, Control: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	for queue, want := range map[string]func(*taskqueuepb.TaskQueueConfig) float32{
+		DefaultScanQueue: func(c *taskqueuepb.TaskQueueConfig) float32 {
+			return c.GetFairnessKeysRateLimitDefault().GetRateLimit().GetRequestsPerSecond()
+		},
+		DefaultControlQueue: func(c *taskqueuepb.TaskQueueConfig) float32 {
+			return c.GetQueueRateLimit().GetRateLimit().GetRequestsPerSecond()
+		},
+	} {
+		resp, err := c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace: ts.GetDefaultNamespace(), TaskQueue: &taskqueuepb.TaskQueue{Name: queue},
+			TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY, ReportConfig: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := want(resp.GetConfig())
+		if wantRate := map[string]float32{DefaultScanQueue: 3, DefaultControlQueue: 0.5}[queue]; got != wantRate {
+			t.Errorf("%s: rate %v; want %v (config %v)", queue, got, wantRate, resp.GetConfig())
+		}
+	}
+	if err := ConfigureQueues(ctx, c, "ns", ScanOptions{}, QueueRates{AccountTasks: -1}); err == nil {
+		t.Error("a negative rate was accepted")
+	}
+}
+
+// TestFairnessKeyRate measures what the server's per-key rate does: 20
+// activities with one fairness key and 20 with another, on a queue whose
+// per-key rate is 4 per second. Without the rate they would all start at
+// once; with it, each key's start over seconds, while the two keys share
+// the time.
+func TestFairnessKeyRate(t *testing.T) {
+	const (
+		queue = "fairness-test"
+		rate  = 4
+		n     = 20
+	)
+	ts := newTemporal(t)
+	c := ts.GetDefaultClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := c.WorkflowService().UpdateTaskQueueConfig(ctx, &workflowservice.UpdateTaskQueueConfigRequest{
+		Namespace: ts.GetDefaultNamespace(), TaskQueue: queue, TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY, Identity: "test",
+		UpdateFairnessKeyRateLimitDefault: rateUpdate(rate, "test"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var starts []call
+	note := func(ctx context.Context, key string) error {
+		mu.Lock()
+		starts = append(starts, call{at: time.Now(), account: key})
+		mu.Unlock()
+		return nil
+	}
+	wf := func(ctx workflow.Context) error {
+		var fs []workflow.Future
+		for i := range 2 * n {
+			key := []string{"a", "b"}[i%2]
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				TaskQueue: queue, StartToCloseTimeout: time.Minute, Priority: temporal.Priority{FairnessKey: key},
+			})
+			fs = append(fs, workflow.ExecuteActivity(actx, "note", key))
+		}
+		for _, f := range fs {
+			if err := f.Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	w := worker.New(c, queue, worker.Options{WorkflowPanicPolicy: worker.FailWorkflow})
+	w.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: "fairness"})
+	w.RegisterActivityWithOptions(note, activity.RegisterOptions{Name: "note"})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: queue}, "fairness")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	spans := map[string]time.Duration{}
+	for _, key := range []string{"a", "b"} {
+		var ts []time.Time
+		for _, s := range starts {
+			if s.account == key {
+				ts = append(ts, s.at)
+			}
+		}
+		spans[key] = slices.MaxFunc(ts, time.Time.Compare).Sub(slices.MinFunc(ts, time.Time.Compare))
+	}
+	perWindow := maxPerWindow(starts, time.Second)
+	t.Logf("per-key rate %d/s, %d tasks per key: starts spread over %v (a) and %v (b); most starts of one key in a second: a %d, b %d",
+		rate, n, spans["a"].Round(time.Millisecond), spans["b"].Round(time.Millisecond), perWindow["a"], perWindow["b"])
+	// n tasks at rate per second, after a burst of a second's worth.
+	if least := time.Duration(float64(n-2*rate) / rate * float64(time.Second)); spans["a"] < least || spans["b"] < least {
+		t.Errorf("starts spread over %v and %v; at %d/s per key, %d tasks take %v at least", spans["a"], spans["b"], rate, n, least)
+	}
+}
+
+// TestScanDiscovers: with no accounts, the scan lists the organization
+// on the control queue (its management account first) and scans them all.
+func TestScanDiscovers(t *testing.T) {
+	members := accountIDs(4)
+	aws, err := fanouttest.New(fanouttest.Config{Accounts: members, Instances: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aws.Close()
+	ts := newTemporal(t)
+	log := newSinkLog()
+	startProc(t, ts, "w", aws.AWSConfig("us-east-1"), log, 20, 10)
+	ctl := worker.New(ts.GetDefaultClient(), DefaultControlQueue, worker.Options{})
+	RegisterControl(ctl, OrganizationLister(aws.AWSConfig("us-east-1")))
+	if err := ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	scan, err := NewScan("", nil, []string{"us-east-1", "eu-west-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := ts.GetDefaultClient().ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "org", TaskQueue: DefaultScanQueue}, ScanWorkflowName, scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum ScanSummary
+	if err := run.Get(ctx, &sum); err != nil {
+		t.Fatal(err)
+	}
+	accounts := append([]string{fanouttest.DefaultAccount}, members...)
+	if sum.Accounts != len(accounts) || sum.Delivered != 2*len(accounts) || sum.Failed != 0 {
+		t.Errorf("summary %+v; want %d accounts, %d delivered", sum, len(accounts), 2*len(accounts))
+	}
+	for _, acct := range accounts {
+		for _, region := range []string{"us-east-1", "eu-west-1"} {
+			if got := log.got[Key("org", acct, region)]; len(got) != 1 || len(got[0].Items) != 2 {
+				t.Errorf("%s/%s delivered %d times: %+v", acct, region, len(got), got)
+			}
+		}
+	}
+	_ = ec2.NewFromConfig
+}
