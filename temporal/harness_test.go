@@ -37,11 +37,13 @@ import (
 )
 
 // newTemporal starts a Temporal server in process, with fairness on.
-func newTemporal(t *testing.T) *temporaltest.TestServer {
+func newTemporal(t *testing.T) *temporaltest.TestServer { return newTemporalFairness(t, true) }
+
+func newTemporalFairness(t *testing.T, fairness bool) *temporaltest.TestServer {
 	t.Helper()
 	dc := dynamicconfig.StaticClient{
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
-		dynamicconfig.MatchingEnableFairness.Key():                  []dynamicconfig.ConstrainedValue{{Value: true}},
+		dynamicconfig.MatchingEnableFairness.Key():                  []dynamicconfig.ConstrainedValue{{Value: fairness}},
 	}
 	return temporaltest.NewServer(temporaltest.WithT(t),
 		temporaltest.WithBaseServerOptions(temporal.WithDynamicConfigClient(dc)),

@@ -56,16 +56,38 @@ func TestConfigureQueues(t *testing.T) {
 
 // TestFairnessKeyRate measures what the server's per-key rate does: 20
 // activities with one fairness key and 20 with another, on a queue whose
-// per-key rate is 4 per second. Without the rate they would all start at
-// once; with it, each key's start over seconds, while the two keys share
-// the time.
+// per-key rate is 4 per second. With fairness on, each key's start over
+// seconds, while the two keys share the time; with it off, the server
+// keeps the rate and ignores it: they all start at once.
 func TestFairnessKeyRate(t *testing.T) {
+	for name, fairness := range map[string]bool{"fairness on": true, "fairness off": false} {
+		t.Run(name, func(t *testing.T) {
+			spans := keyRateSpans(t, fairness)
+			least := time.Duration(float64(keyRateN-2*keyRate) / keyRate * float64(time.Second))
+			switch {
+			case fairness && (spans["a"] < least || spans["b"] < least):
+				t.Errorf("starts spread over %v and %v; at %d/s per key, %d tasks take %v at least", spans["a"], spans["b"], keyRate, keyRateN, least)
+			case !fairness && (spans["a"] >= least || spans["b"] >= least):
+				t.Errorf("starts spread over %v and %v without fairness; the rate was applied after all", spans["a"], spans["b"])
+			}
+		})
+	}
+}
+
+const (
+	keyRate  = 4
+	keyRateN = 20
+)
+
+// keyRateSpans runs keyRateN activities of each of two keys and returns
+// how long each key's starts took, first to last.
+func keyRateSpans(t *testing.T, fairness bool) map[string]time.Duration {
 	const (
 		queue = "fairness-test"
-		rate  = 4
-		n     = 20
+		rate  = keyRate
+		n     = keyRateN
 	)
-	ts := newTemporal(t)
+	ts := newTemporalFairness(t, fairness)
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -126,10 +148,7 @@ func TestFairnessKeyRate(t *testing.T) {
 	perWindow := maxPerWindow(starts, time.Second)
 	t.Logf("per-key rate %d/s, %d tasks per key: starts spread over %v (a) and %v (b); most starts of one key in a second: a %d, b %d",
 		rate, n, spans["a"].Round(time.Millisecond), spans["b"].Round(time.Millisecond), perWindow["a"], perWindow["b"])
-	// n tasks at rate per second, after a burst of a second's worth.
-	if least := time.Duration(float64(n-2*rate) / rate * float64(time.Second)); spans["a"] < least || spans["b"] < least {
-		t.Errorf("starts spread over %v and %v; at %d/s per key, %d tasks take %v at least", spans["a"], spans["b"], rate, n, least)
-	}
+	return spans
 }
 
 // TestScanDiscovers: with no accounts, the scan lists the organization
