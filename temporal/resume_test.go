@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/fanouttest"
 )
 
@@ -168,5 +170,59 @@ func TestSinkPanic(t *testing.T) {
 	err := guard(func() error { panic("boom") })
 	if err == nil || !errors.Is(err, err) || fmt.Sprint(err) != "fanout/temporal: panic: boom" {
 		t.Errorf("guard = %v", err)
+	}
+}
+
+// TestRoleFailures: a role that STS denies fails the account's regions
+// for good, on the first attempt; a throttled AssumeRole fails the
+// attempt, for Temporal to try again.
+func TestRoleFailures(t *testing.T) {
+	const member, outsider = "111111111111", "222222222222"
+	aws, err := fanouttest.New(fanouttest.Config{
+		Accounts: []string{member}, Instances: 1,
+		Faults: []fanouttest.Rule{{Account: member, Service: "sts", Operation: "AssumeRole", Fault: fanouttest.Throttled}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aws.Close()
+	for name, tc := range map[string]struct {
+		account  string
+		wantErr  bool
+		wantSink int
+	}{
+		"denied":    {account: outsider, wantSink: 2}, // not in the organization: AccessDenied
+		"throttled": {account: member, wantErr: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			delivered := 0
+			sink := func(ctx context.Context, r Result[string]) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if r.Err != nil {
+					delivered++
+				}
+				return nil
+			}
+			oneAttempt := func(o *WorkerOptions) {
+				o.Accounts = append(o.Accounts, func(ao *fanout.AccountOptions) {
+					ao.STSOptions = append(ao.STSOptions, func(so *sts.Options) { so.RetryMaxAttempts = 1 })
+				})
+			}
+			w, err := NewWorker(aws.AWSConfig("us-east-1"), ec2.NewFromConfig, describeInstances, sink, []func(*WorkerOptions){oneAttempt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Pool().CloseIdleConnections()
+			var s testsuite.WorkflowTestSuite
+			s.SetLogger(quietLogger())
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivityWithOptions(w.ScanAccount, activity.RegisterOptions{Name: ScanAccountActivity})
+			_, err = env.ExecuteActivity(ScanAccountActivity, AccountScan{ScanID: "s", Account: tc.account, Regions: []string{"us-east-1", "eu-west-1"}})
+			if (err != nil) != tc.wantErr || delivered != tc.wantSink {
+				t.Errorf("err %v, %d regions delivered with an error; want an error: %v, %d delivered", err, delivered, tc.wantErr, tc.wantSink)
+			}
+		})
 	}
 }

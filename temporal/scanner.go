@@ -11,8 +11,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"golang.org/x/time/rate"
@@ -25,6 +29,7 @@ const (
 	DefaultAccountRate = 20 // EC2's refill rate for reads, per second
 	DefaultSTSRate     = 10
 	DefaultRegionLimit = 16
+	DefaultLimit       = 128 // DefaultMaxIdleConnsPerHost: no more calls at once than connections kept
 )
 
 // PageFunc fetches one page of an account-region: the first when token is
@@ -83,6 +88,10 @@ type WorkerOptions struct {
 	// Default: DefaultRegionLimit.
 	RegionLimit int
 
+	// Limit bounds the regions scanned at once by the worker, across
+	// every account activity it runs. Default: DefaultLimit.
+	Limit int
+
 	// Accounts configures the roles assumed in the accounts
 	// (fanout.AccountOptions); the worker sets STSOptions' HTTP client.
 	Accounts []func(*fanout.AccountOptions)
@@ -92,11 +101,12 @@ type WorkerOptions struct {
 // per process, shared by every account activity it runs. It is safe for
 // concurrent use.
 type Worker[C, T any] struct {
-	pool   *fanout.ClientPool[C]
-	fan    *fanout.Fanout[struct{}]
-	page   PageFunc[C, T]
-	sink   Sink[T]
-	limits *accountLimits
+	pool        *fanout.ClientPool[C]
+	fan         *fanout.Fanout[struct{}] // its Limit is the worker's, shared by the activities
+	regionLimit int64                    // each activity's, inside the worker's
+	page        PageFunc[C, T]
+	sink        Sink[T]
+	limits      *accountLimits
 }
 
 // NewWorker returns the activities that scan an account with clients that
@@ -106,7 +116,7 @@ type Worker[C, T any] struct {
 // HTTP client and Accounts.
 func NewWorker[C, O, T any](cfg aws.Config, newFn func(aws.Config, ...func(*O)) C, page PageFunc[C, T], sink Sink[T],
 	optFns []func(*WorkerOptions), poolFns ...func(*fanout.PoolOptions[O])) (*Worker[C, T], error) {
-	o := WorkerOptions{AccountRate: DefaultAccountRate, STSRate: DefaultSTSRate, RegionLimit: DefaultRegionLimit}
+	o := WorkerOptions{AccountRate: DefaultAccountRate, STSRate: DefaultSTSRate, RegionLimit: DefaultRegionLimit, Limit: DefaultLimit}
 	for _, fn := range optFns {
 		fn(&o)
 	}
@@ -117,8 +127,8 @@ func NewWorker[C, O, T any](cfg aws.Config, newFn func(aws.Config, ...func(*O)) 
 		return nil, fmt.Errorf("fanout/temporal: WorkerOptions.AccountRate is %d; want 1 or more calls per second", o.AccountRate)
 	case !(o.STSRate > 0):
 		return nil, fmt.Errorf("fanout/temporal: WorkerOptions.STSRate is %v; want a rate above 0", o.STSRate)
-	case o.RegionLimit < 1:
-		return nil, fmt.Errorf("fanout/temporal: WorkerOptions.RegionLimit is %d; want 1 or more", o.RegionLimit)
+	case o.RegionLimit < 1 || o.RegionLimit > o.Limit:
+		return nil, fmt.Errorf("fanout/temporal: WorkerOptions.RegionLimit is %d; want 1 to Limit (%d)", o.RegionLimit, o.Limit)
 	}
 	hc, err := fanout.NewHTTPClient(fanout.DefaultMaxIdleConnsPerHost)
 	if err != nil {
@@ -144,8 +154,8 @@ func NewWorker[C, O, T any](cfg aws.Config, newFn func(aws.Config, ...func(*O)) 
 		return nil, err
 	}
 	return &Worker[C, T]{
-		pool: pool, page: page, sink: sink, limits: newAccountLimits(o.AccountRate),
-		fan: fanout.New[struct{}](func(fo *fanout.Options) { fo.Limit = int64(o.RegionLimit) }),
+		pool: pool, page: page, sink: sink, limits: newAccountLimits(o.AccountRate), regionLimit: int64(o.RegionLimit),
+		fan: fanout.New[struct{}](func(fo *fanout.Options) { fo.Limit = int64(o.Limit) }),
 	}, nil
 }
 
@@ -246,12 +256,13 @@ type accountRun[C, T any] struct {
 // scan runs the regions todo and delivers them; it returns the errors of
 // those that should be tried again.
 func (r *accountRun[C, T]) scan(ctx context.Context, todo []string, last bool) error {
-	res, err := fanout.AccountRegions(ctx, r.w.fan, r.w.pool, []string{r.in.Account}, todo, r.region)
+	res, err := fanout.AccountRegions(ctx, r.w.fan, r.w.pool, []string{r.in.Account}, todo, r.region,
+		func(o *fanout.RegionOptions) { o.Limit = r.w.regionLimit })
 	if err == nil {
 		return nil
 	}
 	if res == nil { // bad input: no attempt will do better
-		return err
+		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidAccountScan", err)
 	}
 	var retry []error
 	for _, item := range res {
@@ -272,11 +283,25 @@ func (r *accountRun[C, T]) scan(ctx context.Context, todo []string, last bool) e
 	return errors.Join(retry...)
 }
 
-// permanent reports whether another attempt would fail the same way.
+// permanent reports whether another attempt would fail the same way: a
+// region not enabled, credentials refused, a role that STS refused with
+// a 4xx other than throttling (AccessDenied: the role does not exist, or
+// does not trust the caller).
 func permanent(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, fanout.ErrRegionDisabled) || errors.Is(err, fanout.ErrCredentialsRefused) {
+		return true
+	}
 	var acct *fanout.AccountError
-	ctxErr := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-	return !ctxErr && (errors.As(err, &acct) || errors.Is(err, fanout.ErrRegionDisabled) || errors.Is(err, fanout.ErrCredentialsRefused))
+	var api smithy.APIError
+	var resp *awshttp.ResponseError
+	if !errors.As(err, &acct) || !errors.As(acct.Err, &api) || !errors.As(acct.Err, &resp) {
+		return false
+	}
+	_, throttled := retry.DefaultThrottleErrorCodes[api.ErrorCode()]
+	return resp.HTTPStatusCode() >= 400 && resp.HTTPStatusCode() < 500 && !throttled
 }
 
 // region is AccountRegions' op: it fetches the region's pages from where
