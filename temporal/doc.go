@@ -89,7 +89,9 @@
 // # Workers
 //
 // A [Worker] is safe for concurrent use, and one per process serves every
-// account activity the process runs, with one ClientPool. Temporal's own
+// account activity the process runs, with one ClientPool: at most
+// WorkerOptions.Limit regions at once in all, RegionLimit of them per
+// account. Temporal's own
 // worker must heartbeat without batching for the bound on repeats above
 // to hold: [TuneWorker] sets its MaxHeartbeatThrottleInterval.
 package temporal

@@ -57,7 +57,7 @@ func TestScanAcrossWorkers(t *testing.T) {
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := ConfigureQueues(ctx, c, ts.GetDefaultNamespace(), ScanOptions{}, QueueRates{AccountTasks: 0, Control: 1}); err != nil {
+	if err := ConfigureQueues(ctx, c, ts.GetDefaultNamespace(), ScanOptions{}, QueueRates{AccountTasks: 2, Control: 1}); err != nil {
 		t.Fatal(err)
 	}
 	scan, err := NewScan("scan-1", accounts, regions, func(o *ScanOptions) {
