@@ -313,13 +313,19 @@ func (r *accountRun[C, T]) region(ctx context.Context, client C, account, region
 	r.mu.Unlock()
 	for !started || token != "" {
 		items, next, err := r.w.page(ctx, client, account, region, token)
+		if err == nil && next != "" && next == token { // the service repeats itself: it would never end
+			err = fmt.Errorf("fanout/temporal: %s: the page of token %q gave the same token as the next", Key(r.in.ScanID, account, region), token)
+		}
 		if err != nil {
 			return struct{}{}, err
 		}
 		r.mu.Lock()
 		p.Items, p.Token, p.Pages = append(p.Items, items...), next, p.Pages+1
-		r.heartbeatLocked(ctx)
+		err = r.heartbeatLocked(ctx)
 		r.mu.Unlock()
+		if err != nil {
+			return struct{}{}, err
+		}
 		token, started = next, true
 	}
 	return struct{}{}, r.deliver(ctx, region, nil)
@@ -341,7 +347,7 @@ func (r *accountRun[C, T]) deliver(ctx context.Context, region string, cause err
 	if cause != nil {
 		p.Err = cause.Error()
 	}
-	r.heartbeatLocked(ctx)
+	_ = r.heartbeatLocked(ctx) // it holds no items now: nothing left that could fail to encode
 	return nil
 }
 
@@ -365,7 +371,7 @@ func (r *accountRun[C, T]) keepAlive(ctx context.Context, timeout time.Duration)
 			case <-t.C:
 				r.mu.Lock()
 				if time.Since(r.beat) >= timeout/3 {
-					r.heartbeatLocked(ctx)
+					_ = r.heartbeatLocked(ctx) // a region's op reports the error
 				}
 				r.mu.Unlock()
 			case <-done:
@@ -382,9 +388,18 @@ func (r *accountRun[C, T]) keepAlive(ctx context.Context, timeout time.Duration)
 }
 
 // heartbeatLocked records the progress of every region of the attempt.
-func (r *accountRun[C, T]) heartbeatLocked(ctx context.Context) {
+// RecordHeartbeat panics when the progress cannot be encoded (an item
+// type that JSON cannot hold): that is the error, so that a region's op
+// fails with it and keepAlive's goroutine does not end the process.
+func (r *accountRun[C, T]) heartbeatLocked(ctx context.Context) (err error) {
 	r.beat = time.Now()
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("fanout/temporal: heartbeat of account %s: %v", r.in.Account, v)
+		}
+	}()
 	activity.RecordHeartbeat(ctx, r.prog)
+	return nil
 }
 
 func (r *accountRun[C, T]) summary() AccountSummary {
