@@ -126,10 +126,12 @@ func TestShardFromEnv(t *testing.T) {
 		err   string
 	}{
 		"Kubernetes":             {env: map[string]string{"JOB_COMPLETION_INDEX": "3"}, count: 8, want: fanout.ShardSpec{Index: 3, Count: 8}},
-		"Kubernetes, no count":   {env: map[string]string{"JOB_COMPLETION_INDEX": "3"}, err: "gives the index (JOB_COMPLETION_INDEX=3) but not the number of shards"},
+		"Kubernetes, no count":   {env: map[string]string{"JOB_COMPLETION_INDEX": "3"}, err: `gives the index (JOB_COMPLETION_INDEX="3") but not the number of shards`},
 		"AWS Batch":              {env: map[string]string{"AWS_BATCH_JOB_ARRAY_INDEX": "2", "AWS_BATCH_JOB_ARRAY_SIZE": "10"}, want: fanout.ShardSpec{Index: 2, Count: 10}},
 		"AWS Batch, other count": {env: map[string]string{"AWS_BATCH_JOB_ARRAY_INDEX": "2", "AWS_BATCH_JOB_ARRAY_SIZE": "10"}, count: 5, err: "5 shards asked for, but AWS_BATCH_JOB_ARRAY_SIZE=10"},
 		"GitLab counts from 1":   {env: map[string]string{"CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "3"}, want: fanout.ShardSpec{Index: 0, Count: 3}},
+		"GitLab index 0":         {env: map[string]string{"CI_NODE_INDEX": "0", "CI_NODE_TOTAL": "3"}, err: `CI_NODE_INDEX="0"; it counts from 1`},
+		"AWS Batch, size 0":      {env: map[string]string{"AWS_BATCH_JOB_ARRAY_INDEX": "0", "AWS_BATCH_JOB_ARRAY_SIZE": "0"}, err: "AWS_BATCH_JOB_ARRAY_SIZE is unset or 0"},
 		"Cloud Run":              {env: map[string]string{"CLOUD_RUN_TASK_INDEX": "0", "CLOUD_RUN_TASK_COUNT": "2"}, want: fanout.ShardSpec{Index: 0, Count: 2}},
 		"index out of range":     {env: map[string]string{"CIRCLE_NODE_INDEX": "4", "CIRCLE_NODE_TOTAL": "4"}, err: "shard 4 of 4"},
 		"not a number":           {env: map[string]string{"BUILDKITE_PARALLEL_JOB": "x", "BUILDKITE_PARALLEL_JOB_COUNT": "4"}, err: `BUILDKITE_PARALLEL_JOB="x" is not a number`},
@@ -196,5 +198,68 @@ func TestShardItems(t *testing.T) {
 	}
 	if _, err := fanout.ShardItems(fanout.ShardSpec{Count: 2}, items, nil); err == nil || !strings.Contains(err.Error(), "nil scope") {
 		t.Errorf("nil scope: %v", err)
+	}
+}
+
+// TestShardPlacementIsPinned: a group's shard is a contract between the
+// processes of one run, which may run different versions of this package
+// during a rollout: it must never change.
+func TestShardPlacementIsPinned(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		group string
+		count int
+		want  int
+	}{
+		{"111111111111", 1, 0},
+		{"111111111111", 2, 1},
+		{"111111111111", 4, 2},
+		{"111111111111", 5, 2},
+		{"111111111111", 17, 6},
+		{"111111111111", 1000, 914},
+		{"123456789012", 1, 0},
+		{"123456789012", 2, 0},
+		{"123456789012", 4, 0},
+		{"123456789012", 5, 0},
+		{"123456789012", 17, 0},
+		{"123456789012", 1000, 634},
+		{"999999999999", 1, 0},
+		{"999999999999", 2, 0},
+		{"999999999999", 4, 0},
+		{"999999999999", 5, 0},
+		{"999999999999", 17, 9},
+		{"999999999999", 1000, 989},
+		{"000000000001", 1, 0},
+		{"000000000001", 2, 1},
+		{"000000000001", 4, 3},
+		{"000000000001", 5, 3},
+		{"000000000001", 17, 3},
+		{"000000000001", 1000, 3},
+		{"", 1, 0},
+		{"", 2, 0},
+		{"", 4, 0},
+		{"", 5, 0},
+		{"", 17, 13},
+		{"", 1000, 741},
+		{"eu-west-1", 1, 0},
+		{"eu-west-1", 2, 0},
+		{"eu-west-1", 4, 3},
+		{"eu-west-1", 5, 3},
+		{"eu-west-1", 17, 8},
+		{"eu-west-1", 1000, 373},
+	} {
+		if got := fanout.ShardOf(tc.group, tc.count); got != tc.want {
+			t.Errorf("ShardOf(%q, %d) = %d; it was %d", tc.group, tc.count, got, tc.want)
+		}
+	}
+}
+
+func TestShardEdges(t *testing.T) {
+	t.Parallel()
+	if got, err := fanout.ShardAccounts(fanout.ShardSpec{Index: 0, Count: 4}, []string{"111111111111"}); err != nil || got == nil || len(got) > 1 {
+		t.Errorf("a shard of one account: %#v, %v; want a non-nil slice", got, err)
+	}
+	if _, err := fanout.Shard(fanout.ShardSpec{Index: 0, Count: fanout.MaxShards + 1}, []string{"a"}, nil); err == nil {
+		t.Error("a count above MaxShards is accepted")
 	}
 }
