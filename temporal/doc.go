@@ -4,6 +4,11 @@
 // own. It is a module of its own (github.com/awsfanout/fanout/temporal),
 // so that users of the fanout package never download Temporal.
 //
+// Status: the module requires the root module through a replace
+// directive (replace github.com/awsfanout/fanout => ..), so it builds
+// only inside this repository; it cannot be consumed from elsewhere
+// until the root module is tagged and this one requires it by version.
+//
 // # Shape
 //
 // [ScanWorkflow] lists the organization's accounts, when the [Scan] names
@@ -36,9 +41,20 @@
 // good (its role denied, the region not enabled) reaches the sink once,
 // with its error; one that may pass on another attempt (throttling, a
 // server error) fails the attempt, and reaches the sink with its error
-// only on the last. [ScanSummary] counts what was delivered, and lists
-// the regions that never were: those of an account whose every attempt
-// ended without an answer.
+// only on the last. A region whose delivery the sink refused (its error)
+// fails the attempt too, and the next attempt hands the sink the same
+// Result again; the sink is never handed its own error as a region's
+// Result.Err.
+//
+// [ScanSummary] counts what was delivered, and lists the regions that
+// failed: those delivered with an error, and those lost, which the sink
+// holds nothing of that the scan knows of. A region is lost when the
+// sink refused it on the account's last attempt (the Failure's Err is
+// the sink's error), or when the last attempt ended before it delivered
+// the region (Err says why: a timeout, a worker lost, an error of
+// another region, a heartbeat the server refused). Whichever way the
+// last attempt ends, the regions delivered before it, on any attempt,
+// count as delivered.
 //
 // # Resume
 //
@@ -49,10 +65,24 @@
 // without a heartbeat; that attempt reads the progress, skips the
 // delivered regions and asks each other region for the page after the
 // last one recorded. A page is asked again only when its heartbeat had
-// not reached the server: at most one page per region in flight. The
-// heartbeat holds the items not yet delivered, so keep T small (an ID, a
-// summary): Temporal refuses heartbeats above its blob size limit (2 MB
-// by default).
+// not reached the server: at most one page per region in flight.
+//
+// The heartbeat holds the items not yet delivered, so keep T small (an
+// ID, a summary). The server's blob size limit (2 MiB by default,
+// dynamic config limit.blobSize.error) bounds one heartbeat, and an
+// account has one: the limit is shared by the items of every region of
+// the account still in flight, up to WorkerOptions.RegionLimit of them.
+// A heartbeat above it ends the account's activity for good: the server
+// fails it at once, with no retry, and without the progress, so every
+// region not delivered by then is lost. The worker checks the encoded
+// progress against WorkerOptions.HeartbeatLimit before each heartbeat
+// and, when a page would take it above, drops that page and fails its
+// region alone, for good (see WorkerOptions.HeartbeatLimit).
+//
+// The heartbeat is stored by the server, and shown by its UI and CLI, in
+// the clear unless the client's DataConverter has a payload codec that
+// encrypts it: never put secrets (credentials, tokens, personal data) in
+// T or in a page token.
 //
 // # Limits
 //
@@ -66,6 +96,13 @@
 // The one exception is a worker cut off from the server but not from
 // AWS: it scans on until its heartbeats fail, about a HeartbeatTimeout,
 // while another worker may already have the account.
+//
+// The bound is per account activity, not per AWS account: two scans of
+// the same account at once (scans with different IDs, overlapping in
+// time) run two activities, and when different workers run them each
+// gets the full AccountRate, so the account sees up to twice the rate.
+// Do not overlap scans of the same accounts, or divide the rate among
+// them.
 //
 // On the server, [ConfigureQueues] sets the account as the fairness key's
 // rate on the scan queue (UpdateTaskQueueConfig), so that the server

@@ -58,6 +58,7 @@ func TestNewWorkerRefuses(t *testing.T) {
 		"sts rate":     {page: describeInstances, opt: func(o *WorkerOptions) { o.STSRate = -1 }, want: "STSRate is -1"},
 		"region limit": {page: describeInstances, opt: func(o *WorkerOptions) { o.RegionLimit = 0 }, want: "RegionLimit is 0"},
 		"above limit":  {page: describeInstances, opt: func(o *WorkerOptions) { o.Limit, o.RegionLimit = 4, 5 }, want: "RegionLimit is 5; want 1 to Limit (4)"},
+		"heartbeat":    {page: describeInstances, opt: func(o *WorkerOptions) { o.HeartbeatLimit = 0 }, want: "HeartbeatLimit is 0"},
 		"http client":  {page: describeInstances, cfg: aws.Config{HTTPClient: &fakeHTTP{}}, want: "the config has an HTTP client"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package temporal
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -245,5 +246,51 @@ func TestRoleFailures(t *testing.T) {
 				t.Errorf("err %v, %d regions delivered with an error; want an error: %v, %d delivered", err, delivered, tc.wantErr, tc.wantSink)
 			}
 		})
+	}
+}
+
+// TestHeartbeatLimit: a page that would take the heartbeat above
+// WorkerOptions.HeartbeatLimit is not kept, and its region goes to the
+// sink at once, with the error and the pages before it, instead of the
+// server failing the whole account.
+func TestHeartbeatLimit(t *testing.T) {
+	const acct = "111111111111"
+	aws, err := fanouttest.New(fanouttest.Config{Accounts: []string{acct}, Instances: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aws.Close()
+	var mu sync.Mutex
+	var got []Result[string]
+	sink := func(ctx context.Context, r Result[string]) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r)
+		return nil
+	}
+	w, err := NewWorker(aws.AWSConfig("us-east-1"), ec2.NewFromConfig, describeInstances, sink,
+		[]func(*WorkerOptions){func(o *WorkerOptions) { o.HeartbeatLimit = 300 }}) // a page of 5 IDs fits, two do not
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Pool().CloseIdleConnections()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger())
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivityWithOptions(w.ScanAccount, activity.RegisterOptions{Name: ScanAccountActivity})
+	v, err := env.ExecuteActivity(ScanAccountActivity, AccountScan{ScanID: "s", Account: acct, Regions: []string{"eu-west-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum AccountSummary
+	if err := v.Get(&sum); err != nil {
+		t.Fatal(err)
+	}
+	var big *heartbeatTooLarge
+	if len(got) != 1 || !errors.As(got[0].Err, &big) || got[0].Pages != 1 || len(got[0].Items) != pageSize {
+		t.Fatalf("the sink got %+v; want eu-west-1 once, with its first page and the heartbeat's error", got)
+	}
+	if !strings.Contains(sum.Failed["eu-west-1"], "HeartbeatLimit 300") {
+		t.Errorf("summary %+v; want eu-west-1 failed with the heartbeat's error", sum)
 	}
 }

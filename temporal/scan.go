@@ -106,17 +106,22 @@ type Scan struct {
 type ScanSummary struct {
 	Accounts  int       // accounts whose scan ended
 	Delivered int       // account-regions delivered to the sink without an error
-	Failed    int       // account-regions delivered with an error, or never (see Failure)
+	Failed    int       // account-regions delivered with an error, or lost (see Failure)
 	Failures  []Failure // the first MaxFailures of them
 	Runs      int       // runs of the scan workflow, continue-as-new included
 }
 
-// Failure is an account-region delivered to the sink with an error, or
-// one never delivered: its account's every attempt ended without an
-// answer (a worker lost each time, a timeout), before it got to it.
+// Failure is an account-region delivered to the sink with an error
+// (Lost false: the sink holds the region, with Err as its Result.Err),
+// or one the sink holds nothing of that the scan knows of (Lost true):
+// either the sink refused its delivery on the account's last attempt
+// (Err is the sink's error), or it was never delivered, since the
+// account's last attempt ended before it got to the region (Err is why
+// the attempt ended: a timeout, a worker lost, an error of another
+// region, a heartbeat the server refused).
 type Failure struct {
 	Account, Region, Err string
-	Lost                 bool // never delivered
+	Lost                 bool // the sink holds nothing of the region: scan it again
 }
 
 // AccountScan is the input of an account's workflow and activity.
@@ -132,7 +137,8 @@ type AccountSummary struct {
 	Account   string
 	Delivered []string          // regions delivered without an error
 	Failed    map[string]string // regions delivered with an error, and the error
-	Lost      []string          // regions never delivered: every attempt ended without an answer
+	Refused   map[string]string // regions the sink refused on the last attempt, and the sink's error
+	Lost      []string          // regions never delivered: the last attempt ended before it delivered them
 	Err       string            // why, when Lost is not empty
 }
 
@@ -238,6 +244,10 @@ func (s *ScanSummary) add(o ScanOptions, a AccountSummary) {
 	for _, region := range sortedKeys(a.Failed) {
 		s.Failed++
 		s.fail(o, Failure{Account: a.Account, Region: region, Err: a.Failed[region]})
+	}
+	for _, region := range sortedKeys(a.Refused) {
+		s.Failed++
+		s.fail(o, Failure{Account: a.Account, Region: region, Err: a.Refused[region], Lost: true})
 	}
 	for _, region := range a.Lost {
 		s.Failed++

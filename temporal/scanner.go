@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -30,6 +31,10 @@ const (
 	DefaultSTSRate     = 10
 	DefaultRegionLimit = 16
 	DefaultLimit       = 128 // DefaultMaxIdleConnsPerHost: no more calls at once than connections kept
+
+	// DefaultHeartbeatLimit is the server's default blob size limit
+	// (dynamic config limit.blobSize.error): 2 MiB.
+	DefaultHeartbeatLimit = 2 << 20
 )
 
 // PageFunc fetches one page of an account-region: the first when token is
@@ -50,7 +55,10 @@ type PageFunc[C, T any] func(ctx context.Context, client C, account, region, tok
 // repeat has the same Result.Key (see Key), and the same items if AWS
 // answers the same: a sink that upserts by Key, or drops a Key it has,
 // holds each account-region exactly once. A sink's error fails the
-// region's attempt; the next attempt delivers it again.
+// region's attempt; the next attempt delivers it again, with the same
+// Result (Err is never the sink's own error). When the sink refuses it
+// on the account's last attempt, the ScanSummary lists the region as a
+// lost Failure with the sink's error.
 type Sink[T any] func(ctx context.Context, r Result[T]) error
 
 // Result is one account-region of a scan, as its Sink receives it.
@@ -62,7 +70,7 @@ type Result[T any] struct {
 	Items   []T   // every page's items, in order
 	Pages   int   // pages fetched, over every attempt
 	Attempt int32 // the activity attempt that delivered it, from 1
-	Err     error // why the region failed, on the account's last attempt or for good (a role denied, a region not enabled)
+	Err     error // why the region failed, on the account's last attempt or for good (a role denied, a region not enabled); never the sink's own error
 }
 
 // WorkerOptions configures a Worker. NewWorker applies the defaults, then
@@ -92,6 +100,17 @@ type WorkerOptions struct {
 	// every account activity it runs. Default: DefaultLimit.
 	Limit int
 
+	// HeartbeatLimit is the most bytes an account activity's heartbeat
+	// (its Progress, as the default data converter encodes it) may
+	// take: the server's blob size limit. A page that would take the
+	// progress above it is not kept; its region fails for good, and goes
+	// to the sink with the error and the items of the pages before. The
+	// server fails the account's activity at once, without a retry and
+	// without its progress, on a heartbeat above its limit; set this to the
+	// server's limit if it is not the default, less what a payload codec
+	// (encryption, compression) adds. Default: DefaultHeartbeatLimit.
+	HeartbeatLimit int
+
 	// Accounts configures the roles assumed in the accounts
 	// (fanout.AccountOptions); the worker sets STSOptions' HTTP client.
 	Accounts []func(*fanout.AccountOptions)
@@ -104,6 +123,7 @@ type Worker[C, T any] struct {
 	pool        *fanout.ClientPool[C]
 	fan         *fanout.Fanout[struct{}] // its Limit is the worker's, shared by the activities
 	regionLimit int64                    // each activity's, inside the worker's
+	beatLimit   int                      // bytes
 	page        PageFunc[C, T]
 	sink        Sink[T]
 	limits      *accountLimits
@@ -116,7 +136,8 @@ type Worker[C, T any] struct {
 // HTTP client and Accounts.
 func NewWorker[C, O, T any](cfg aws.Config, newFn func(aws.Config, ...func(*O)) C, page PageFunc[C, T], sink Sink[T],
 	optFns []func(*WorkerOptions), poolFns ...func(*fanout.PoolOptions[O])) (*Worker[C, T], error) {
-	o := WorkerOptions{AccountRate: DefaultAccountRate, STSRate: DefaultSTSRate, RegionLimit: DefaultRegionLimit, Limit: DefaultLimit}
+	o := WorkerOptions{AccountRate: DefaultAccountRate, STSRate: DefaultSTSRate, RegionLimit: DefaultRegionLimit, Limit: DefaultLimit,
+		HeartbeatLimit: DefaultHeartbeatLimit}
 	for _, fn := range optFns {
 		fn(&o)
 	}
@@ -129,6 +150,8 @@ func NewWorker[C, O, T any](cfg aws.Config, newFn func(aws.Config, ...func(*O)) 
 		return nil, fmt.Errorf("fanout/temporal: WorkerOptions.STSRate is %v; want a rate above 0", o.STSRate)
 	case o.RegionLimit < 1 || o.RegionLimit > o.Limit:
 		return nil, fmt.Errorf("fanout/temporal: WorkerOptions.RegionLimit is %d; want 1 to Limit (%d)", o.RegionLimit, o.Limit)
+	case o.HeartbeatLimit < 1:
+		return nil, fmt.Errorf("fanout/temporal: WorkerOptions.HeartbeatLimit is %d; want 1 or more bytes", o.HeartbeatLimit)
 	}
 	hc, err := fanout.NewHTTPClient(fanout.DefaultMaxIdleConnsPerHost)
 	if err != nil {
@@ -155,7 +178,8 @@ func NewWorker[C, O, T any](cfg aws.Config, newFn func(aws.Config, ...func(*O)) 
 	}
 	return &Worker[C, T]{
 		pool: pool, page: page, sink: sink, limits: newAccountLimits(o.AccountRate), regionLimit: int64(o.RegionLimit),
-		fan: fanout.New[struct{}](func(fo *fanout.Options) { fo.Limit = int64(o.Limit) }),
+		beatLimit: o.HeartbeatLimit,
+		fan:       fanout.New[struct{}](func(fo *fanout.Options) { fo.Limit = int64(o.Limit) }),
 	}, nil
 }
 
@@ -197,6 +221,10 @@ type RegionProgress[T any] struct {
 	Pages int
 	Done  bool
 	Err   string // the error it was delivered with
+
+	// Refused is the sink's error when it refused the region's last
+	// delivery; empty once the sink takes it.
+	Refused string
 }
 
 // ScanAccount is the account activity: it scans the regions of in that
@@ -206,7 +234,9 @@ type RegionProgress[T any] struct {
 // error, for Temporal to retry the account, while a region failed with an
 // error that another attempt may not get; on the last attempt, or for an
 // error that will not pass (a role denied, a region not enabled), the
-// region goes to the sink with its error.
+// region goes to the sink with its error. A region the sink refused is
+// never handed to it again in the same attempt. The error of a failed
+// attempt carries the progress (see AccountWorkflow).
 func (w *Worker[C, T]) ScanAccount(ctx context.Context, in AccountScan) (AccountSummary, error) {
 	info := activity.GetInfo(ctx)
 	last := info.RetryPolicy != nil && info.RetryPolicy.MaximumAttempts > 0 && info.Attempt >= info.RetryPolicy.MaximumAttempts
@@ -236,7 +266,7 @@ func (w *Worker[C, T]) scanAttempt(ctx context.Context, in AccountScan, attempt 
 		err := run.scan(withWindow(ctx, win), todo, last)
 		stop()
 		if err != nil {
-			return AccountSummary{}, err
+			return AccountSummary{}, run.failure(ctx, err)
 		}
 	}
 	return run.summary(), nil
@@ -272,6 +302,11 @@ func (r *accountRun[C, T]) scan(ctx context.Context, todo []string, last bool) e
 		if ctx.Err() != nil { // the attempt is over: its heartbeat has the progress
 			return ctx.Err()
 		}
+		var refused *sinkError
+		if errors.As(item.Err, &refused) { // never the sink's own error back to it
+			retry = append(retry, item.Err)
+			continue
+		}
 		if !last && !permanent(item.Err) {
 			retry = append(retry, item.Err)
 			continue
@@ -291,7 +326,8 @@ func permanent(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	if errors.Is(err, fanout.ErrRegionDisabled) || errors.Is(err, fanout.ErrCredentialsRefused) {
+	var big *heartbeatTooLarge
+	if errors.Is(err, fanout.ErrRegionDisabled) || errors.Is(err, fanout.ErrCredentialsRefused) || errors.As(err, &big) {
 		return true
 	}
 	var acct *fanout.AccountError
@@ -320,8 +356,11 @@ func (r *accountRun[C, T]) region(ctx context.Context, client C, account, region
 			return struct{}{}, err
 		}
 		r.mu.Lock()
+		before := *p
 		p.Items, p.Token, p.Pages = append(p.Items, items...), next, p.Pages+1
-		err = r.heartbeatLocked(ctx)
+		if err = r.heartbeatLocked(ctx); err != nil {
+			*p = before // a page the heartbeat cannot hold is not kept, so that the other regions' heartbeats go on
+		}
 		r.mu.Unlock()
 		if err != nil {
 			return struct{}{}, err
@@ -339,16 +378,60 @@ func (r *accountRun[C, T]) deliver(ctx context.Context, region string, cause err
 		Items: slices.Clone(p.Items), Pages: p.Pages, Attempt: r.attempt, Err: cause}
 	r.mu.Unlock()
 	if err := guard(func() error { return r.w.sink(ctx, res) }); err != nil {
-		return fmt.Errorf("fanout/temporal: sink, %s: %w", res.Key, err)
+		err = &sinkError{key: res.Key, err: err}
+		r.mu.Lock()
+		p.Refused = err.Error() // for the attempt's error (failure); a heartbeat now could race the attempt's end
+		r.mu.Unlock()
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p.Done, p.Items, p.Token = true, nil, ""
+	p.Done, p.Items, p.Token, p.Refused = true, nil, "", ""
 	if cause != nil {
 		p.Err = cause.Error()
 	}
 	_ = r.heartbeatLocked(ctx) // it holds no items now: nothing left that could fail to encode
 	return nil
+}
+
+// sinkError is the sink's refusal of a region's result.
+type sinkError struct {
+	key string
+	err error
+}
+
+func (e *sinkError) Error() string { return "fanout/temporal: sink, " + e.key + ": " + e.err.Error() }
+func (e *sinkError) Unwrap() error { return e.err }
+
+// failure is err, the end of a failed attempt, as an application error
+// whose details are the progress without the items (progressHead): the
+// account's workflow reads them when this was the last attempt, as it
+// reads a timed out attempt's last heartbeat. err's NonRetryable is
+// kept; an ended ctx's error is returned as it is, since the server has
+// already decided the attempt's fate.
+func (r *accountRun[C, T]) failure(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	typ, nonRetryable := "AccountAttemptFailed", false
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		typ, nonRetryable = app.Type(), app.NonRetryable()
+	}
+	return temporal.NewApplicationErrorWithOptions(err.Error(), typ, temporal.ApplicationErrorOptions{
+		NonRetryable: nonRetryable, Cause: err, Details: []any{r.head()},
+	})
+}
+
+// head returns the progress without the items.
+func (r *accountRun[C, T]) head() progressHead {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := progressHead{Regions: make(map[string]regionHead, len(r.prog.Regions))}
+	for region, p := range r.prog.Regions {
+		h.Regions[region] = regionHead{Done: p.Done, Err: p.Err, Refused: p.Refused}
+	}
+	return h
 }
 
 // keepAlive heartbeats the progress every third of timeout, until stop,
@@ -388,9 +471,12 @@ func (r *accountRun[C, T]) keepAlive(ctx context.Context, timeout time.Duration)
 }
 
 // heartbeatLocked records the progress of every region of the attempt.
-// RecordHeartbeat panics when the progress cannot be encoded (an item
-// type that JSON cannot hold): that is the error, so that a region's op
-// fails with it and keepAlive's goroutine does not end the process.
+// It encodes the progress first, to check its size against the
+// worker's HeartbeatLimit, since the server fails the account's activity
+// for good on a heartbeat above its blob size limit; a progress that
+// cannot be encoded (an item type that JSON cannot hold) is an error
+// too, and so is a panic of RecordHeartbeat, so that a region's op fails
+// with it and keepAlive's goroutine does not end the process.
 func (r *accountRun[C, T]) heartbeatLocked(ctx context.Context) (err error) {
 	r.beat = time.Now()
 	defer func() {
@@ -398,8 +484,26 @@ func (r *accountRun[C, T]) heartbeatLocked(ctx context.Context) (err error) {
 			err = fmt.Errorf("fanout/temporal: heartbeat of account %s: %v", r.in.Account, v)
 		}
 	}()
+	payloads, err := converter.GetDefaultDataConverter().ToPayloads(r.prog)
+	if err != nil {
+		return fmt.Errorf("fanout/temporal: heartbeat of account %s: %w", r.in.Account, err)
+	}
+	if n := payloads.Size(); n > r.w.beatLimit {
+		return &heartbeatTooLarge{account: r.in.Account, size: n, limit: r.w.beatLimit}
+	}
 	activity.RecordHeartbeat(ctx, r.prog)
 	return nil
+}
+
+// heartbeatTooLarge is a heartbeat above WorkerOptions.HeartbeatLimit.
+type heartbeatTooLarge struct {
+	account     string
+	size, limit int
+}
+
+func (e *heartbeatTooLarge) Error() string {
+	return fmt.Sprintf("fanout/temporal: heartbeat of account %s: the progress takes %d bytes, above WorkerOptions.HeartbeatLimit %d; keep the items small",
+		e.account, e.size, e.limit)
 }
 
 func (r *accountRun[C, T]) summary() AccountSummary {

@@ -2,7 +2,9 @@ package temporal
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,4 +201,72 @@ func TestScanDiscovers(t *testing.T) {
 		}
 	}
 	_ = ec2.NewFromConfig
+}
+
+// TestSinkRefusesLastAttempt: a sink that refuses eu-west-1 on every
+// attempt. The summary counts us-east-1, which the sink took on the
+// first attempt, as delivered, and lists eu-west-1 as lost with the
+// sink's error; the sink is never handed its own error as the region's.
+func TestSinkRefusesLastAttempt(t *testing.T) {
+	const acct = "111111111111"
+	aws, err := fanouttest.New(fanouttest.Config{Accounts: []string{acct}, Instances: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aws.Close()
+	ts := newTemporal(t)
+	log := newSinkLog()
+	sink := func(ctx context.Context, r Result[string]) error {
+		log.deliver(r)
+		if r.Region == "eu-west-1" {
+			return errors.New("db down")
+		}
+		return nil
+	}
+	w, err := NewWorker(aws.AWSConfig("us-east-1"), ec2.NewFromConfig, describeInstances, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Pool().CloseIdleConnections()
+	c := ts.GetDefaultClient()
+	tw := worker.New(c, DefaultScanQueue, TuneWorker(worker.Options{WorkflowPanicPolicy: worker.FailWorkflow}))
+	w.Register(tw)
+	if err := tw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer tw.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	scan, err := NewScan("refused", []string{acct}, []string{"us-east-1", "eu-west-1"}, func(o *ScanOptions) {
+		o.MaxAttempts, o.RetryInterval = 2, time.Second
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "refused", TaskQueue: DefaultScanQueue}, ScanWorkflowName, scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum ScanSummary
+	if err := run.Get(ctx, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Accounts != 1 || sum.Delivered != 1 || sum.Failed != 1 || len(sum.Failures) != 1 {
+		t.Fatalf("summary %+v; want us-east-1 delivered, eu-west-1 failed", sum)
+	}
+	if f := sum.Failures[0]; f.Region != "eu-west-1" || !f.Lost || !strings.Contains(f.Err, "db down") {
+		t.Errorf("failure %+v; want eu-west-1 lost, with the sink's error", f)
+	}
+	if got := log.got[Key("refused", acct, "us-east-1")]; len(got) != 1 || got[0].Err != nil {
+		t.Errorf("us-east-1 delivered %d times: %+v; want once, without an error", len(got), got)
+	}
+	eu := log.got[Key("refused", acct, "eu-west-1")]
+	if len(eu) != 2 {
+		t.Errorf("eu-west-1 delivered %d times; want once per attempt, 2", len(eu))
+	}
+	for _, r := range eu {
+		if r.Err != nil || len(r.Items) != 1 {
+			t.Errorf("eu-west-1 delivered with %d items, err %v; want its item, no error", len(r.Items), r.Err)
+		}
+	}
 }

@@ -86,8 +86,10 @@ func runAccounts(ctx workflow.Context, in *Scan) int {
 // AccountWorkflow scans one account's regions: one activity, on the scan
 // queue, with the account as its fairness key, retried up to
 // MaxAttempts times; each attempt takes up where the last heartbeat of
-// the one before left it. It returns what was delivered, and the regions
-// lost when every attempt ended without an answer.
+// the one before left it. It returns what was delivered, and, when the
+// last attempt failed, the regions failed and lost as that attempt's
+// progress tells: the details of its error, or its last heartbeat when
+// it timed out.
 func AccountWorkflow(ctx workflow.Context, in AccountScan) (AccountSummary, error) {
 	o := in.Options
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -105,32 +107,58 @@ func AccountWorkflow(ctx workflow.Context, in AccountScan) (AccountSummary, erro
 	if err == nil {
 		return a, nil
 	}
-	// The last attempt ended without an answer; its last heartbeat says
-	// which regions it, or one before it, delivered.
-	a = AccountSummary{Account: in.Account, Failed: map[string]string{}, Err: err.Error()}
+	// The last attempt failed. Its progress says which regions it, or
+	// one before it, delivered: the error's details when the activity
+	// returned the error, the last heartbeat when it timed out. An
+	// error the server made (a heartbeat above its blob size limit) has
+	// neither: every region is lost.
+	return accountFailed(in, err, lastProgress(err)), nil
+}
+
+// lastProgress returns the progress that err, a failed attempt, carries.
+func lastProgress(err error) progressHead {
 	var p progressHead
 	var te *temporal.TimeoutError
-	if errors.As(err, &te) && te.HasLastHeartbeatDetails() {
+	var app *temporal.ApplicationError
+	switch {
+	case errors.As(err, &te) && te.HasLastHeartbeatDetails():
 		_ = te.LastHeartbeatDetails(&p)
+	case errors.As(err, &app) && app.HasDetails():
+		_ = app.Details(&p)
 	}
+	return p
+}
+
+// accountFailed is the summary of the account of in, whose last attempt
+// failed with err and progress p.
+func accountFailed(in AccountScan, err error, p progressHead) AccountSummary {
+	a := AccountSummary{Account: in.Account, Failed: map[string]string{}, Refused: map[string]string{}}
 	for _, region := range in.Regions {
-		switch r, ok := p.Regions[region]; {
-		case !ok || !r.Done:
-			a.Lost = append(a.Lost, region)
-		case r.Err != "":
+		switch r := p.Regions[region]; {
+		case r.Done && r.Err != "":
 			a.Failed[region] = r.Err
-		default:
+		case r.Done:
 			a.Delivered = append(a.Delivered, region)
+		case r.Refused != "":
+			a.Refused[region] = r.Refused
+		default:
+			a.Lost = append(a.Lost, region)
 		}
 	}
-	return a, nil
+	if len(a.Lost) > 0 {
+		a.Err = err.Error()
+	}
+	return a
 }
 
 // progressHead is Progress without the items, which the workflow need
 // not know the type of.
 type progressHead struct {
-	Regions map[string]struct {
-		Done bool
-		Err  string
-	}
+	Regions map[string]regionHead
+}
+
+// regionHead is RegionProgress without the items.
+type regionHead struct {
+	Done         bool
+	Err, Refused string
 }
