@@ -24,7 +24,9 @@ type QueueRates struct {
 	AccountTasks float64
 
 	// Control is the most tasks per second the server dispatches from the
-	// control queue (the Organizations listing). 0 leaves it unlimited.
+	// control queue, which runs the Organizations listing only: the STS
+	// calls (AssumeRole into each account) run in the scan's workers,
+	// bounded by WorkerOptions.STSRate. 0 leaves it unlimited.
 	Control float64
 }
 
@@ -64,7 +66,7 @@ func ConfigureQueues(ctx context.Context, c client.Client, namespace string, o S
 	}
 	if r.Control > 0 {
 		return update(o.ControlQueue, &workflowservice.UpdateTaskQueueConfigRequest{
-			UpdateQueueRateLimit: rateUpdate(r.Control, "fanout: STS and Organizations"),
+			UpdateQueueRateLimit: rateUpdate(r.Control, "fanout: Organizations listing"),
 		})
 	}
 	return nil
