@@ -126,28 +126,17 @@ func (pt *poolTel) forClient(t acctRegion) (*clientTel, tracing.TracerProvider, 
 		}
 		err := guard(func() {
 			m := pt.mp.Meter(InstrumentationScope)
-			ct.limit = gauge(m.Float64Gauge, MetricClientLimit, "{request}", "The client's adaptive limit, in requests per round trip (below 1: paced)")
-			ct.throttles = instrument(m.Int64Counter, MetricClientThrottles, "{attempt}", "The client's throttled attempts")
-			ct.breaker = gauge(m.Int64Gauge, MetricClientBreaker, "{state}", "The client's breaker: 0 closed, 1 open, 2 half-open")
+			ct.limit = instrument(m.Float64Gauge, nopMeter.Float64Gauge, MetricClientLimit, "{request}", "The client's adaptive limit, in requests per round trip (below 1: paced)")
+			ct.throttles = instrument(m.Int64Counter, nopMeter.Int64Counter, MetricClientThrottles, "{attempt}", "The client's throttled attempts")
+			ct.breaker = instrument(m.Int64Gauge, nopMeter.Int64Gauge, MetricClientBreaker, "{state}", "The client's breaker: 0 closed, 1 open, 2 half-open")
 		})
 		if err != nil { // the client goes without the pool's instruments: telemetry never fails a call
 			ct.limit, ct.throttles, ct.breaker = nil, nil, nil
-			ct.warn(context.Background(), "fanout: PoolOptions.MeterProvider panicked making the client's instruments; it goes without them",
+			warn(ct.log, context.Background(), "fanout: PoolOptions.MeterProvider panicked making the client's instruments; it goes without them",
 				slog.String("error", err.Error()))
 		}
 	}
 	return ct, tp, mp
-}
-
-// gauge is instrument for gauges, which have no no-op of their own to fall
-// back on: a nil one records nothing.
-func gauge[I any](make func(string, ...metrics.InstrumentOption) (I, error), name, unit, desc string) I {
-	i, err := make(name, func(o *metrics.InstrumentOptions) { o.UnitLabel, o.Description = unit, desc })
-	if err != nil {
-		var zero I
-		return zero
-	}
-	return i
 }
 
 // attempt records one attempt's end: a throttle counted and marked on the
@@ -183,13 +172,6 @@ func (ct *clientTel) attempt(ctx context.Context, o attemptEnd, waited time.Dura
 	})
 }
 
-// warn tells the pool's Logger, if any; a panic in it is dropped.
-func (ct *clientTel) warn(ctx context.Context, msg string, attrs ...slog.Attr) {
-	if ct.log != nil {
-		_ = guard(func() { ct.log.LogAttrs(ctx, slog.LevelWarn, msg, attrs...) })
-	}
-}
-
 // breakerChanged samples the breaker's state, and warns when it opened.
 func (ct *clientTel) breakerChanged(s BreakerState, cause error) {
 	if ct == nil {
@@ -205,7 +187,7 @@ func (ct *clientTel) breakerChanged(s BreakerState, cause error) {
 			if cause != nil {
 				attrs = append(attrs, slog.String("cause", cause.Error()))
 			}
-			ct.log.LogAttrs(ctx, slog.LevelWarn, "fanout: breaker opened: the endpoint is unreachable, its calls fail at once until a probe gets an answer", attrs...)
+			warn(ct.log, ctx, "fanout: breaker opened: the endpoint is unreachable, its calls fail at once until a probe gets an answer", attrs...)
 		}
 	})
 }

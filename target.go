@@ -107,7 +107,7 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 	call func(context.Context, acctRegion) (T, error), confirm func(context.Context, error, acctRegion) error,
 	ro RegionOptions, pt *poolTel) (RegionResults[T], error) {
 	ro.Options = pt.defaults(ro.Options)
-	warn := &warner{logger: ro.Logger}
+	warnings := &warner{logger: ro.Logger}
 	index := make(map[string]int, len(keys))
 	for i, key := range keys {
 		index[key] = i
@@ -122,7 +122,7 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 			return v, err
 		}
 		err = Classify(w.v.withLastAttempt(err)) // as watch does
-		warn.item(ctx, targets[i], err, w.v.throttleCount())
+		warnings.item(ctx, targets[i], err, w.v.throttleCount())
 		if !errors.Is(err, ErrRegionDisabled) {
 			return v, err
 		}
@@ -149,7 +149,7 @@ func runTargets[T any](ctx context.Context, f *Fanout[T], targets []acctRegion, 
 	}
 	if disabled > 0 && disabled == len(out) {
 		all := fmt.Errorf("fanout: every region answered as not enabled for the account (%d of %d): check the region list", disabled, len(out))
-		warn.log(ctx, all.Error())
+		warn(ro.Logger, ctx, all.Error())
 		err = errors.Join(all, err)
 	}
 	return out, err
@@ -175,20 +175,13 @@ func (w *warner) item(ctx context.Context, t acctRegion, err error, throttles in
 		if t.account != "" {
 			attrs = append(attrs, slog.String("account", t.account))
 		}
-		w.log(ctx, "fanout: throttled past the retries: lower the Limit, or allow more attempts (PoolOptions.Retryer)", attrs...)
+		warn(w.logger, ctx, "fanout: throttled past the retries: lower the Limit, or allow more attempts (PoolOptions.Retryer)", attrs...)
 	case asSafely(err, &ae):
 		if _, told := w.denied.LoadOrStore(ae.Account, true); !told {
-			w.log(ctx, "fanout: account denied: its items fail", slog.String("account", ae.Account),
+			warn(w.logger, ctx, "fanout: account denied: its items fail", slog.String("account", ae.Account),
 				slog.String("role", ae.RoleARN), slog.String("error", ae.Err.Error()))
 		}
 	}
-}
-
-func (w *warner) log(ctx context.Context, msg string, attrs ...slog.Attr) {
-	if w.logger == nil {
-		return
-	}
-	_ = guard(func() { w.logger.LogAttrs(ctx, slog.LevelWarn, msg, attrs...) })
 }
 
 // asSafely is errors.As, as isSafely is errors.Is.

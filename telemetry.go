@@ -114,13 +114,16 @@ func (t *callTel) safely(fn func()) {
 }
 
 func (t *callTel) warnBroken(err error) {
-	if t.log == nil {
-		return
+	warn(t.log, context.Background(), "fanout: telemetry panicked, and is off for the rest of the call; the results are unaffected",
+		slog.String("error", err.Error()))
+}
+
+// warn tells log, when not nil, msg at Warn; a panic in it is dropped:
+// what it would tell is in the results already, or about telemetry alone.
+func warn(log *slog.Logger, ctx context.Context, msg string, attrs ...slog.Attr) {
+	if log != nil {
+		_ = guard(func() { log.LogAttrs(ctx, slog.LevelWarn, msg, attrs...) })
 	}
-	_ = guard(func() {
-		t.log.LogAttrs(context.Background(), slog.LevelWarn, "fanout: telemetry panicked, and is off for the rest of the call; the results are unaffected",
-			slog.String("error", err.Error()))
-	})
 }
 
 // clipCtx is a context whose span lineage (smithy-go's tracing.WithSpan)
@@ -177,27 +180,19 @@ func (t *callTel) meters(mp metrics.MeterProvider) {
 		return
 	}
 	m := mp.Meter(InstrumentationScope)
-	t.items = instrument(m.Int64Counter, MetricItemsDone, "{item}", "Items by outcome")
-	t.duration = instrument(m.Float64Histogram, MetricItemDuration, "s", "The time an item's operation took")
-	t.wait = instrument(m.Float64Histogram, MetricItemWait, "s", "The time an item waited for the limits before its operation began")
-	t.inFlight = instrument(m.Int64UpDownCounter, MetricInFlight, "{item}", "Items running")
+	t.items = instrument(m.Int64Counter, nopMeter.Int64Counter, MetricItemsDone, "{item}", "Items by outcome")
+	t.duration = instrument(m.Float64Histogram, nopMeter.Float64Histogram, MetricItemDuration, "s", "The time an item's operation took")
+	t.wait = instrument(m.Float64Histogram, nopMeter.Float64Histogram, MetricItemWait, "s", "The time an item waited for the limits before its operation began")
+	t.inFlight = instrument(m.Int64UpDownCounter, nopMeter.Int64UpDownCounter, MetricInFlight, "{item}", "Items running")
 }
 
-// instrument makes one instrument with make, or returns the no-op one of
-// its kind when the provider fails to.
-func instrument[I any](make func(string, ...metrics.InstrumentOption) (I, error), name, unit, desc string) I {
-	i, err := make(name, func(o *metrics.InstrumentOptions) { o.UnitLabel, o.Description = unit, desc })
+// instrument makes one instrument with mk, or, when the provider fails to
+// (an error, or none), nop's, the no-op of its kind, which records
+// nothing.
+func instrument[I any](mk, nop func(string, ...metrics.InstrumentOption) (I, error), name, unit, desc string) I {
+	i, err := mk(name, func(o *metrics.InstrumentOptions) { o.UnitLabel, o.Description = unit, desc })
 	if err != nil || any(i) == nil {
-		var nop metrics.NopMeterProvider
-		nopMeter := nop.Meter(InstrumentationScope)
-		switch p := any(&i).(type) {
-		case *metrics.Int64Counter:
-			*p, _ = nopMeter.Int64Counter(name)
-		case *metrics.Int64UpDownCounter:
-			*p, _ = nopMeter.Int64UpDownCounter(name)
-		case *metrics.Float64Histogram:
-			*p, _ = nopMeter.Float64Histogram(name)
-		}
+		i, _ = nop(name)
 	}
 	return i
 }
