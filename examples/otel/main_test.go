@@ -86,34 +86,6 @@ func outcome(r fanout.RegionResult[int]) string {
 	return fanout.OutcomeError
 }
 
-// points returns the data points of the metric name: a counter's values,
-// or a histogram's counts, with their attributes.
-func points(rm metricdata.ResourceMetrics, name string) (ps []point) {
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			switch data := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, p := range data.DataPoints {
-					ps = append(ps, point{p.Attributes, p.Value})
-				}
-			case metricdata.Histogram[float64]:
-				for _, p := range data.DataPoints {
-					ps = append(ps, point{p.Attributes, int64(p.Count)})
-				}
-			}
-		}
-	}
-	return ps
-}
-
-type point struct {
-	attrs attribute.Set
-	n     int64
-}
-
 func (p point) get(k attribute.Key) string {
 	v, _ := p.attrs.Value(k)
 	return v.Emit()

@@ -163,6 +163,15 @@ func sums(rm *metricdata.ResourceMetrics, name string, by ...attribute.Key) map[
 		}
 		return strings.Join(parts, "/")
 	}
+	for _, p := range points(*rm, name) {
+		out[label(p.attrs)] += p.n
+	}
+	return out
+}
+
+// points returns the data points of the metric name: a counter's values,
+// or a histogram's counts, with their attributes.
+func points(rm metricdata.ResourceMetrics, name string) (ps []point) {
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			if m.Name != name {
@@ -171,16 +180,21 @@ func sums(rm *metricdata.ResourceMetrics, name string, by ...attribute.Key) map[
 			switch data := m.Data.(type) {
 			case metricdata.Sum[int64]:
 				for _, p := range data.DataPoints {
-					out[label(p.Attributes)] += p.Value
+					ps = append(ps, point{p.Attributes, p.Value})
 				}
 			case metricdata.Histogram[float64]:
 				for _, p := range data.DataPoints {
-					out[label(p.Attributes)] += int64(p.Count)
+					ps = append(ps, point{p.Attributes, int64(p.Count)})
 				}
 			}
 		}
 	}
-	return out
+	return ps
+}
+
+type point struct {
+	attrs attribute.Set
+	n     int64
 }
 
 // counts formats a count by name, in name order.
