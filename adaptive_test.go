@@ -640,3 +640,137 @@ func TestNoSilentCeiling(t *testing.T) {
 		t.Errorf("limit %v before any throttle; want none (+Inf)", st.Limit)
 	}
 }
+
+// TestLearningThrottlesSpendNoAttempts: at round trips of a millisecond,
+// the first throttle sets a rate of about one request per round trip,
+// hundreds a second, against a quota of 2 a second. A caller that sends
+// one call at a time then meets every throttle of the limit's descent to
+// the quota, and used to spend its 5 attempts on them: a region failed in
+// about 4 runs of 10 of examples/regions -sim-latency 0.02 -sim-throttle 2.
+// Each throttle that the limit learns from is the limit's, not the call's.
+func TestLearningThrottlesSpendNoAttempts(t *testing.T) {
+	t.Parallel()
+	const regions, calls = 38, 6
+	cfg := fanouttest.Config{Regions: fanouttest.DefaultRegions[:regions]}
+	cfg.Throttle.NonMutating = fanouttest.Bucket{Burst: 2, PerSecond: 2}
+	for _, r := range cfg.Regions {
+		cfg.Faults = append(cfg.Faults, fanouttest.Rule{Region: r, Latency: fanouttest.Latency{Fixed: 200 * time.Microsecond, Jitter: 40 * time.Microsecond}})
+	}
+	srv := newFake(t, cfg)
+	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
+	f := fanout.New[int](func(o *fanout.Options) { o.Limit = regions })
+	res, err := f.Run(context.Background(), cfg.Regions, func(ctx context.Context, region string) (int, error) {
+		for i := range calls {
+			in := &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)} // filtered: the NonMutating bucket
+			if _, err := pool.Get(region).DescribeInstances(ctx, in); err != nil {
+				return i, err
+			}
+		}
+		return calls, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Errorf("%s: %v", r.Key, r.Err)
+		}
+	}
+	if st := srv.Stats().Total; st.Throttled == 0 {
+		t.Errorf("no request throttled; the test wants the limit to learn the quota")
+	}
+}
+
+// TestThrottlesTheLimitLearnedFrom: which throttles a limit learns from,
+// on a clock moved by hand: those that cut it, once the service has
+// answered the client, from no rate or one above a request per
+// ThrottleBackoff.
+func TestThrottlesTheLimitLearnedFrom(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.ThrottleBackoff = 100 * time.Millisecond })
+	ctx := context.Background()
+	send := func(throttled bool) bool {
+		t.Helper()
+		start, err := a.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.advance(10 * time.Millisecond)
+		return fanout.AdaptiveEnd(a, start, throttled)
+	}
+	if send(true) {
+		t.Errorf("the throttle of a client never answered was learned from")
+	}
+	// The limit is paced now, at about 50 a second (half a request per
+	// round trip of 10 ms); each throttle cuts it.
+	if send(false) {
+		t.Errorf("an answer was learned from as a throttle")
+	}
+	for rate := fanout.AdaptiveRate(a); rate > 10; rate = fanout.AdaptiveRate(a) {
+		clock.advance(fanout.AdaptiveGap(a))
+		if !send(true) {
+			t.Fatalf("a throttle at %.1f a second, above one per ThrottleBackoff, was not learned from", rate)
+		}
+	}
+	clock.advance(fanout.AdaptiveGap(a))
+	if rate := fanout.AdaptiveRate(a); send(true) {
+		t.Errorf("a throttle at %.1f a second, below one per ThrottleBackoff, was learned from", rate)
+	}
+}
+
+// TestLearnedThrottlesSpendNoAttempts: over the wire, a throttle the limit
+// of a pool's client learned from does not count against its call's
+// attempts, up to as many again; every other failed attempt counts as it
+// did, and so does every throttle of a client never answered.
+func TestLearnedThrottlesSpendNoAttempts(t *testing.T) {
+	t.Parallel()
+	throttled := func(attempts int) fanouttest.Rule {
+		return fanouttest.Rule{Operation: "DescribeInstances", Fault: fanouttest.Throttled, Attempts: attempts}
+	}
+	for _, tc := range []struct {
+		name     string
+		rule     fanouttest.Rule
+		answered bool // a call the client makes first, and the service answers
+		attempts int  // RetryMaxAttempts; 0: the pool's default, 5
+		min, max int  // DescribeInstances requests the server saw
+		failed   bool
+	}{
+		// The first throttle cuts from no rate: the limit learns from it.
+		{name: "five throttles, then an answer", rule: throttled(5), answered: true, min: 6, max: 6},
+		{name: "three attempts", rule: throttled(3), answered: true, attempts: 3, min: 4, max: 4},
+		{name: "throttled for ever", rule: throttled(0), answered: true, attempts: 3, min: 4, max: 6, failed: true},
+		{name: "never answered", rule: throttled(5), min: 5, max: 5, failed: true},
+		{name: "errors count as ever", rule: fanouttest.Rule{Operation: "DescribeInstances", Fault: fanouttest.Error500}, answered: true, min: 5, max: 5, failed: true},
+		{name: "retries off", rule: throttled(0), answered: true, attempts: 1, min: 1, max: 1, failed: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newFake(t, fanouttest.Config{Faults: []fanouttest.Rule{tc.rule}})
+			cfg := srv.AWSConfig("us-east-1")
+			cfg.RetryMaxAttempts = tc.attempts
+			pool := newPool(t, cfg, ec2.NewFromConfig)
+			c := pool.Get("eu-west-1")
+			if tc.answered {
+				if _, err := c.DescribeRegions(context.Background(), &ec2.DescribeRegionsInput{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := srv.Stats().Total.Requests
+			_, err := c.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
+			n := int(srv.Stats().Total.Requests - before)
+			if n < tc.min || n > tc.max {
+				t.Errorf("%d requests; want %d to %d", n, tc.min, tc.max)
+			}
+			if !tc.failed {
+				if err != nil {
+					t.Errorf("call failed: %v", err)
+				}
+				return
+			}
+			var maxErr *retry.MaxAttemptsError
+			if !errors.As(err, &maxErr) || maxErr.Attempt != n {
+				t.Errorf("error %v; want the SDK's MaxAttemptsError after %d attempts", err, n)
+			}
+		})
+	}
+}
