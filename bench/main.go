@@ -8,6 +8,7 @@
 //	go run ./bench -chart docs/concurrency.svg
 //	go run ./bench -scenario regimes    # the sweep of bucket rate, burst and round trip, a few minutes
 //	go run ./bench -regimes-chart docs/regimes.svg
+//	go run ./bench -scenario regimes -regimes-span 5s   # longer cells: the cost of learning a quota, amortised
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/awsfanout/fanout/internal/scenario"
 )
@@ -40,8 +42,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	accounts := fs.Int("accounts", 0, fmt.Sprintf("member accounts in the org scenario (default %d)", scenario.Default.OrgAccounts))
 	chart := fs.String("chart", "", "write an SVG chart of wall time against concurrency to this file, and run nothing else")
 	regimesChart := fs.String("regimes-chart", "", "run the "+regimes+" sweep and also write it as an SVG chart to this file")
+	span := fs.Duration("regimes-span", 0, fmt.Sprintf("the %s sweep's cells make burst + rate x this many calls (default %v)", regimes, scenario.DefaultGrid.Span))
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *span != 0 {
+		if *span < 100*time.Millisecond || *span > 10*time.Minute {
+			fmt.Fprintf(stderr, "bench: -regimes-span is %v; want 100ms to 10m\n", *span)
+			return 2
+		}
 	}
 	if *accounts < 0 {
 		fmt.Fprintf(stderr, "bench: -accounts is %d; want 1 or more (0: the org scenario's default)\n", *accounts)
@@ -78,7 +87,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case *chart != "":
 		err = writeChart(ctx, *chart, which)
 	case *name == regimes || *regimesChart != "":
-		err = runRegimes(ctx, stdout, stderr, which, *asJSON, *regimesChart)
+		g := regimesGrid
+		if *span != 0 {
+			g.Span = *span
+		}
+		err = runRegimes(ctx, stdout, stderr, g, which, *asJSON, *regimesChart)
 	default:
 		p := scenario.Default
 		if *items > 0 {

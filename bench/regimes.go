@@ -22,21 +22,21 @@ const regimes = "regimes"
 // regimesGrid is the sweep the bench command runs; tests make it smaller.
 var regimesGrid = scenario.DefaultGrid
 
-// runRegimes runs every cell of regimesGrid with each implementation and
-// prints one table row per cell, or one JSON object per run; with
-// chartPath, it also writes the sweep there as an SVG chart.
-func runRegimes(ctx context.Context, stdout, stderr io.Writer, which []string, asJSON bool, chartPath string) error {
+// runRegimes runs every cell of g with each implementation and prints one
+// table row per cell, or one JSON object per run; with chartPath, it also
+// writes the sweep there as an SVG chart.
+func runRegimes(ctx context.Context, stdout, stderr io.Writer, g scenario.Grid, which []string, asJSON bool, chartPath string) error {
 	p := scenario.Default
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if !asJSON {
 		header(stdout)
 		fmt.Fprintf(stdout, "# %s: one region, Limit %d, latency the round trip plus up to %.0f%% more per request; burst + rate x %v calls a cell\n",
-			regimes, p.Limit, 100*p.Jitter, regimesGrid.Span)
+			regimes, p.Limit, 100*p.Jitter, g.Span)
 		fmt.Fprintf(stdout, "# ideal = max(calls x call / %d, call + (calls - burst) / rate), call measured at Limit 1; each implementation: failed calls, wall / ideal, %% of requests throttled\n", p.Limit)
 		fmt.Fprintf(tw, "rate/s\tburst\trtt_ms\tcalls\tideal_s\t%s\tbest peer\tfanout x best peer\t\n", strings.Join(which, "\t"))
 	}
 	var runs []scenario.Outcome
-	for _, cell := range regimesGrid.Cells() {
+	for _, cell := range g.Cells() {
 		outs, err := runCell(ctx, stderr, cell, which)
 		if err != nil {
 			return err
@@ -56,7 +56,7 @@ func runRegimes(ctx context.Context, stdout, stderr io.Writer, which []string, a
 	if chartPath == "" {
 		return nil
 	}
-	return os.WriteFile(chartPath, []byte(regimesSVG(regimesGrid, runs, which)), 0o644)
+	return os.WriteFile(chartPath, []byte(regimesSVG(g, runs, which)), 0o644)
 }
 
 // runCell runs one cell with each implementation that runs it.

@@ -142,3 +142,21 @@ func TestYTicks(t *testing.T) {
 		})
 	}
 }
+
+// TestRegimesSpan: -regimes-span sets how many calls a cell makes.
+func TestRegimesSpan(t *testing.T) {
+	withGrid(t, scenario.Grid{Rates: []float64{50}, Bursts: []int{8}, RoundTrips: []time.Duration{0}})
+	var out, errb bytes.Buffer
+	if code := run([]string{"-scenario", "regimes", "-impl", "fanout", "-regimes-span", "200ms"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var calls []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if f := strings.Fields(line); len(f) > 3 && f[0] == "50" {
+			calls = append(calls, f[3])
+		}
+	}
+	if want := strconv.Itoa(8 + 50*200/1000); len(calls) != 1 || calls[0] != want {
+		t.Errorf("calls %q; want one row of %s:\n%s", calls, want, out.String())
+	}
+}
