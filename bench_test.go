@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/aws/smithy-go/metrics"
 	"github.com/aws/smithy-go/tracing"
@@ -27,6 +28,18 @@ func BenchmarkRun(b *testing.B) {
 	keys := keysN(benchKeys)
 	b.Run("fanout", func(b *testing.B) {
 		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit })
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.Run(context.Background(), keys, noop); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perItem(b)
+	})
+	// An ItemTimeout that never fires: the cost of giving each item a
+	// deadline.
+	b.Run("fanout-itemtimeout", func(b *testing.B) {
+		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit; o.ItemTimeout = time.Minute })
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := f.Run(context.Background(), keys, noop); err != nil {
