@@ -3,8 +3,14 @@ package fanout_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/smithy-go/tracing"
 
 	"github.com/awsfanout/fanout"
 )
@@ -28,6 +34,17 @@ func TestItemTimeoutContext(t *testing.T) {
 		"Done": func(ctx context.Context) error {
 			<-ctx.Done()
 			return ctx.Err()
+		},
+		"Err, then Done": func(ctx context.Context) error {
+			done := ctx.Done()
+			for ctx.Err() == nil {
+			}
+			select {
+			case <-done:
+				return ctx.Err()
+			default:
+				return errors.New("Err before Done is closed")
+			}
 		},
 		"derived": func(ctx context.Context) error {
 			child, cancel := context.WithCancel(ctx)
@@ -186,5 +203,425 @@ func TestItemTimeoutKeepsTheCallersCause(t *testing.T) {
 		if !errors.Is(r.Err, errCaller) && !errors.Is(r.Err, fanout.ErrNotStarted) {
 			t.Errorf("%s: %v; want the caller's cause", r.Key, r.Err)
 		}
+	}
+}
+
+// ended is what an ended context says of itself.
+type ended struct{ err, cause error }
+
+func endOf(ctx context.Context) ended { return ended{ctx.Err(), context.Cause(ctx)} }
+
+// checkKept checks a context kept past its item: ended as want, for good,
+// with the caller's values.
+func checkKept(t *testing.T, kept context.Context, want ended) {
+	t.Helper()
+	for range 2 { // once more after Done made what it stands for
+		if got := endOf(kept); got != want {
+			t.Fatalf("kept past its item: %+v; want %+v", got, want)
+		}
+		<-kept.Done()
+	}
+	if kept.Value(callerKey{}) != "v" {
+		t.Error("kept past its item: the caller's value is lost")
+	}
+}
+
+func withTimeout(d time.Duration, optFns ...func(*fanout.Options)) func(*fanout.Options) {
+	return func(o *fanout.Options) {
+		o.ItemTimeout = d
+		for _, fn := range optFns {
+			fn(o)
+		}
+	}
+}
+
+func caller() context.Context { return context.WithValue(context.Background(), callerKey{}, "v") }
+
+// TestItemTimeoutCause: an item's context under ItemTimeout ends with the
+// Err and the cause a context.WithTimeout gives, whichever ends it first:
+// its own deadline, its item's return, the caller's deadline or cancel,
+// FailFast; and it keeps them when the call's context ends later with a
+// cause of its own. Seen in the operation once Done is closed, and on the
+// context kept past the call.
+func TestItemTimeoutCause(t *testing.T) {
+	t.Parallel()
+	errCaller, errLater, errBad := errors.New("the caller's cause"), errors.New("a later cause"), errors.New("bad")
+	for name, scenario := range map[string]func(t *testing.T) (seen []ended, kept context.Context, want ended){
+		"its deadline": func(t *testing.T) ([]ended, context.Context, ended) {
+			var seen ended
+			var kept context.Context
+			fanout.New[int](withTimeout(5*time.Millisecond)).Run(caller(), []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+				<-ctx.Done()
+				seen, kept = endOf(ctx), ctx
+				return 0, nil
+			})
+			return []ended{seen}, kept, ended{context.DeadlineExceeded, context.DeadlineExceeded}
+		},
+		"its deadline, then the caller's cancel with a cause": func(t *testing.T) ([]ended, context.Context, ended) {
+			ctx, cancel := context.WithCancelCause(caller())
+			defer cancel(nil)
+			var seen ended
+			var kept context.Context
+			fanout.New[int](withTimeout(5*time.Millisecond)).Run(ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+				<-ctx.Done()
+				cancel(errLater)
+				seen, kept = endOf(ctx), ctx
+				return 0, nil
+			})
+			return []ended{seen}, kept, ended{context.DeadlineExceeded, context.DeadlineExceeded}
+		},
+		"the caller's deadline, with a cause": func(t *testing.T) ([]ended, context.Context, ended) {
+			ctx, cancel := context.WithDeadlineCause(caller(), time.Now().Add(5*time.Millisecond), errCaller)
+			defer cancel()
+			var seen ended
+			var kept context.Context
+			fanout.New[int](withTimeout(time.Hour)).Run(ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+				<-ctx.Done()
+				seen, kept = endOf(ctx), ctx
+				return 0, nil
+			})
+			return []ended{seen}, kept, ended{context.DeadlineExceeded, errCaller}
+		},
+		"the caller's cancel, with a cause": func(t *testing.T) ([]ended, context.Context, ended) {
+			ctx, cancel := context.WithCancelCause(caller())
+			defer cancel(nil)
+			var seen ended
+			var kept context.Context
+			fanout.New[int](withTimeout(time.Hour)).Run(ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+				cancel(errCaller)
+				<-ctx.Done()
+				seen, kept = endOf(ctx), ctx
+				return 0, nil
+			})
+			return []ended{seen}, kept, ended{context.Canceled, errCaller}
+		},
+		"FailFast": func(t *testing.T) ([]ended, context.Context, ended) {
+			started := make(chan struct{})
+			var seen ended
+			var kept context.Context
+			res, _ := fanout.New[int](withTimeout(time.Hour, failFast)).Run(caller(), []string{"a", "bad"}, func(ctx context.Context, key string) (int, error) {
+				if key == "bad" {
+					<-started
+					return 0, errBad
+				}
+				close(started)
+				<-ctx.Done()
+				seen, kept = endOf(ctx), ctx
+				return 0, nil
+			})
+			return []ended{seen}, kept, ended{context.Canceled, res[1].Err}
+		},
+		"its return, then FailFast": func(t *testing.T) ([]ended, context.Context, ended) {
+			var kept context.Context
+			fanout.New[int](withTimeout(time.Hour, failFast, limit(1))).Run(caller(), []string{"a", "bad"}, func(ctx context.Context, key string) (int, error) {
+				if key == "bad" {
+					return 0, errBad
+				}
+				kept = ctx
+				return 0, nil
+			})
+			return nil, kept, ended{context.Canceled, context.Canceled}
+		},
+		"its deadline, waited on, then FailFast":     deadlineThenFailFast(errBad, func(ctx context.Context) { <-ctx.Done() }),
+		"its deadline, not looked at, then FailFast": deadlineThenFailFast(errBad, nil),
+		"its return, then the caller's cancel": func(t *testing.T) ([]ended, context.Context, ended) {
+			ctx, cancel := context.WithCancelCause(caller())
+			defer cancel(nil)
+			var kept context.Context
+			fanout.New[int](withTimeout(time.Hour)).Run(ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+				kept = ctx
+				return 0, nil
+			})
+			cancel(errLater)
+			return nil, kept, ended{context.Canceled, context.Canceled}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			seen, kept, want := scenario(t)
+			for _, got := range seen {
+				if got != want {
+					t.Errorf("seen by the operation: %+v; want %+v", got, want)
+				}
+			}
+			checkKept(t, kept, want)
+		})
+	}
+}
+
+func failFast(o *fanout.Options) { o.FailFast = true }
+
+func limit(n int64) func(*fanout.Options) { return func(o *fanout.Options) { o.Limit = n } }
+
+// deadlineThenFailFast is a scenario of TestItemTimeoutCause: item a's
+// deadline passes, then item bad fails the call; look, when not nil, is
+// how bad waits for a's deadline, else it waits on the clock alone, well
+// past it, not to look at a's context before the call is cancelled.
+// a looks at its context once the consumer of the Stream has bad's
+// result, which it gets after the cancel.
+func deadlineThenFailFast(errBad error, look func(context.Context)) func(t *testing.T) ([]ended, context.Context, ended) {
+	return func(t *testing.T) ([]ended, context.Context, ended) {
+		aCtx, cancelled := make(chan context.Context, 1), make(chan struct{})
+		var seen ended
+		var kept context.Context
+		f := fanout.New[int](withTimeout(time.Millisecond, failFast, limit(2)))
+		op := func(ctx context.Context, key string) (int, error) {
+			if key == "a" {
+				aCtx <- ctx
+				<-cancelled
+				seen, kept = endOf(ctx), ctx
+				return 0, nil
+			}
+			a := <-aCtx
+			if look != nil {
+				look(a)
+			} else {
+				d, _ := a.Deadline()
+				time.Sleep(time.Until(d) + 50*time.Millisecond) // its timer has long fired
+			}
+			return 0, errBad
+		}
+		for r := range f.Stream(caller(), []string{"a", "bad"}, op) {
+			if r.Key == "bad" {
+				close(cancelled)
+			}
+		}
+		return []ended{seen}, kept, ended{context.DeadlineExceeded, context.DeadlineExceeded}
+	}
+}
+
+// TestItemTimeoutDeadline: an item's context reports the deadline
+// context.WithTimeout would: ItemTimeout from the item's start, or the
+// caller's own when that comes first.
+func TestItemTimeoutDeadline(t *testing.T) {
+	t.Parallel()
+	const timeout = time.Minute
+	callers := time.Now().Add(timeout / 2)
+	for name, tc := range map[string]struct {
+		ctx    context.Context
+		theirs bool // the caller's deadline is the item's
+	}{
+		"none of the caller's":  {context.Background(), false},
+		"the caller's, earlier": {deadline(t, callers), true},
+		"the caller's, later":   {deadline(t, callers.Add(timeout)), false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			before := time.Now()
+			var d, after time.Time
+			var ok bool
+			fanout.New[int](withTimeout(timeout)).Run(tc.ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+				d, ok = ctx.Deadline()
+				after = time.Now()
+				return 0, nil
+			})
+			switch {
+			case !ok:
+				t.Error("no deadline")
+			case tc.theirs && !d.Equal(callers):
+				t.Errorf("deadline %v; want the caller's, %v", d, callers)
+			case !tc.theirs && (d.Before(before.Add(timeout)) || d.After(after.Add(timeout))):
+				t.Errorf("deadline %v; want ItemTimeout from the item's start, within %v..%v", d, before.Add(timeout), after.Add(timeout))
+			}
+		})
+	}
+}
+
+func deadline(t *testing.T, d time.Time) context.Context {
+	ctx, cancel := context.WithDeadline(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// watchers counts the goroutines the context package started to watch a
+// parent that it could not ask to call it back.
+func watchers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "created by context.(*cancelCtx).propagateCancel")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// TestItemTimeoutChildren: the contexts and AfterFuncs an operation
+// derives from its context under ItemTimeout end with it, with its Err
+// and its cause, however it ends, and no goroutine watches it for them.
+func TestItemTimeoutChildren(t *testing.T) {
+	// Not parallel: watchers counts every goroutine.
+	errBad := errors.New("bad")
+	for name, tc := range map[string]struct {
+		timeout time.Duration
+		wait    bool  // for its context to end, rather than return at once
+		bad     error // the other item's
+		want    func(res fanout.Results[int]) ended
+	}{
+		"its return": {time.Hour, false, nil, func(fanout.Results[int]) ended { return ended{context.Canceled, context.Canceled} }},
+		"its deadline": {time.Millisecond, true, nil, func(fanout.Results[int]) ended {
+			return ended{context.DeadlineExceeded, context.DeadlineExceeded}
+		}},
+		"FailFast": {time.Hour, true, errBad, func(res fanout.Results[int]) ended { return ended{context.Canceled, res[1].Err} }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			started := make(chan struct{})
+			var (
+				children []context.Context
+				cancels  []func()
+				fired    = make(chan struct{})
+				spawned  int
+			)
+			defer func() {
+				for _, c := range cancels {
+					c()
+				}
+			}()
+			res, _ := fanout.New[int](withTimeout(tc.timeout, failFast)).Run(caller(), []string{"a", "bad"}, func(ctx context.Context, key string) (int, error) {
+				if key == "bad" {
+					<-started
+					return 0, tc.bad
+				}
+				n := watchers()
+				child, cancel := context.WithCancel(ctx)
+				withCause, cancelCause := context.WithCancelCause(ctx)
+				later, cancelLater := context.WithTimeout(ctx, 2*time.Hour)
+				valued := context.WithValue(ctx, struct{}{}, 1)
+				grandchild, cancelGrand := context.WithCancel(valued)
+				children = []context.Context{child, withCause, later, grandchild}
+				cancels = []func(){cancel, func() { cancelCause(nil) }, cancelLater, cancelGrand}
+				context.AfterFunc(ctx, func() { close(fired) })
+				spawned = watchers() - n
+				close(started)
+				if tc.wait {
+					<-ctx.Done()
+				}
+				return 0, nil
+			})
+			if spawned != 0 {
+				t.Errorf("%d goroutines watch the item's context for its children", spawned)
+			}
+			want := tc.want(res)
+			for i, c := range children {
+				if got := endOf(c); got != want {
+					t.Errorf("child %d after its item: %+v; want %+v", i, got, want)
+				}
+			}
+			select {
+			case <-fired:
+			case <-time.After(10 * time.Second):
+				t.Error("the AfterFunc never ran")
+			}
+		})
+	}
+}
+
+// TestItemTimeoutContextOfAnEarlierItem: the items of one worker share
+// its timer, and a timer that fires as its item returns is no deadline for
+// the next one: each item has its deadline ItemTimeout from its own start
+// and sees its context live until then, and a context kept from an
+// earlier item stays as it ended.
+func TestItemTimeoutContextOfAnEarlierItem(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Millisecond
+	var (
+		mu       sync.Mutex
+		kept     []context.Context
+		was      []ended
+		returned time.Time // the last item's return
+	)
+	f := fanout.New[int](withTimeout(timeout, limit(1)))
+	res, _ := f.Run(caller(), keysN(200), func(ctx context.Context, key string) (int, error) {
+		now := time.Now()
+		d, _ := ctx.Deadline()
+		if err := ctx.Err(); err != nil && now.Before(d) {
+			return 0, fmt.Errorf("%v before its deadline", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if d.After(now.Add(timeout)) || d.Before(returned.Add(timeout)) {
+			return 0, fmt.Errorf("deadline %v outside %v..%v: not ItemTimeout from its start", d, returned.Add(timeout), now.Add(timeout))
+		}
+		if n := len(kept); n > 0 {
+			was = append(was, endOf(kept[n-1]))
+		}
+		kept = append(kept, ctx)
+		if key[len(key)-1]%2 == 0 { // return as its timer fires
+			for time.Now().Before(d) {
+			}
+		}
+		returned = time.Now()
+		return 0, nil
+	})
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range was {
+		if w.err == nil || w != endOf(kept[i]) {
+			t.Fatalf("item %d's context, kept: %+v when the next began, %+v after the call", i, w, endOf(kept[i]))
+		}
+	}
+}
+
+// endingTracer starts each item's span in a context of its own that the
+// test can cancel: an item's parent that ends apart from its call.
+type endingTracer struct {
+	*memTel
+	cancel chan context.CancelCauseFunc
+}
+
+func (tp endingTracer) Tracer(scope string, opts ...tracing.TracerOption) tracing.Tracer {
+	return endingSpans{tp.memTel.Tracer(scope, opts...), tp.cancel}
+}
+
+type endingSpans struct {
+	tracing.Tracer
+	cancel chan context.CancelCauseFunc
+}
+
+func (tr endingSpans) StartSpan(ctx context.Context, name string, opts ...tracing.SpanOption) (context.Context, tracing.Span) {
+	ctx, span := tr.Tracer.StartSpan(ctx, name, opts...)
+	if name != fanout.SpanItem {
+		return ctx, span
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	tr.cancel <- cancel
+	return ctx, span
+}
+
+// TestItemTimeoutParentEndsApart: an item's context under ItemTimeout
+// ends when its parent does, with its cause, even a parent that is not
+// the call's (a span's context, from a tracer that cancels it).
+func TestItemTimeoutParentEndsApart(t *testing.T) {
+	t.Parallel()
+	errSpan := errors.New("the span's cause")
+	tp := endingTracer{new(memTel), make(chan context.CancelCauseFunc, 1)}
+	f := fanout.New[int](withTimeout(time.Hour, func(o *fanout.Options) { o.TracerProvider = tp }))
+	var seen ended
+	_, err := f.Run(caller(), []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+		done := ctx.Done()
+		(<-tp.cancel)(errSpan)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			return 0, errors.New("not ended with its parent")
+		}
+		seen = endOf(ctx)
+		return 0, nil
+	})
+	if want := (ended{context.Canceled, errSpan}); err != nil || seen != want {
+		t.Errorf("%v; seen %+v, want %+v", err, seen, want)
+	}
+}
+
+// TestItemTimeoutString: an item's context names itself as a
+// context.WithDeadline does, over the context it would have without.
+func TestItemTimeoutString(t *testing.T) {
+	t.Parallel()
+	res, _ := fanout.New[string](withTimeout(time.Hour)).Run(caller(), []string{"a"}, func(ctx context.Context, _ string) (string, error) {
+		return fmt.Sprint(ctx), nil
+	})
+	if s := res[0].Value; !strings.Contains(s, "WithValue(fanout).WithDeadline(") {
+		t.Errorf("printed %q; want the context named", s)
 	}
 }
