@@ -295,6 +295,37 @@ func TestItemTimeoutCause(t *testing.T) {
 			})
 			return []ended{seen}, kept, ended{context.Canceled, errCaller}
 		},
+		"the caller's cancel, with a cause, seen at once": func(t *testing.T) ([]ended, context.Context, ended) {
+			ctx, cancel := context.WithCancelCause(caller())
+			defer cancel(nil)
+			var seen []ended
+			var kept context.Context
+			fanout.New[int](withTimeout(time.Hour)).Run(ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+				cancel(errCaller)
+				seen, kept = []ended{endOf(ctx)}, ctx
+				return 0, nil
+			})
+			return seen, kept, ended{context.Canceled, errCaller}
+		},
+		"the caller's cancel, with a cause, seen at once by a child": func(t *testing.T) ([]ended, context.Context, ended) {
+			ctx, cancel := context.WithCancelCause(caller())
+			defer cancel(nil)
+			var seen []ended
+			var kept context.Context
+			fanout.New[int](withTimeout(time.Hour)).Run(ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+				child, cancelChild := context.WithCancel(context.WithValue(ctx, callerKey{}, "v"))
+				defer cancelChild()
+				cancel(errCaller)
+				select {
+				case <-child.Done():
+				default:
+					t.Error("the child's Done is not closed once the caller's cancel returned")
+				}
+				seen, kept = []ended{endOf(child), endOf(ctx)}, ctx
+				return 0, nil
+			})
+			return seen, kept, ended{context.Canceled, errCaller}
+		},
 		"FailFast": func(t *testing.T) ([]ended, context.Context, ended) {
 			started := make(chan struct{})
 			var seen ended
@@ -321,6 +352,28 @@ func TestItemTimeoutCause(t *testing.T) {
 				return 0, nil
 			})
 			return nil, kept, ended{context.Canceled, context.Canceled}
+		},
+		"FailFast, then its return, not looked at": func(t *testing.T) ([]ended, context.Context, ended) {
+			started, cancelled := make(chan struct{}), make(chan struct{})
+			var kept context.Context
+			f := fanout.New[int](withTimeout(time.Hour, failFast, limit(2)))
+			var errFailed error
+			for r := range f.Stream(caller(), []string{"a", "bad"}, func(ctx context.Context, key string) (int, error) {
+				if key == "bad" {
+					<-started
+					return 0, errBad
+				}
+				close(started)
+				<-cancelled
+				kept = ctx
+				return 0, nil
+			}) {
+				if r.Key == "bad" {
+					errFailed = r.Err
+					close(cancelled)
+				}
+			}
+			return nil, kept, ended{context.Canceled, errFailed}
 		},
 		"its deadline, waited on, then FailFast":     deadlineThenFailFast(errBad, func(ctx context.Context) { <-ctx.Done() }),
 		"its deadline, not looked at, then FailFast": deadlineThenFailFast(errBad, nil),
