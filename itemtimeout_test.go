@@ -587,8 +587,8 @@ func TestItemTimeoutContextOfAnEarlierItem(t *testing.T) {
 	res, _ := f.Run(caller(), keysN(200), func(ctx context.Context, key string) (int, error) {
 		now := time.Now()
 		d, _ := ctx.Deadline()
-		if err := ctx.Err(); err != nil && now.Before(d) {
-			return 0, fmt.Errorf("%v before its deadline", err)
+		if err := early(ctx, d); err != nil {
+			return 0, err
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -601,6 +601,9 @@ func TestItemTimeoutContextOfAnEarlierItem(t *testing.T) {
 		kept = append(kept, ctx)
 		if key[len(key)-1]%2 == 0 { // return as its timer fires
 			for time.Now().Before(d) {
+				if err := early(ctx, d); err != nil {
+					return 0, err
+				}
 			}
 		}
 		returned = time.Now()
@@ -614,6 +617,16 @@ func TestItemTimeoutContextOfAnEarlierItem(t *testing.T) {
 			t.Fatalf("item %d's context, kept: %+v when the next began, %+v after the call", i, w, endOf(kept[i]))
 		}
 	}
+}
+
+// early returns an error if ctx has ended before d, its deadline, with no
+// other reason to.
+func early(ctx context.Context, d time.Time) error {
+	err := ctx.Err()
+	if err != nil && time.Now().Before(d) { // the clock after Err
+		return fmt.Errorf("%v before its deadline", err)
+	}
+	return nil
 }
 
 // endingTracer starts each item's span in a context of its own that the
