@@ -228,6 +228,8 @@ type run[K, T any] struct {
 	onDone       *sync.Mutex // the Fanout's: serializes OnDone across its calls, and guards the counts
 	done, failed int
 
+	timers itemTimers // the workers' deadlines under ItemTimeout (itemctx.go)
+
 	tel    *callTel               // nil: no telemetry (Options.TracerProvider, MeterProvider, Logger)
 	task   *trace.Task            // the call's, while the execution tracer runs
 	labels func(index int) labels // what the AWS layer knows of each item, for telemetry
@@ -349,6 +351,7 @@ func (r *run[K, T]) total() int {
 // whose last items never ran.
 func (r *run[K, T]) wait(wg *sync.WaitGroup) {
 	wg.Wait()
+	r.timers.stop()
 	r.releaseScopes()
 	r.tel.end(r.task)
 }
@@ -558,9 +561,10 @@ func (r *run[K, T]) weigh(item K) (w int64, err error) {
 func (w *worker[K, T]) call(item K, wt int64) (v T, skipped, err error) {
 	var ctx context.Context = w.context(wt)
 	if d := w.r.opts.ItemTimeout; d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
+		t := w.itemTimer()
+		// The monotonic clock alone: time.Now reads the wall clock too.
+		ctx = t.start(ctx, w.r.t0.Add(w.r.clock()+d), d)
+		defer t.stop()
 	}
 	defer recoverInto(&err)
 	v, err = w.r.op(ctx, item)

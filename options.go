@@ -49,6 +49,12 @@ type Options struct {
 
 	// ItemTimeout, when positive, is the deadline of each operation, counted
 	// from its start. 0 means none; a negative value makes calls fail.
+	//
+	// The operation's context behaves as a context.WithTimeout's, its
+	// Cause and the contexts derived from it included. It costs one
+	// allocation per item, and, from the operation's first call of its Done
+	// method (every call of the AWS SDK makes one), what a
+	// context.WithTimeout costs besides.
 	ItemTimeout time.Duration
 
 	// Scope, when not nil, names the scope of a key: a group of keys that

@@ -16,8 +16,9 @@ type worker[K, T any] struct {
 	// shares them between calls item by item.
 	held bool
 
-	ctx *heldCtx // its items' context (see context)
-	it  itemTel  // its item's telemetry
+	ctx   *heldCtx   // its items' context (see context)
+	it    itemTel    // its item's telemetry
+	timer *itemTimer // its items' deadlines under ItemTimeout (itemctx.go)
 
 	// since is where the next item's Elapsed starts: the clock when the
 	// worker got its units, or, while it keeps them, at the end of its last
