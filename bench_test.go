@@ -48,6 +48,19 @@ func BenchmarkRun(b *testing.B) {
 		}
 		perItem(b)
 	})
+	// The same, with an operation that asks for Done, as every call of the
+	// AWS SDK does: the item's context then makes what it stands for.
+	b.Run("fanout-itemtimeout-done", func(b *testing.B) {
+		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit; o.ItemTimeout = time.Minute })
+		op := func(ctx context.Context, _ string) (int, error) { _ = ctx.Done(); return 1, nil }
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := f.Run(context.Background(), keys, op); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perItem(b)
+	})
 	// Telemetry on, with the SDK's no-op providers and a logger that
 	// drops everything: the engine's own cost of spans, measurements and
 	// records, not a backend's.
