@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/time/rate"
 )
@@ -146,7 +145,6 @@ type Adaptive struct {
 	waiters   []chan struct{}
 	requests  int64
 	throttles int64
-	answered  bool // the service has answered a request with other than a throttle
 
 	rtt     time.Duration // moving average of successful requests' latency
 	next    time.Time     // pacing: the earliest next start
@@ -413,13 +411,7 @@ const (
 	endCutShort                    // ended by its context, or with an error that could not be looked into: says nothing of the service
 )
 
-// end ends a request that started at start, and reports whether the
-// limit learned from its throttle: whether the throttle cut the limit of
-// a client the service has answered before, from no rate or from one
-// faster than a request per ThrottleBackoff. (Throttles of a client never
-// answered teach it nothing but that it is throttled; below that rate the
-// throttle back-off, not the limit's descent, spaces a call's attempts.)
-func (a *Adaptive) end(start time.Time, o attemptEnd) (learned bool) {
+func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
@@ -440,11 +432,9 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) (learned bool) {
 		// Requests sent before the last cut were sent under the old limit:
 		// their throttles are already answered.
 		if !start.Before(a.lastCut) {
-			learned = a.answered && (a.rate == 0 || a.rate*a.opts.ThrottleBackoff.Seconds() > 1)
 			a.cut(now)
 		}
 	case endAnswered:
-		a.answered = true
 		a.okSince++
 		if sample := max(now.Sub(start), minRTT); a.rtt == 0 {
 			a.rtt = sample
@@ -454,7 +444,6 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) (learned bool) {
 		a.increase(now)
 	}
 	a.wake()
-	return learned
 }
 
 // giveBack returns the place of a request that was never sent.
@@ -623,10 +612,7 @@ func (a *Adaptive) remove(ready chan struct{}) {
 
 // AdaptiveRetryer wraps r so that every attempt it lets the SDK make goes
 // through a: the way to make a client of your own adaptive. A ClientPool
-// does this for its clients unless PoolOptions.DisableAdaptive is set, and
-// in its clients, whose calls it can follow, a throttle that cut the limit
-// is not counted against its call's attempts, up to as many again; a
-// client of your own counts every attempt, as r does.
+// does this for its clients unless PoolOptions.DisableAdaptive is set.
 func AdaptiveRetryer(r aws.Retryer, a *Adaptive) aws.RetryerV2 {
 	return &adaptiveRetryer{RetryerV2: asV2(r), a: a}
 }
@@ -635,34 +621,6 @@ type adaptiveRetryer struct {
 	aws.RetryerV2
 	a   *Adaptive
 	tel *clientTel // nil: no telemetry
-
-	// learn, in a client whose calls are guarded (guardCalls), does not
-	// count the throttles the limit learned from against the attempts of
-	// their calls; see MaxAttempts.
-	learn bool
-}
-
-// MaxAttempts is the wrapped retryer's, or, in a pool's client, twice it
-// (when it allows retries at all): a throttle that cut the limit of a
-// client the service had answered before, from a rate above one request
-// per ThrottleBackoff (ten a second by default), was the limit's mistake,
-// not the call's, and it is not counted against the call's attempts, up to
-// as many again. A call
-// that meets one throttle after another while the limit falls to its
-// quota (from a rate of hundreds a second, at round trips of a
-// millisecond, to a quota of a few) would otherwise spend its attempts on
-// the limit's descent. Every other failed attempt, and a throttle that
-// the limit had already answered (a request sent before its last cut),
-// counts, and so does every throttle of a client never answered, which
-// has no quota to learn: GetRetryToken ends the call once those reach the
-// wrapped retryer's MaxAttempts, with the retry.MaxAttemptsError the SDK
-// would have given.
-func (r *adaptiveRetryer) MaxAttempts() int {
-	n := r.RetryerV2.MaxAttempts()
-	if r.learn && n > 1 && n <= math.MaxInt/2 {
-		return 2 * n
-	}
-	return n
 }
 
 // GetAttemptToken takes a place in the Adaptive for one attempt. The
@@ -681,8 +639,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 		waited = start.Sub(asked)
 	}
 	s := &slot{a: r.a, start: start}
-	g, _ := ctx.Value(callGuardKey{}).(*callGuard)
-	if g != nil {
+	if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
 		g.hold(s)
 	}
 	sent := false
@@ -697,10 +654,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 	}
 	sent = true
 	return func(err error) error {
-		o, learned := s.endWith(err)
-		if learned && g != nil {
-			g.learn()
-		}
+		o := s.endWith(err)
 		recordAttempt(ctx, err, o)
 		r.tel.attempt(ctx, o, waited, r.a)
 		return release(err)
@@ -711,11 +665,6 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 // retries it: the call goes on, and should it end on its context, that
 // error is why it was still running.
 func (r *adaptiveRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
-	if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok && r.learn {
-		if err := g.spent(r.RetryerV2.MaxAttempts(), opErr); err != nil {
-			return nil, err
-		}
-	}
 	release, err := r.RetryerV2.GetRetryToken(ctx, opErr)
 	if err == nil {
 		if st, ok := ctx.Value(statsKey{}).(*itemStats); ok {
@@ -733,22 +682,20 @@ type slot struct {
 	done  atomic.Bool
 }
 
-// endWith ends the attempt as err says it ended, and reports whether the
-// limit learned from its throttle (Adaptive.end). Looking into err calls
-// its methods, which may panic: the place goes back all the same, counted
-// as saying nothing of the service, and the panic goes on.
-func (s *slot) endWith(err error) (o attemptEnd, learned bool) {
-	o = endCutShort
-	defer func() { learned = s.end(o) }()
+// endWith ends the attempt as err says it ended. Looking into err calls its
+// methods, which may panic: the place goes back all the same, counted as
+// saying nothing of the service, and the panic goes on.
+func (s *slot) endWith(err error) attemptEnd {
+	o := endCutShort
+	defer func() { s.end(o) }()
 	o = attemptEndOf(err)
-	return o, false
+	return o
 }
 
-func (s *slot) end(o attemptEnd) (learned bool) {
+func (s *slot) end(o attemptEnd) {
 	if s.done.CompareAndSwap(false, true) {
-		return s.a.end(s.start, o)
+		s.a.end(s.start, o)
 	}
-	return false
 }
 
 func (s *slot) giveBack() {
@@ -774,52 +721,16 @@ type callGuardKey struct{}
 
 // callGuard holds the places a call's attempts took, to give back those
 // still held when the call ends: only a panic under the retry middleware,
-// which skips the retryer's release, leaves one. It also counts the
-// call's attempts, and those whose throttle the limit learned from (see
-// adaptiveRetryer.MaxAttempts).
+// which skips the retryer's release, leaves one.
 type callGuard struct {
-	mu       sync.Mutex
-	slots    []*slot
-	learnt   int
-	outOfTry error // the call ran out of attempts: its error
+	mu    sync.Mutex
+	slots []*slot
 }
 
 func (g *callGuard) hold(s *slot) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.slots = append(g.slots, s)
-}
-
-func (g *callGuard) learn() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.learnt++
-}
-
-// spent returns an error if the call's attempts, less those the limit
-// learned from, reached max (0: no bound), and keeps the error the call
-// ends with: the SDK's own for a call out of attempts.
-func (g *callGuard) spent(max int, opErr error) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := len(g.slots) // a place for each attempt
-	if max <= 0 || n-g.learnt < max {
-		return nil
-	}
-	g.outOfTry = &retry.MaxAttemptsError{Attempt: n, Err: opErr}
-	return g.outOfTry
-}
-
-// ended returns the error the call ends with: err, or, when the call ran
-// out of attempts, the SDK's error for that, which GetRetryToken's error
-// joined to the attempt's would otherwise stand for.
-func (g *callGuard) ended(err error) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.outOfTry != nil {
-		return g.outOfTry
-	}
-	return err
 }
 
 func (g *callGuard) giveBack() {
@@ -840,11 +751,7 @@ func guardCalls(stack *middleware.Stack) error {
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			g := new(callGuard)
 			defer g.giveBack() // no recover: the panic goes on, with its stack
-			out, md, err := next.HandleInitialize(context.WithValue(ctx, callGuardKey{}, g), in)
-			if err != nil {
-				err = g.ended(err)
-			}
-			return out, md, err
+			return next.HandleInitialize(context.WithValue(ctx, callGuardKey{}, g), in)
 		}), middleware.Before)
 }
 

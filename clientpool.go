@@ -27,8 +27,7 @@ import (
 const DefaultMaxIdleConnsPerHost = 128
 
 // DefaultMaxAttempts is the number of attempts a pool's retryer makes per
-// call, the first included. Throttles that cut a client's adaptive limit
-// are not counted, up to as many again (see AdaptiveRetryer).
+// call, the first included.
 const DefaultMaxAttempts = 5
 
 // DefaultResponseTimeout bounds how long each attempt of a pool client's
@@ -289,19 +288,6 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 	}
 	cfg.HTTPClient = o.HTTPClient
 	cfg.Retryer = o.Retryer
-	if n := cfg.RetryMaxAttempts; n != 0 {
-		// The SDK would wrap the client's whole retryer in one of n
-		// attempts; wrapped beneath the adaptive limit's instead (if the
-		// retryer does not make n already), n means the same, and the
-		// limit can still not count the throttles it learned from
-		// (adaptiveRetryer.MaxAttempts).
-		if r := o.Retryer(); r != nil {
-			if r.MaxAttempts() != n {
-				cfg.Retryer = func() aws.Retryer { return retry.AddWithMaxAttempts(o.Retryer(), n) }
-			}
-			cfg.RetryMaxAttempts = 0
-		}
-	}
 	cfg.Credentials = cached(cfg.Credentials)
 	cfg.APIOptions = withRecoverAttempts(cfg.APIOptions)
 	setProviders, err := providersSetter[O](o.TracerProvider, o.MeterProvider)
@@ -500,7 +486,7 @@ func (p *ClientPool[C]) newClient(t acctRegion, creds func() (aws.CredentialsPro
 		p.limiters[t] = a
 		p.mu.Unlock()
 		newRetryer := cfg.Retryer
-		cfg.Retryer = func() aws.Retryer { return &adaptiveRetryer{RetryerV2: asV2(newRetryer()), a: a, tel: ct, learn: true} }
+		cfg.Retryer = func() aws.Retryer { return &adaptiveRetryer{RetryerV2: asV2(newRetryer()), a: a, tel: ct} }
 	}
 	// Outside the adaptive limit: an attempt the breaker fails must not
 	// wait for a place among the requests in flight.

@@ -69,22 +69,3 @@ func AdaptiveQuota(a *Adaptive) float64 {
 	defer a.mu.Unlock()
 	return a.quota
 }
-
-// AdaptiveEnd ends a request of a's that started at start, as a throttle
-// or an answer, and reports whether the limit learned from it: whether a
-// pool's client would not count the throttle against its call's attempts.
-func AdaptiveEnd(a *Adaptive, start time.Time, throttled bool) (learned bool) {
-	o := endAnswered
-	if throttled {
-		o = endThrottled
-	}
-	return a.end(start, o)
-}
-
-// AdaptiveRate is a's paced rate, in requests a second; 0 before it is
-// paced.
-func AdaptiveRate(a *Adaptive) float64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.rate
-}
