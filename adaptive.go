@@ -63,8 +63,9 @@ type AdaptiveOptions struct {
 
 	// ThrottleBackoff is the base of the wait before retrying a throttled
 	// attempt: at most ThrottleBackoff x 2^(attempt-1), jittered, and never
-	// longer than the retryer's own delay; above 0. Default:
-	// DefaultAdaptiveThrottleBackoff.
+	// longer than the retryer's own delay; above 0. The first cut also
+	// counts a round trip as at least ThrottleBackoff (see Adaptive).
+	// Default: DefaultAdaptiveThrottleBackoff.
 	ThrottleBackoff time.Duration
 
 	// DisablePacing turns off the spacing of request starts by the round
@@ -108,9 +109,10 @@ func (o *AdaptiveOptions) validate() error {
 // learned from the service's throttles. It is safe for concurrent use.
 //
 // Until its first throttle a client sends what it is asked to (up to Max,
-// if set). The first throttle cuts the requests in flight by Decrease, or
-// to what was delivered per round trip when the throttle answered the
-// client's first burst, and from then on the limit is a rate: request
+// if set). The first throttle cuts the requests in flight by Decrease, per
+// round trip counted as at least ThrottleBackoff, or to what was delivered
+// when the throttle answered the client's first burst, and from then on
+// the limit is a rate: request
 // starts are spaced by one over it (below one request per round trip, by
 // more than the round trip: a quota of 5 per second against a
 // millisecond's round trip is a two-hundredth of a request per round
@@ -508,11 +510,17 @@ const (
 //
 // The first cut follows requests sent at once, which say nothing of a
 // rate: the limit falls by Decrease from what was in flight (a limit
-// above what the callers used says nothing of the quota), and to no more
+// above what the callers used says nothing of the quota) per round trip,
+// the round trip counted as at least ThrottleBackoff, and to no more
 // than what was delivered since the first request, plus one request,
 // when that was within a few round trips of it (the first burst): a
 // client that ran for an hour below its quota delivered what it was asked
-// for, not what it could.
+// for, not what it could. The throttled requests come back over a
+// ThrottleBackoff, not a round trip; and at round trips of a millisecond,
+// half a request per round trip is hundreds a second, a descent of many
+// throttles to a quota of a few a second, each a retry that a caller
+// sending one request at a time spends of its attempts. From below, slow
+// start finds a higher quota in a few successes.
 //
 // Every later cut follows paced requests, and measures the quota: the
 // rate the client is at times the share of the requests started since
@@ -526,15 +534,16 @@ func (a *Adaptive) cut(now time.Time) {
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing
 		l := min(a.limit, float64(a.inflight+1)) * a.opts.Decrease
+		delivered := math.Inf(1) // per second
 		if elapsed := now.Sub(a.epoch); a.lastCut.IsZero() && elapsed > 0 && elapsed <= 4*a.rtt {
-			l = min(l, float64(a.okSince+1)/elapsed.Seconds()*a.rtt.Seconds())
+			delivered = float64(a.okSince+1) / elapsed.Seconds()
 		}
-		l = max(l, minRate*a.rtt.Seconds())
 		if a.opts.DisablePacing {
+			l = max(min(l, delivered*a.rtt.Seconds()), minRate*a.rtt.Seconds())
 			a.limit = min(a.ceiling(), max(1, l))
 		} else {
 			a.limit = 1
-			a.setRate(l / a.rtt.Seconds())
+			a.setRate(min(l/max(a.rtt, a.opts.ThrottleBackoff).Seconds(), delivered))
 		}
 	default:
 		q := a.rate * float64(a.sentOK+1) / float64(a.sentDone+1)

@@ -112,16 +112,19 @@ func TestAdaptiveArithmetic(t *testing.T) {
 func TestAdaptiveFirstBurst(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
-		before bool    // a request a minute before the burst
-		want   float64 // the limit after the burst's first throttle
+		before  bool          // a request a minute before the burst
+		backoff time.Duration // ThrottleBackoff, against a round trip of 10ms
+		want    float64       // the limit after the burst's first throttle
 	}{
-		"a fresh client":           {false, 4},       // (3 successes + 1) per round trip
-		"a client that ran before": {true, 37 * 0.5}, // min(64, 36 in flight + 1) x Decrease
+		"a fresh client":           {false, time.Millisecond, 4},       // (3 successes + 1) per round trip
+		"a client that ran before": {true, time.Millisecond, 37 * 0.5}, // min(64, 36 in flight + 1) x Decrease
+		// The round trip counted as ThrottleBackoff, 10 times the real one.
+		"a back-off above the round trip": {true, 100 * time.Millisecond, 37 * 0.5 / 10},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			clock := &fakeClock{t: time.Unix(1000, 0)}
-			a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max = 64 })
+			a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max, o.ThrottleBackoff = 64, tc.backoff })
 			ctx := context.Background()
 			if tc.before {
 				s, _ := a.Acquire(ctx)
@@ -286,7 +289,7 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 	t.Parallel()
 	const rtt = 10 * time.Millisecond
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max = 8 })
+	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max, o.ThrottleBackoff = 8, rtt })
 	ctx := context.Background()
 	// request starts when pacing lets it and takes one round trip.
 	request := func(throttled bool) {
@@ -638,5 +641,52 @@ func TestNoSilentCeiling(t *testing.T) {
 	}
 	if st := pool.Stats()["eu-west-1"]; !math.IsInf(st.Limit, 1) {
 		t.Errorf("limit %v before any throttle; want none (+Inf)", st.Limit)
+	}
+}
+
+// TestFirstCutAtAMillisecond: at round trips near a millisecond, the first
+// throttle used to set a rate of half a request per round trip, hundreds a
+// second, against a quota of 2 a second. A caller sending one call at a
+// time met every throttle of the descent, and spent its 5 attempts on them
+// in a tenth of a second (examples/regions -sim-latency 0.02 -sim-throttle
+// 2 lost a region in 3 runs of 6). The first cut counts the round trip as
+// at least ThrottleBackoff: 5 a second here, and the next cut paces the
+// retry past the bucket's next token.
+func TestFirstCutAtAMillisecond(t *testing.T) {
+	t.Parallel()
+	const regions, calls = 4, 4
+	cfg := fanouttest.Config{Regions: fanouttest.DefaultRegions[:regions]}
+	cfg.Throttle.NonMutating = fanouttest.Bucket{Burst: 2, PerSecond: 2}
+	for _, r := range cfg.Regions {
+		cfg.Faults = append(cfg.Faults, fanouttest.Rule{Region: r, Latency: fanouttest.Latency{Fixed: 200 * time.Microsecond, Jitter: 40 * time.Microsecond}})
+	}
+	srv := newFake(t, cfg)
+	// Retries a millisecond apart: the limit alone spaces the attempts.
+	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) { o.Retryer = fastRetries })
+	f := fanout.New[int](func(o *fanout.Options) { o.Limit = regions })
+	res, err := f.Run(context.Background(), cfg.Regions, func(ctx context.Context, region string) (int, error) {
+		for i := range calls {
+			in := &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)} // filtered: the NonMutating bucket
+			if _, err := pool.Get(region).DescribeInstances(ctx, in); err != nil {
+				return i, err
+			}
+		}
+		return calls, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Errorf("%s: %v", r.Key, r.Err)
+		}
+	}
+	if st := srv.Stats().Total; st.Throttled == 0 {
+		t.Errorf("no request throttled; the test wants the limit to learn the quota")
+	}
+	for region, st := range pool.Stats() {
+		if st.Limit > 0.5 { // per round trip; 2 a second is a few thousandths
+			t.Errorf("%s: limit %v a round trip after the calls; want it paced near 2 a second", region, st.Limit)
+		}
 	}
 }

@@ -126,12 +126,10 @@ func TestTimeline(t *testing.T) {
 	}
 }
 
-// TestTimelineSimThrottle draws a throttled run. At round trips of a few
-// milliseconds or more, as AWS's are: at -sim-latency 0.02 (round trips
-// near 1 ms) the adaptive limit's first cut, a rate of hundreds a second,
-// lets a region spend its 5 attempts against a bucket of 2 a second in
-// about 4 runs of 10 (an open problem of the adaptive limit's, below the
-// regimes its sweep covers).
+// TestTimelineSimThrottle draws a throttled run, at round trips of a few
+// milliseconds or more, as AWS's are, so that the limit's descent to the
+// quota takes a few throttles and shows. (fanout's TestFirstCutAtAMillisecond
+// holds the regime of -sim-latency 0.02.)
 func TestTimelineSimThrottle(t *testing.T) {
 	_, marks, limits, title := timelineOf(t, "-sim-latency", "0.2", "-sim-throttle", "2")
 	if title[3] == 0 || marks != title[3] || title[4] < title[3] || limits == 0 {
