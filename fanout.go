@@ -101,7 +101,7 @@ func (f *Fanout[T]) run(ctx context.Context, keys []string,
 	r.labels = lb
 	defer r.cancel(nil)
 	results := make(Results[T], len(keys))
-	r.deliver = func(res *ItemResult[string, T]) { results[res.Index] = res.Result }
+	r.results = results
 	r.keep = r.weight == nil && r.opts.OnDone == nil && r.scopeSems == nil
 	r.wait(r.start())
 	return results, results.Err()
@@ -189,8 +189,17 @@ type run[K, T any] struct {
 	opts      Options
 	sems      []*weighted // acquired in order: the call's cap, the Fanout, the Budget
 	limit     int64       // the smallest of the sems' sizes
-	deliver   func(*ItemResult[K, T])
-	t0        time.Time // the origin of clock
+	t0        time.Time   // the origin of clock
+
+	// Where each item's result goes: in place, at its index, in the
+	// caller's Results (Run) or ItemResults (RunItems), which start zeroed;
+	// or, for a Stream, in the worker's own ItemResult, handed to deliver.
+	// In place, a result is never copied, and the fields that stay zero
+	// (Err and Skipped, most often) are never written: each pointer written
+	// while the GC marks is one more for it to shade.
+	results     []Result[T]
+	itemResults []ItemResult[K, T]
+	deliver     func(*ItemResult[K, T])
 
 	// started counts the workers started; for a sequence, a worker starts
 	// the next once it has pulled an item, so that there are never more
@@ -201,7 +210,7 @@ type run[K, T any] struct {
 	// keep lets workers keep their units from one item to the next (see
 	// worker). Only Run sets it, and only when a worker between two items
 	// can neither block nor run the caller's code: every item weighs 1, no
-	// OnDone, no ScopeLimit, and delivering a result is a write to a slice.
+	// OnDone, no ScopeLimit, and the result is written in place.
 	// A worker that waited on a Stream's consumer, on OnDone or on a scope
 	// slot while keeping units would hold them for no item, and a call
 	// waiting for them might be what it waits for.
@@ -222,8 +231,14 @@ type run[K, T any] struct {
 	parent               *held
 	nested               bool // an enclosing item holds some of the shared semaphores
 
-	next atomic.Int64 // the next position in order to claim
-	stop atomic.Bool  // set when a Stream's consumer left
+	stop atomic.Bool // set when a Stream's consumer left
+
+	// next is the next position in order to claim. Every worker adds to it
+	// at every item, which takes its cache line from the other cores: the
+	// padding keeps the fields they read at every item off that line.
+	_    [64]byte
+	next atomic.Int64
+	_    [56]byte
 
 	onDone       *sync.Mutex // the Fanout's: serializes OnDone across its calls, and guards the counts
 	done, failed int
@@ -398,16 +413,18 @@ func (r *run[K, T]) work() {
 	defer r.wg.Done()
 	w := worker[K, T]{r: r}
 	defer w.leave()
-	// Each item's result in turn, filled in place: returned by value, it
-	// was copied three times, a tenth of a quick item's cost.
-	var res ItemResult[K, T]
+	var own *ItemResult[K, T] // a Stream's: each result in turn, delivered from here
+	if r.deliver != nil {
+		own = new(ItemResult[K, T])
+	}
 	for !r.stop.Load() {
+		var res *Result[T]
 		if r.pull != nil {
-			if !r.pullNext(&res) {
+			if !r.pullNext(own) {
 				return
 			}
-			if res.Err == nil {
-				w.safeDo(&res)
+			if res = &own.Result; res.Err == nil {
+				w.safeDo(own.Item, res)
 			}
 		} else {
 			i := int(r.next.Add(1) - 1)
@@ -417,12 +434,33 @@ func (r *run[K, T]) work() {
 			if r.order != nil {
 				i = r.order[i]
 			}
-			res = ItemResult[K, T]{Item: r.items[i]}
-			res.Index = i
-			w.safeDo(&res)
+			res = r.slot(own, i)
+			w.safeDo(r.items[i], res)
 		}
-		r.finish(&w.it, &res)
+		r.finish(&w.it, res)
+		if own != nil {
+			r.deliver(own)
+		}
 	}
+}
+
+// slot returns the result of the item at index i, zero but for its Index
+// (and Item): in place in the caller's results, or in own for a Stream.
+func (r *run[K, T]) slot(own *ItemResult[K, T], i int) *Result[T] {
+	var res *Result[T]
+	switch {
+	case r.results != nil:
+		res = &r.results[i]
+	case r.itemResults != nil:
+		ir := &r.itemResults[i]
+		ir.Item = r.items[i]
+		res = &ir.Result
+	default:
+		*own = ItemResult[K, T]{Item: r.items[i]}
+		res = &own.Result
+	}
+	res.Index = i
+	return res
 }
 
 // pullNext pulls the next item of a sequence into res, with its index,
@@ -467,31 +505,32 @@ func (r *run[K, T]) pullNext(res *ItemResult[K, T]) bool {
 	return true
 }
 
-// safeDo runs the item res holds into it: do, with any panic that escapes
+// safeDo runs item into its result, res: do, with any panic that escapes
 // it made the item's error, so that a worker never takes the process down
 // and every item still gets its one result. The caller's code is guarded
 // where do calls it; this is the last line.
-func (w *worker[K, T]) safeDo(res *ItemResult[K, T]) {
+func (w *worker[K, T]) safeDo(item K, res *Result[T]) {
 	defer func() {
 		if p := recover(); p != nil {
-			res.Result = Result[T]{Index: res.Index, Key: res.Key}
-			w.r.fail(&res.Result, &PanicError{Value: p, Stack: debug.Stack()})
+			*res = Result[T]{Index: res.Index, Key: res.Key}
+			w.r.fail(res, &PanicError{Value: p, Stack: debug.Stack()})
 		}
 	}()
-	if err := w.do(res); err != nil {
-		w.r.fail(&res.Result, err)
+	if err := w.do(item, res); err != nil {
+		w.r.fail(res, err)
 	}
 }
 
-// do runs the item res holds, fills in its Key, Value, Skipped and
-// Elapsed, and returns its error.
-func (w *worker[K, T]) do(res *ItemResult[K, T]) error {
+// do runs item, fills in its result's Key, Value or Skipped, and Elapsed,
+// and returns its error. res is zero but for its Index: a field that
+// stays zero is not written.
+func (w *worker[K, T]) do(item K, res *Result[T]) error {
 	r, i := w.r, res.Index
 	if r.scopeOf != nil {
 		defer r.leaveScope(r.scopeOf[i])
 	}
 	var err error
-	if res.Key, err = r.keyOf(res.Item); err != nil {
+	if res.Key, err = r.keyOf(item); err != nil {
 		return err
 	}
 	w.beginItem(res)
@@ -504,7 +543,7 @@ func (w *worker[K, T]) do(res *ItemResult[K, T]) error {
 			return r.notStarted()
 		}
 	}
-	wt, err := r.weigh(res.Item)
+	wt, err := r.weigh(item)
 	if err != nil {
 		return err
 	}
@@ -513,14 +552,16 @@ func (w *worker[K, T]) do(res *ItemResult[K, T]) error {
 	}
 	r.grow()
 	w.startItem(i)
-	res.Value, res.Skipped, err = w.call(res.Item, wt)
+	v, skipped, err := w.call(item, wt)
 	r.stopItem(&w.it, i)
 	end := r.clock()
 	res.Elapsed = end - w.since
 	w.release(wt, end)
-	if err != nil || res.Skipped != nil {
-		var zero T
-		res.Value = zero
+	switch {
+	case skipped != nil:
+		res.Skipped = skipped
+	case err == nil:
+		res.Value = v
 	}
 	return err
 }
@@ -580,19 +621,18 @@ func recoverInto(err *error) {
 	}
 }
 
-// finish reports a finished item: it calls OnDone, ends its telemetry,
-// it, stops the others under FailFast, and hands the result to the caller.
-func (r *run[K, T]) finish(it *itemTel, res *ItemResult[K, T]) {
+// finish reports a finished item, whose result is res: it calls OnDone,
+// ends its telemetry, it, and stops the others under FailFast.
+func (r *run[K, T]) finish(it *itemTel, res *Result[T]) {
 	if r.opts.OnDone != nil {
-		r.progress(&res.Result)
+		r.progress(res)
 	}
 	if r.tel != nil || it.on() {
-		r.reportItem(it, &res.Result)
+		r.reportItem(it, res)
 	}
 	if res.Err != nil && r.opts.FailFast {
 		r.cancel(res.Err)
 	}
-	r.deliver(res)
 }
 
 // progress calls OnDone, one call at a time across the Fanout's calls. A

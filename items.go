@@ -72,7 +72,7 @@ func RunItems[K, T any](ctx context.Context, f *Fanout[T], items []K,
 	}
 	defer r.cancel(nil)
 	results := make(ItemResults[K, T], len(items))
-	r.deliver = func(res *ItemResult[K, T]) { results[res.Index] = *res }
+	r.itemResults = results
 	r.keep = r.weight == nil && r.opts.OnDone == nil && r.scopeSems == nil
 	r.wait(r.start())
 	return results, results.Err()

@@ -250,7 +250,7 @@ func (it *itemTel) on() bool { return it.ctx != nil }
 
 // beginItem starts the item's span and trace task, when the call has
 // them, before it waits for its units.
-func (w *worker[K, T]) beginItem(res *ItemResult[K, T]) {
+func (w *worker[K, T]) beginItem(res *Result[T]) {
 	r, it := w.r, &w.it
 	t := r.tel
 	if t == nil && !trace.IsEnabled() {
