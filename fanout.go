@@ -604,7 +604,8 @@ func (w *worker[K, T]) call(item K, wt int64) (v T, skipped, err error) {
 	if d := w.r.opts.ItemTimeout; d > 0 {
 		t := w.itemTimer()
 		// The monotonic clock alone: time.Now reads the wall clock too.
-		ctx = t.start(ctx, w.r.t0.Add(w.r.clock()+d), d)
+		// Two Adds, which saturate: clock()+d could wrap into the past.
+		ctx = t.start(ctx, w.r.t0.Add(w.r.clock()).Add(d), d)
 		defer t.stop()
 	}
 	defer recoverInto(&err)

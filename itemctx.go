@@ -225,11 +225,16 @@ func newItemTimer() *itemTimer {
 	return t
 }
 
+// minItemTimer is the least ItemTimeout the worker's timer serves. A
+// shorter one has passed, or all but, when the operation starts: its
+// context.WithDeadline says so at once, as context.WithTimeout would.
+const minItemTimer = time.Millisecond
+
 // start returns the context of the worker's next item, over parent, with
 // the given deadline, ItemTimeout d from its start. The item must stop it
 // when it returns.
 func (t *itemTimer) start(parent context.Context, deadline time.Time, d time.Duration) context.Context {
-	if causeKey == nil {
+	if causeKey == nil || d < minItemTimer {
 		var ctx context.Context
 		ctx, t.cancel = context.WithDeadline(parent, deadline)
 		return ctx

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -689,5 +690,46 @@ func TestItemTimeoutString(t *testing.T) {
 	})
 	if s := res[0].Value; !strings.Contains(s, "WithValue(fanout).WithDeadline(") {
 		t.Errorf("printed %q; want the context named", s)
+	}
+}
+
+// TestItemTimeoutHuge: an ItemTimeout as large as a Duration goes, a way
+// of saying "no real limit", is a deadline in the far future, not one
+// that the addition wrapped into the past.
+func TestItemTimeoutHuge(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{math.MaxInt64, math.MaxInt64 - time.Millisecond, 200 * 365 * 24 * time.Hour} {
+		f := fanout.New[string](func(o *fanout.Options) { o.ItemTimeout = d })
+		res, _ := f.Run(context.Background(), []string{"a", "b"}, func(ctx context.Context, _ string) (string, error) {
+			if dl, ok := ctx.Deadline(); !ok || time.Until(dl) < time.Hour {
+				return "", fmt.Errorf("deadline %v", dl)
+			}
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("done at once: %v", ctx.Err())
+			default:
+			}
+			return "ok", nil
+		})
+		for _, r := range res {
+			if r.Err != nil {
+				t.Errorf("ItemTimeout %v: %v", d, r.Err)
+			}
+		}
+	}
+}
+
+// TestItemTimeoutTiny: an ItemTimeout below a timer's resolution has
+// passed when the operation starts, as with context.WithTimeout.
+func TestItemTimeoutTiny(t *testing.T) {
+	t.Parallel()
+	f := fanout.New[string](func(o *fanout.Options) { o.ItemTimeout = time.Nanosecond })
+	res, _ := f.Run(context.Background(), make([]string, 200), func(ctx context.Context, _ string) (string, error) {
+		return "", ctx.Err()
+	})
+	for _, r := range res {
+		if !errors.Is(r.Err, context.DeadlineExceeded) {
+			t.Fatalf("item %d: %v; want its deadline passed at its start", r.Index, r.Err)
+		}
 	}
 }

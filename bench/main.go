@@ -47,6 +47,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *span != 0 {
+		if *name != regimes && *regimesChart == "" {
+			fmt.Fprintf(stderr, "bench: -regimes-span is for the %s sweep; add -scenario %s\n", regimes, regimes)
+			return 2
+		}
 		if *span < 100*time.Millisecond || *span > 10*time.Minute {
 			fmt.Fprintf(stderr, "bench: -regimes-span is %v; want 100ms to 10m\n", *span)
 			return 2
