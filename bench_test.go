@@ -26,57 +26,26 @@ func noop(context.Context, string) (int, error) { return 1, nil }
 // same no-op work, at most benchLimit of them at once.
 func BenchmarkRun(b *testing.B) {
 	keys := keysN(benchKeys)
-	b.Run("fanout", func(b *testing.B) {
-		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit })
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := f.Run(context.Background(), keys, noop); err != nil {
-				b.Fatal(err)
-			}
-		}
-		perItem(b)
-	})
+	b.Run("fanout", func(b *testing.B) { benchRun(b, keys, noop) })
 	// An ItemTimeout that never fires: the cost of giving each item a
 	// deadline.
 	b.Run("fanout-itemtimeout", func(b *testing.B) {
-		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit; o.ItemTimeout = time.Minute })
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := f.Run(context.Background(), keys, noop); err != nil {
-				b.Fatal(err)
-			}
-		}
-		perItem(b)
+		benchRun(b, keys, noop, func(o *fanout.Options) { o.ItemTimeout = time.Minute })
 	})
 	// The same, with an operation that asks for Done, as every call of the
 	// AWS SDK does: the item's context then makes what it stands for.
 	b.Run("fanout-itemtimeout-done", func(b *testing.B) {
-		f := fanout.New[int](func(o *fanout.Options) { o.Limit = benchLimit; o.ItemTimeout = time.Minute })
 		op := func(ctx context.Context, _ string) (int, error) { _ = ctx.Done(); return 1, nil }
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := f.Run(context.Background(), keys, op); err != nil {
-				b.Fatal(err)
-			}
-		}
-		perItem(b)
+		benchRun(b, keys, op, func(o *fanout.Options) { o.ItemTimeout = time.Minute })
 	})
 	// Telemetry on, with the SDK's no-op providers and a logger that
 	// drops everything: the engine's own cost of spans, measurements and
 	// records, not a backend's.
 	b.Run("fanout-telemetry", func(b *testing.B) {
-		f := fanout.New[int](func(o *fanout.Options) {
-			o.Limit = benchLimit
+		benchRun(b, keys, noop, func(o *fanout.Options) {
 			o.TracerProvider, o.MeterProvider = tracing.NopTracerProvider{}, metrics.NopMeterProvider{}
 			o.Logger = slog.New(slog.DiscardHandler)
 		})
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := f.Run(context.Background(), keys, noop); err != nil {
-				b.Fatal(err)
-			}
-		}
-		perItem(b)
 	})
 	// The typed path: the same keys as items of a struct type, named by
 	// the item; and pulled from a sequence.
@@ -138,6 +107,19 @@ func BenchmarkRun(b *testing.B) {
 		}
 		perItem(b)
 	})
+}
+
+// benchRun runs op over keys with Fanout.Run, at benchLimit with optFns
+// applied after it, once each loop of the benchmark.
+func benchRun(b *testing.B, keys []string, op func(context.Context, string) (int, error), optFns ...func(*fanout.Options)) {
+	f := fanout.New[int](append([]func(*fanout.Options){func(o *fanout.Options) { o.Limit = benchLimit }}, optFns...)...)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.Run(context.Background(), keys, op); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perItem(b)
 }
 
 func perItem(b *testing.B) {
