@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -56,7 +55,7 @@ type valueCtx[K comparable, V any] struct {
 
 // String names the context without reading what it carries, which
 // another goroutine may be changing, as fmt's reflection would.
-func (c *valueCtx[K, V]) String() string { return fmt.Sprint(c.Context) + ".WithValue(fanout)" }
+func (c *valueCtx[K, V]) String() string { return contextName(c.Context) + ".WithValue(fanout)" }
 
 func (c *valueCtx[K, V]) Value(key any) any {
 	if _, ok := key.(K); ok {
