@@ -332,3 +332,15 @@ func accountIDs(n int) []string {
 	}
 	return ids
 }
+
+// newFake starts fanouttest's in-process AWS for a test, and closes it
+// when the test ends.
+func newFake(t testing.TB, cfg fanouttest.Config) *fanouttest.Server {
+	t.Helper()
+	srv, err := fanouttest.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}

@@ -24,11 +24,7 @@ import (
 // only, and deliver it with the items of the pages before.
 func TestScanAccountResumes(t *testing.T) {
 	const acct = "111111111111"
-	aws, err := fanouttest.New(fanouttest.Config{Accounts: []string{acct}, Instances: 12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
+	aws := newFake(t, fanouttest.Config{Accounts: []string{acct}, Instances: 12})
 
 	var mu sync.Mutex
 	var asked []string
@@ -93,17 +89,13 @@ func TestScanAccountResumes(t *testing.T) {
 // its error.
 func TestScanAccountFailures(t *testing.T) {
 	const acct = "111111111111"
-	aws, err := fanouttest.New(fanouttest.Config{
+	aws := newFake(t, fanouttest.Config{
 		Accounts: []string{acct}, Instances: 3,
 		Faults: []fanouttest.Rule{
 			{Region: "eu-west-1", Service: "ec2", Fault: fanouttest.Disabled},
 			{Region: "ap-south-1", Service: "ec2", Fault: fanouttest.Denied},
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
 	for name, tc := range map[string]struct {
 		attempt     int32
 		wantErr     bool
@@ -169,11 +161,7 @@ func TestScanAccountFailures(t *testing.T) {
 // recorded delivered, so the next attempt delivers it again.
 func TestSinkPanic(t *testing.T) {
 	const acct = "111111111111"
-	aws, err := fanouttest.New(fanouttest.Config{Accounts: []string{acct}, Instances: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
+	aws := newFake(t, fanouttest.Config{Accounts: []string{acct}, Instances: 1})
 	sink := func(ctx context.Context, r Result[string]) error {
 		if r.Region == "eu-west-1" {
 			panic("boom")
@@ -200,14 +188,10 @@ func TestSinkPanic(t *testing.T) {
 // attempt, for Temporal to try again.
 func TestRoleFailures(t *testing.T) {
 	const member, outsider = "111111111111", "222222222222"
-	aws, err := fanouttest.New(fanouttest.Config{
+	aws := newFake(t, fanouttest.Config{
 		Accounts: []string{member}, Instances: 1,
 		Faults: []fanouttest.Rule{{Account: member, Service: "sts", Operation: "AssumeRole", Fault: fanouttest.Throttled}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
 	for name, tc := range map[string]struct {
 		account  string
 		wantErr  bool
@@ -255,11 +239,7 @@ func TestRoleFailures(t *testing.T) {
 // server failing the whole account.
 func TestHeartbeatLimit(t *testing.T) {
 	const acct = "111111111111"
-	aws, err := fanouttest.New(fanouttest.Config{Accounts: []string{acct}, Instances: 12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
+	aws := newFake(t, fanouttest.Config{Accounts: []string{acct}, Instances: 12})
 	var mu sync.Mutex
 	var got []Result[string]
 	sink := func(ctx context.Context, r Result[string]) error {

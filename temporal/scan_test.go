@@ -33,16 +33,12 @@ func TestScanAcrossWorkers(t *testing.T) {
 	// which the workers share, each at a third of it.
 	bucket := fanouttest.Bucket{Burst: rate, PerSecond: rate}
 	const stsRate = 30
-	aws, err := fanouttest.New(fanouttest.Config{
+	aws := newFake(t, fanouttest.Config{
 		Accounts:  accounts,
 		Instances: instances,
 		Latency:   fanouttest.Latency{Fixed: 10 * time.Millisecond, Jitter: 10 * time.Millisecond},
 		Throttle:  fanouttest.Buckets{NonMutating: bucket, Mutating: fanouttest.Bucket{Burst: stsRate, PerSecond: stsRate}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
 	rec := newRecorder(t, aws.URL)
 	cfg := aws.AWSConfig("us-east-1")
 	cfg.BaseEndpoint = &rec.srv.URL

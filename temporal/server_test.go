@@ -161,11 +161,7 @@ func keyRateSpans(t *testing.T, fairness bool) (map[string]time.Duration, map[st
 // on the control queue (its management account first) and scans them all.
 func TestScanDiscovers(t *testing.T) {
 	members := accountIDs(4)
-	aws, err := fanouttest.New(fanouttest.Config{Accounts: members, Instances: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
+	aws := newFake(t, fanouttest.Config{Accounts: members, Instances: 2})
 	ts := newTemporal(t)
 	log := newSinkLog()
 	startProc(t, ts, "w", aws.AWSConfig("us-east-1"), log, 20, 10)
@@ -209,11 +205,7 @@ func TestScanDiscovers(t *testing.T) {
 // sink's error; the sink is never handed its own error as the region's.
 func TestSinkRefusesLastAttempt(t *testing.T) {
 	const acct = "111111111111"
-	aws, err := fanouttest.New(fanouttest.Config{Accounts: []string{acct}, Instances: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
+	aws := newFake(t, fanouttest.Config{Accounts: []string{acct}, Instances: 1})
 	ts := newTemporal(t)
 	log := newSinkLog()
 	sink := func(ctx context.Context, r Result[string]) error {
