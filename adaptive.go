@@ -111,19 +111,23 @@ func (o *AdaptiveOptions) validate() error {
 // Until its first throttle a client sends what it is asked to (up to Max,
 // if set). The first throttle cuts the requests in flight by Decrease, per
 // round trip counted as at least ThrottleBackoff, or to what was delivered
-// when the throttle answered the client's first burst, and from then on
-// the limit is a rate: request
-// starts are spaced by one over it (below one request per round trip, by
-// more than the round trip: a quota of 5 per second against a
-// millisecond's round trip is a two-hundredth of a request per round
-// trip), with at most the rate times the round trip in flight.
+// over the starts of the client's first burst, if they were spread out
+// (requests sent at once say nothing of a rate), and from then on the
+// limit is a rate: request starts are spaced by one over it (below one
+// request per round trip, by more than the round trip: a quota of 5 per
+// second against a millisecond's round trip is a two-hundredth of a
+// request per round trip), with at most the rate times the round trip in
+// flight.
 //
 // A quota's token bucket lets through its rate and throttles the excess,
-// so each throttle of a paced request measures the quota: the rate times
-// the share of its requests since the last cut that were admitted, or
-// what was delivered since the last cut, if lower. The rate falls to four fifths of that and
-// climbs back by 5% a round trip, hunting just under the quota; a quarter
-// past it without a throttle, the quota may have grown, and it climbs by
+// so each throttle of a paced request measures the quota: the rate it was
+// paced at times the share of the requests started just before it that
+// were admitted; or less, one over the time since the last start before
+// it that was admitted (had a token come in since, it would have had it);
+// or less, what was delivered since the last cut, when most requests
+// since were throttled. The rate falls to four fifths of that and climbs
+// back by 5% a round trip, hunting just under the quota; a quarter past
+// it without a throttle, the quota may have grown, and it climbs by
 // Increase a round trip. Below the quota (before the first measure, after
 // a deeper cut), it doubles each round trip, as a TCP slow start does. It
 // climbs only while the client uses it: a limit the callers leave unused
@@ -156,9 +160,57 @@ type Adaptive struct {
 	epoch   time.Time // the last cut, or the first request
 	okSince int       // successes since epoch
 
-	// Of the requests started since the last cut that have ended, how
-	// many, and how many succeeded: the share a quota admits.
-	sentDone, sentOK int
+	paced *pacedLog // once paced
+}
+
+// pacedLog holds the last paced requests of a client, which a throttle
+// measures the quota over: when each started and at what rate, and of
+// those that ended, when each started and whether the quota admitted it.
+// A client gets one when it is first paced: most never are.
+type pacedLog struct {
+	starts ring[pacedStart]
+	ended  ring[pacedEnd]
+}
+
+// log returns the client's pacedLog, made on first use.
+func (a *Adaptive) log() *pacedLog {
+	if a.paced == nil {
+		a.paced = new(pacedLog)
+	}
+	return a.paced
+}
+
+type pacedStart struct {
+	at   time.Time
+	rate float64
+}
+
+type pacedEnd struct {
+	start    time.Time
+	admitted bool
+}
+
+// remembered is how many paced requests an Adaptive remembers.
+const remembered = 64
+
+// ring holds the last values put in it.
+type ring[T any] struct {
+	v [remembered]T
+	n int // values put so far
+}
+
+func (r *ring[T]) put(v T) {
+	r.v[r.n%remembered] = v
+	r.n++
+}
+
+// all calls f on the values held, newest first, until f returns false.
+func (r *ring[T]) all(f func(T) bool) {
+	for i := r.n - 1; i >= max(0, r.n-remembered); i-- {
+		if !f(r.v[i%remembered]) {
+			return
+		}
+	}
 }
 
 // minRate is the slowest an Adaptive paces a client: one request every ten
@@ -232,12 +284,12 @@ func (a *Adaptive) acquire(ctx context.Context) (start time.Time, held bool, err
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	paced, err := a.waitPace(ctx)
+	start, paced, err := a.waitPace(ctx)
 	if err != nil {
 		a.giveBack()
 		return time.Time{}, false, err
 	}
-	return a.now(), bucket || room || paced, nil
+	return start, bucket || room || paced, nil
 }
 
 // waitBucket takes a token from the client's own bucket, if it has one,
@@ -316,16 +368,16 @@ func (a *Adaptive) admit(ctx context.Context) (waited bool, err error) {
 	}
 }
 
-// waitPace waits for the request's start as pace spaces it; if ctx ends
-// first, the start it was given goes back to the next request. A start
-// spaced before a cut is spaced again after its wait: sent at the old
-// spacing, it would be throttled and, as a request sent after the cut,
-// cut the limit again for a rate the cut already corrected.
-func (a *Adaptive) waitPace(ctx context.Context) (waited bool, err error) {
+// waitPace waits for the request's start as pace spaces it, and returns
+// it; if ctx ends first, the start it was given goes back to the next
+// request. A start spaced before a cut is spaced again after its wait:
+// sent at the old spacing, it would be throttled and, as a request sent
+// after the cut, cut the limit again for a rate the cut already corrected.
+func (a *Adaptive) waitPace(ctx context.Context) (start time.Time, waited bool, err error) {
 	for {
 		d, start, next, cuts := a.pace()
 		if d <= 0 {
-			return waited, nil
+			return start, waited, nil
 		}
 		if err := sleep(ctx, d); err != nil {
 			a.mu.Lock()
@@ -333,37 +385,42 @@ func (a *Adaptive) waitPace(ctx context.Context) (waited bool, err error) {
 			if a.next.Equal(next) { // no start was spaced after this one
 				a.next = start
 			}
-			return false, err
+			return time.Time{}, false, err
 		}
 		waited = true
-		if !a.cutSince(cuts) {
-			return true, nil
+		if start, ok := a.startPaced(cuts); ok {
+			return start, true, nil
 		}
 	}
 }
 
-// cutSince reports whether the limit was cut since it had been cut cuts
-// times.
-func (a *Adaptive) cutSince(cuts int) bool {
+// startPaced starts a paced request now and returns when, unless the limit
+// was cut since it had been cut cuts times.
+func (a *Adaptive) startPaced(cuts int) (time.Time, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.cuts != cuts
+	if a.cuts != cuts {
+		return time.Time{}, false
+	}
+	now := a.now()
+	a.log().starts.put(pacedStart{now, a.rate})
+	return now, true
 }
 
 // pace spaces request starts by the gap, once the client has been
 // throttled, so that a limit between two whole numbers means a rate
 // between them (at 2.5, two and a half requests per round trip) and a
 // rate below one per round trip is kept. It returns how long to wait, the
-// start it gave, the earliest next start it set, and the count of cuts it
-// spaced them for.
+// start it gave (now, if it does not wait), the earliest next start it
+// set, and the count of cuts it spaced them for.
 func (a *Adaptive) pace() (wait time.Duration, start, next time.Time, cuts int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := a.now()
 	gap := a.gap()
 	if gap == 0 {
-		return 0, time.Time{}, time.Time{}, a.cuts
+		return 0, now, time.Time{}, a.cuts
 	}
-	now := a.now()
 	start = a.next
 	if start.Before(now) {
 		start = now
@@ -371,6 +428,9 @@ func (a *Adaptive) pace() (wait time.Duration, start, next time.Time, cuts int) 
 		a.delayed = start
 	}
 	a.next = start.Add(gap)
+	if start.Equal(now) {
+		a.log().starts.put(pacedStart{now, a.rate})
+	}
 	return start.Sub(now), start, a.next, a.cuts
 }
 
@@ -419,11 +479,8 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	now := a.now()
 	a.inflight--
 	a.requests++
-	if o != endCutShort && !start.Before(a.lastCut) {
-		a.sentDone++
-		if o == endAnswered {
-			a.sentOK++
-		}
+	if o != endCutShort && a.rate > 0 {
+		a.log().ended.put(pacedEnd{start, o == endAnswered})
 	}
 	switch o {
 	case endThrottled:
@@ -434,7 +491,7 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 		// Requests sent before the last cut were sent under the old limit:
 		// their throttles are already answered.
 		if !start.Before(a.lastCut) {
-			a.cut(now)
+			a.cut(start, now)
 		}
 	case endAnswered:
 		a.okSince++
@@ -505,38 +562,36 @@ const (
 	minRTT    = time.Microsecond
 )
 
-// cut lowers the limit on a throttle of a request started since the
-// last cut.
+// cut lowers the limit on a throttle of a request started at start, since
+// the last cut.
 //
 // The first cut follows requests sent at once, which say nothing of a
 // rate: the limit falls by Decrease from what was in flight (a limit
 // above what the callers used says nothing of the quota) per round trip,
 // the round trip counted as at least ThrottleBackoff, and to no more
-// than what was delivered since the first request, plus one request,
-// when that was within a few round trips of it (the first burst): a
-// client that ran for an hour below its quota delivered what it was asked
-// for, not what it could. The throttled requests come back over a
-// ThrottleBackoff, not a round trip; and at round trips of a millisecond,
-// half a request per round trip is hundreds a second, a descent of many
-// throttles to a quota of a few a second, each a retry that a caller
-// sending one request at a time spends of its attempts. From below, slow
-// start finds a higher quota in a few successes.
+// than what was delivered over the starts before the throttled one, plus
+// one request, when the throttle came within a few round trips of the
+// first request (the first burst): a client that ran for an hour below its
+// quota delivered what it was asked for, not what it could, and requests
+// that all started at once say nothing of a rate at all, however few were
+// admitted. The throttled requests come back over a ThrottleBackoff, not
+// a round trip; and at round trips of a millisecond, half a request per
+// round trip is hundreds a second, a descent of many throttles to a quota
+// of a few a second, each a retry that a caller sending one request at a
+// time spends of its attempts. From below, slow start finds a higher
+// quota in a few successes.
 //
-// Every later cut follows paced requests, and measures the quota: the
-// rate the client is at times the share of the requests started since
-// the last cut that were admitted (counting one more success than seen,
-// so that a lone throttle halves it), or what was delivered since the
-// last cut, plus one request, if lower; the limit falls to rateCut of
-// that. (The spacing of the successes' starts was a third measure, and a
-// bad one: one slow answer widened it a hundredfold.) Without pacing there is nothing to measure,
-// and each cut is by Decrease. The next start waits for the new gap.
-func (a *Adaptive) cut(now time.Time) {
+// Every later cut follows paced requests, and measures the quota (see
+// measure); the limit falls to rateCut of it. Without pacing there is
+// nothing to measure, and each cut is by Decrease. The next start waits
+// for the new gap.
+func (a *Adaptive) cut(start, now time.Time) {
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing
 		l := min(a.limit, float64(a.inflight+1)) * a.opts.Decrease
 		delivered := math.Inf(1) // per second
-		if elapsed := now.Sub(a.epoch); a.lastCut.IsZero() && elapsed > 0 && elapsed <= 4*a.rtt {
-			delivered = float64(a.okSince+1) / elapsed.Seconds()
+		if spread := start.Sub(a.epoch); a.lastCut.IsZero() && spread > 0 && now.Sub(a.epoch) <= 4*a.rtt {
+			delivered = float64(a.okSince+1) / spread.Seconds()
 		}
 		if a.opts.DisablePacing {
 			l = max(min(l, delivered*a.rtt.Seconds()), minRate*a.rtt.Seconds())
@@ -546,17 +601,104 @@ func (a *Adaptive) cut(now time.Time) {
 			a.setRate(min(l/max(a.rtt, a.opts.ThrottleBackoff).Seconds(), delivered))
 		}
 	default:
-		q := a.rate * float64(a.sentOK+1) / float64(a.sentDone+1)
-		if elapsed := now.Sub(a.lastCut); elapsed > 0 {
-			q = min(q, float64(a.okSince+1)/elapsed.Seconds())
-		}
-		a.quota = q
-		a.setRate(rateCut * q)
+		a.quota = a.measure(start, now)
+		a.setRate(rateCut * a.quota)
 	}
 	a.lastCut, a.epoch, a.okSince = now, now, 0
-	a.sentDone, a.sentOK = 0, 0
 	a.cuts++
 	a.next = now.Add(a.gap())
+}
+
+// measure is the quota as the throttle of a paced request started at ts
+// tells it: the least of three measures.
+//
+//   - The rate ts was paced at, times the share of the requests started
+//     over the measureGaps gaps before it, and since the last cut, that
+//     the quota admitted, counting one more admitted than seen, so that a
+//     lone throttle halves it. The share is of the client where it is now,
+//     above its quota, and not of the climb that led there: seconds spent
+//     below the quota, averaged in, would be taken for it.
+//   - One over the time since the last start before ts that was admitted,
+//     or whose answer is not in yet: had a token come in since then, ts
+//     would have had it. A client far above its quota learns so in one
+//     throttle.
+//   - What was delivered since the last cut, plus one request, when two
+//     round trips have passed since and no more than half of the requests
+//     started since that ended were admitted: a client whose calls are
+//     backing off sends too few requests for their share to say much.
+//     (Taken always, it measured a client below its quota, not the quota:
+//     a limit that climbed for seconds towards it, or one cut a round
+//     trip ago whose requests had not come back yet.)
+//
+// (The spacing of the successes' starts was a fourth measure, and a bad
+// one: one slow answer widened it a hundredfold.)
+func (a *Adaptive) measure(ts, now time.Time) float64 {
+	rate := a.rate
+	a.log().starts.all(func(p pacedStart) bool {
+		if p.at.After(ts) {
+			return true
+		}
+		rate = p.rate
+		return false
+	})
+	from := ts.Add(-time.Duration(measureGaps * float64(time.Second) / rate))
+	if from.Before(a.lastCut) {
+		from = a.lastCut
+	}
+	done, ok := a.admitted(from, ts)
+	q := min(rate*float64(ok+1)/float64(done+1), a.bound(ts))
+	if elapsed := now.Sub(a.lastCut); elapsed >= 2*a.rtt {
+		if done, ok := a.admitted(a.lastCut, now); done >= 2 && 2*ok <= done {
+			q = min(q, float64(a.okSince+1)/elapsed.Seconds())
+		}
+	}
+	return q
+}
+
+// measureGaps is how many gaps between starts, at the rate of the
+// throttled request, the share admitted is measured over.
+const measureGaps = 8
+
+// admitted counts the paced requests started after from and by to that
+// have ended, and of them, those the quota admitted.
+func (a *Adaptive) admitted(from, to time.Time) (ended, ok int) {
+	a.log().ended.all(func(e pacedEnd) bool {
+		if e.start.After(from) && !e.start.After(to) {
+			ended++
+			if e.admitted {
+				ok++
+			}
+		}
+		return true
+	})
+	return ended, ok
+}
+
+// bound is the most the quota can be, as the throttle of a paced request
+// started at ts tells it: one over the time since the last start before
+// it that was admitted, or whose answer is not in yet (or is not
+// remembered).
+func (a *Adaptive) bound(ts time.Time) float64 {
+	since := time.Duration(0)
+	a.log().starts.all(func(p pacedStart) bool {
+		if !p.at.Before(ts) {
+			return true
+		}
+		since = ts.Sub(p.at)
+		throttled := false
+		a.log().ended.all(func(e pacedEnd) bool {
+			if e.start.Equal(p.at) {
+				throttled = !e.admitted
+				return false
+			}
+			return true
+		})
+		return throttled
+	})
+	if since <= 0 {
+		return math.Inf(1)
+	}
+	return 1 / since.Seconds()
 }
 
 // perRTT is the limit in requests per round trip: the requests in flight

@@ -106,20 +106,26 @@ func TestAdaptiveArithmetic(t *testing.T) {
 }
 
 // TestAdaptiveFirstBurst: a client throttled within a few round trips of
-// its first request is cut to what it delivered per round trip, plus one,
-// rather than halved from its first burst; one that ran for long before
+// its first request is cut to what it delivered over the starts before
+// the throttled one, plus one, rather than halved from its first burst;
+// one that ran for long before, or whose requests all started at once,
 // is halved.
 func TestAdaptiveFirstBurst(t *testing.T) {
 	t.Parallel()
+	const rtt = 10 * time.Millisecond
 	for name, tc := range map[string]struct {
 		before  bool          // a request a minute before the burst
-		backoff time.Duration // ThrottleBackoff, against a round trip of 10ms
+		spread  time.Duration // between the burst's starts
+		backoff time.Duration // ThrottleBackoff
 		want    float64       // the limit after the burst's first throttle
 	}{
-		"a fresh client":           {false, time.Millisecond, 4},       // (3 successes + 1) per round trip
-		"a client that ran before": {true, time.Millisecond, 37 * 0.5}, // min(64, 36 in flight + 1) x Decrease
+		// (3 successes + 1) over the 39 spreads before the last start, per round trip.
+		"a fresh client": {false, 250 * time.Microsecond, time.Millisecond, 4 / (39 * 250e-6) * rtt.Seconds()},
+		// Requests sent at once say nothing of a rate: min(64, 36 in flight + 1) x Decrease.
+		"a fresh client's burst":   {false, 0, time.Millisecond, 37 * 0.5},
+		"a client that ran before": {true, 250 * time.Microsecond, time.Millisecond, 37 * 0.5},
 		// The round trip counted as ThrottleBackoff, 10 times the real one.
-		"a back-off above the round trip": {true, 100 * time.Millisecond, 37 * 0.5 / 10},
+		"a back-off above the round trip": {true, 0, 100 * time.Millisecond, 37 * 0.5 / 10},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -128,7 +134,7 @@ func TestAdaptiveFirstBurst(t *testing.T) {
 			ctx := context.Background()
 			if tc.before {
 				s, _ := a.Acquire(ctx)
-				clock.advance(10 * time.Millisecond)
+				clock.advance(rtt)
 				a.Release(s, false)
 				clock.advance(time.Minute)
 			}
@@ -136,16 +142,19 @@ func TestAdaptiveFirstBurst(t *testing.T) {
 			for range 40 {
 				s, _ := a.Acquire(ctx)
 				starts = append(starts, s)
+				clock.advance(tc.spread)
 			}
-			clock.advance(10 * time.Millisecond) // the round trip
+			// The first three answered a round trip after they started;
+			// then the last one is throttled.
 			for _, s := range starts[:3] {
+				clock.t = s.Add(rtt)
 				a.Release(s, false)
 			}
-			a.Release(starts[3], true)
+			a.Release(starts[39], true)
 			if l := a.Stats().Limit; math.Abs(l-tc.want) > 1e-9 {
 				t.Errorf("limit %v after the first throttle; want %v", l, tc.want)
 			}
-			for _, s := range starts[4:] {
+			for _, s := range starts[3:39] {
 				a.Release(s, true)
 			}
 		})
@@ -321,7 +330,6 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 	if next := fanout.AdaptiveNextStart(a); !next.Equal(clock.t.Add(20 * time.Millisecond)) {
 		t.Errorf("next start %v after the cut; want one gap, 20ms", next.Sub(clock.t))
 	}
-	cutAt := clock.t
 	// No quota measured: it doubles each round trip.
 	r := 50.0
 	for range 3 {
@@ -329,12 +337,17 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 		r = grown(r, 1)
 		want(r)
 	}
-	// A throttle of a paced request measures the quota: the rate times
-	// the share admitted since the cut (3 successes and the throttle,
-	// counting one more success: 4 of 5), or what was delivered since the
-	// cut, plus one, if less. The rate falls to four fifths of it.
+	// A throttle of a paced request measures the quota: the least of the
+	// rate it was paced at times the share admitted over the eight gaps
+	// before it (the request before it, and itself, counting one more
+	// success: 2 of 3), and one over the time since the last start that
+	// was admitted, 15ms here: had a token come in since, it would have
+	// been admitted too. (What was delivered since the cut is no measure:
+	// most requests since were admitted.) The rate falls to four fifths
+	// of it.
+	clock.advance(rtt / 2)
 	request(true)
-	quota := min(r*4/5, 4/clock.t.Sub(cutAt).Seconds())
+	quota := min(r*2/3, 1/(rtt+rtt/2).Seconds())
 	if q := fanout.AdaptiveQuota(a); math.Abs(q-quota) > 1e-9*quota {
 		t.Fatalf("quota measured %v; want %v", q, quota)
 	}

@@ -1,0 +1,159 @@
+package fanout_test
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/awsfanout/fanout"
+)
+
+// simBucket is a quota's token bucket, deciding as a request arrives.
+type simBucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func (b *simBucket) admit(t time.Time) bool {
+	if t.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+t.Sub(b.last).Seconds()*b.rate)
+		b.last = t
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return true
+	}
+	return false
+}
+
+// simRun is what simulate saw.
+type simRun struct {
+	wall                        time.Duration
+	requests, throttled, failed int
+}
+
+// simulate drives an Adaptive on a fake clock through items calls made by
+// limit workers against a bucket of rate and burst, each request taking
+// rtt plus up to a fifth more; a throttled call retries after
+// ThrottleBackoff x 2^(attempt-1), five attempts in all.
+func simulate(t *testing.T, rate float64, burst int, rtt time.Duration, items, limit int, seed uint64) simRun {
+	t.Helper()
+	t0 := time.Unix(1000, 0)
+	clock := &fakeClock{t: t0}
+	a := newAdaptive(t, clock, func(*fanout.AdaptiveOptions) {})
+	bucket := &simBucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: t0}
+	rng := rand.New(rand.NewPCG(seed, 2))
+	type req struct {
+		start, end time.Time
+		ok         bool
+		attempt    int
+	}
+	type wait struct {
+		at      time.Time
+		attempt int
+	}
+	var inflight []req
+	var ready []wait // workers ready to send, by time
+	for range min(limit, items) {
+		ready = append(ready, wait{at: t0, attempt: 1})
+	}
+	next := min(limit, items) // items handed out
+	var run simRun
+	ctx := context.Background()
+	for len(inflight) > 0 || len(ready) > 0 {
+		sort.Slice(ready, func(i, j int) bool { return ready[i].at.Before(ready[j].at) })
+		sort.Slice(inflight, func(i, j int) bool { return inflight[i].end.Before(inflight[j].end) })
+		st := a.Stats()
+		room := math.IsInf(st.Limit, 1) || st.InFlight < max(1, int(math.Ceil(st.Limit)))
+		canStart := time.Time{}
+		if len(ready) > 0 && room {
+			canStart = ready[0].at
+			if ns := fanout.AdaptiveNextStart(a); ns.After(canStart) {
+				canStart = ns
+			}
+		}
+		if !canStart.IsZero() && (len(inflight) == 0 || !inflight[0].end.Before(canStart)) {
+			if canStart.After(clock.t) {
+				clock.t = canStart
+			}
+			w := ready[0]
+			ready = ready[1:]
+			s, err := a.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := rtt + time.Duration(rng.Float64()*float64(rtt)/5)
+			inflight = append(inflight, req{start: s, end: clock.t.Add(max(d, time.Microsecond)), ok: bucket.admit(clock.t.Add(time.Duration(rng.Float64() * float64(300*time.Microsecond)))), attempt: w.attempt})
+			continue
+		}
+		r := inflight[0]
+		inflight = inflight[1:]
+		clock.t = r.end
+		a.Release(r.start, !r.ok)
+		run.requests++
+		switch {
+		case !r.ok && r.attempt < 5:
+			run.throttled++
+			backoff := fanout.DefaultAdaptiveThrottleBackoff << (r.attempt - 1) / 2
+			ready = append(ready, wait{at: clock.t.Add(backoff), attempt: r.attempt + 1})
+		default:
+			if !r.ok {
+				run.throttled++
+				run.failed++
+			}
+			if next < items {
+				next++
+				ready = append(ready, wait{at: clock.t, attempt: 1})
+			}
+		}
+	}
+	run.wall = clock.t.Sub(t0)
+	return run
+}
+
+// TestAdaptiveAgainstABucket drives the limit, on a fake clock, through
+// calls against a quota's token bucket: the time it takes over the time
+// the bucket alone needs, with no call failed. A bucket of one token
+// banks none of the tokens a limit below its quota leaves unused, and
+// the first burst's answers take a round trip to come in: the bounds are
+// what the law reaches, kept so that it does not slip back. (The law
+// before measured the quota over the whole climb after a cut, and with a
+// bucket of one token at 200ms took 2-8x the ideal.)
+func TestAdaptiveAgainstABucket(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rate  float64
+		burst int
+		rtt   time.Duration
+		span  float64 // seconds of the bucket's rate the calls take
+		most  float64 // wall over ideal
+	}{
+		{20, 1, time.Millisecond, 5, 1.5},
+		{100, 1, time.Millisecond, 5, 1.5},
+		{100, 1, 20 * time.Millisecond, 5, 1.5},
+		{20, 1, 200 * time.Millisecond, 5, 1.5},
+		{100, 1, 200 * time.Millisecond, 5, 1.5},
+		{50, 1, 200 * time.Millisecond, 1, 2},
+		{100, 1, 200 * time.Millisecond, 1, 2},
+		{20, 100, time.Millisecond, 5, 1.1},
+		{100, 100, 200 * time.Millisecond, 5, 1.1},
+		// Five tokens a second for the first burst's throttled calls:
+		// every attempt spent above the quota brings one closer to its
+		// last.
+		{5, 100, 20 * time.Millisecond, 1, 1.25},
+		{5, 100, 200 * time.Millisecond, 5, 1.1},
+	} {
+		n := tc.burst + int(tc.rate*tc.span)
+		ideal := tc.rtt.Seconds() + float64(n-tc.burst)/tc.rate
+		for seed := range uint64(4) {
+			r := simulate(t, tc.rate, tc.burst, tc.rtt, n, 64, seed)
+			if got := r.wall.Seconds() / ideal; r.failed > 0 || got > tc.most {
+				t.Errorf("%v a second, burst %d, round trip %v, %d calls (seed %d): %d failed, %.2fx the ideal %.2fs; want none failed, at most %.2fx",
+					tc.rate, tc.burst, tc.rtt, n, seed, r.failed, got, ideal, tc.most)
+			}
+		}
+	}
+}
