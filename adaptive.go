@@ -125,9 +125,9 @@ func (o *AdaptiveOptions) validate() error {
 // were admitted; or less, one over the time since the last start before
 // it that was admitted (had a token come in since, it would have had it);
 // or less, what was delivered since the last cut, when most requests
-// since were throttled. The rate falls to four fifths of that and climbs
-// back by 5% a round trip, hunting just under the quota; a quarter past
-// it without a throttle, the quota may have grown, and it climbs by
+// since were throttled. The rate falls to four fifths of that, climbs
+// back by 5% a round trip, and past the quota measured by 1%, hunting just
+// around it; a quarter past it without a throttle, the quota may have grown, and it climbs by
 // Increase a round trip. Below the quota (before the first measure, after
 // a deeper cut), it doubles each round trip, as a TCP slow start does. It
 // climbs only while the client uses it: a limit the callers leave unused
@@ -522,8 +522,10 @@ func (a *Adaptive) giveBack() {
 // trip of successes. With pacing, the rate grows by where it stands to
 // the quota last measured (see cut), by a factor a round trip (n
 // successes, n the requests per round trip, at least 1): from rateCut of
-// it to the quota over rateCut, by rateClimb, hunting just under it; past
-// that, by Increase, as the quota may have grown (or a bucket that
+// it to the quota, by rateClimb; from there to the quota over rateCut, by
+// rateProbe, hunting just around it (a bucket of one token banks nothing
+// of what a limit below it leaves unused, and every step past it is a
+// throttle); past that, by Increase, as the quota may have grown (or a bucket that
 // refilled while the client was below its rate lets it through for a
 // while: a doubling there would drain it and overshoot), but for a rate
 // below one request per round trip, whose successes are each far apart,
@@ -545,7 +547,9 @@ func (a *Adaptive) increase(now time.Time) {
 	switch q := a.quota; {
 	case q > 0 && a.rate >= q/rateCut && n >= 1:
 		g = a.opts.Increase
-	case q > 0 && a.rate >= rateCut*q && a.rate < q/rateCut:
+	case q > 0 && a.rate >= q && a.rate < q/rateCut:
+		g = rateProbe
+	case q > 0 && a.rate >= rateCut*q && a.rate < q:
 		g = rateClimb
 	}
 	a.setRate(a.rate * math.Pow(1+g, 1/max(1, n)))
@@ -553,12 +557,13 @@ func (a *Adaptive) increase(now time.Time) {
 
 // The law of a paced limit near its quota (see Adaptive): cut to rateCut
 // of the quota measured, climb by rateClimb a round trip, about five round
-// trips back to the quota. minRTT is the least round trip the limit
+// trips back to the quota, and past it by rateProbe. minRTT is the least round trip the limit
 // counts: a clock too coarse to see one must not make a rate of it
 // infinite.
 const (
 	rateCut   = 0.8
 	rateClimb = 0.05
+	rateProbe = 0.01
 	minRTT    = time.Microsecond
 )
 

@@ -353,11 +353,17 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 	}
 	r = 0.8 * quota
 	want(r)
-	// 5% a round trip from four fifths of the quota to a quarter past it;
-	// past that, below one request per round trip, doubling.
-	for r < quota/0.8 {
+	// 5% a round trip from four fifths of the quota to the quota, 1% from
+	// there to a quarter past it; past that, below one request per round
+	// trip, doubling.
+	for r < quota {
 		request(false)
 		r = grown(r, 0.05)
+		want(r)
+	}
+	for r < quota/0.8 {
+		request(false)
+		r = grown(r, 0.01)
 		want(r)
 	}
 	request(false)
