@@ -110,9 +110,9 @@ func (o *AdaptiveOptions) validate() error {
 //
 // Until its first throttle a client sends what it is asked to (up to Max,
 // if set). The first throttle cuts the requests in flight by Decrease, per
-// round trip counted as at least ThrottleBackoff, or to what was delivered
-// over the starts of the client's first burst, if they were spread out
-// (requests sent at once say nothing of a rate), and from then on the
+// round trip counted as at least ThrottleBackoff, or, if lower, to what
+// was delivered over the time the client's first burst took to start, if
+// it took any (requests sent at once say nothing of a rate), and from then on the
 // limit is a rate: request starts are spaced by one over it (below one
 // request per round trip, by more than the round trip: a quota of 5 per
 // second against a millisecond's round trip is a two-hundredth of a
@@ -123,13 +123,17 @@ func (o *AdaptiveOptions) validate() error {
 // so each throttle of a paced request measures the quota: the rate it was
 // paced at times the share of the requests started just before it that
 // were admitted; or less, one over the time since the last start before
-// it that was admitted (had a token come in since, it would have had it);
-// or less, what was delivered since the last cut, when most requests
-// since were throttled. The rate falls to four fifths of that, climbs
-// back by 5% a round trip, and past the quota measured by 1%, hunting just
-// around it; a quarter past it without a throttle, the quota may have grown, and it climbs by
-// Increase a round trip. Below the quota (before the first measure, after
-// a deeper cut), it doubles each round trip, as a TCP slow start does. It
+// it that was admitted or is not answered yet, if a start between them
+// was throttled too (had a token come in since, they would have had it);
+// or less, what was delivered since the last cut, when at most half the
+// requests since were admitted. The rate falls to four fifths of that,
+// climbs back by 5% a round trip, and past the quota measured by 1%,
+// hunting around it; a quarter past it without a throttle, the quota may
+// have grown, and it climbs by Increase a round trip. Below the quota
+// (before the first measure, after a deeper cut), it doubles each round
+// trip, as a TCP slow start does. Below one request per round trip a
+// round trip is a success, and near the quota it climbs at least 5% a
+// second. It
 // climbs only while the client uses it: a limit the callers leave unused
 // says nothing of the quota. Without pacing (DisablePacing) the limit is a
 // plain AIMD limit on requests in flight: cut by Decrease, raised by
@@ -164,50 +168,66 @@ type Adaptive struct {
 }
 
 // pacedLog holds the last paced requests of a client, which a throttle
-// measures the quota over: when each started and at what rate, and of
-// those that ended, when each started and whether the quota admitted it.
-// A client gets one when it is first paced: most never are.
+// measures the quota over: when each started, at what rate, and, once it
+// ended, whether the quota admitted it. A client gets one when it is first
+// paced (most never are); it holds no pointers for the collector to scan.
 type pacedLog struct {
-	starts ring[pacedStart]
-	ended  ring[pacedEnd]
+	base time.Time // what the starts are counted from
+	reqs [remembered]pacedReq
+	n    int // requests put so far
 }
+
+// remembered is how many paced requests a pacedLog holds.
+const remembered = 64
+
+type pacedReq struct {
+	at    time.Duration // the start, since base
+	rate  float32       // the rate it was paced at
+	ended bool
+	end   attemptEnd // how, once ended
+}
+
+func (r pacedReq) admitted() bool  { return r.ended && r.end == endAnswered }
+func (r pacedReq) throttled() bool { return r.ended && r.end == endThrottled }
 
 // log returns the client's pacedLog, made on first use.
 func (a *Adaptive) log() *pacedLog {
 	if a.paced == nil {
-		a.paced = new(pacedLog)
+		a.paced = &pacedLog{base: a.now()}
 	}
 	return a.paced
 }
 
-type pacedStart struct {
-	at   time.Time
-	rate float64
+func (l *pacedLog) since(t time.Time) time.Duration { return t.Sub(l.base) }
+
+func (l *pacedLog) put(start time.Time, rate float64) {
+	l.reqs[l.n%remembered] = pacedReq{at: l.since(start), rate: float32(rate)}
+	l.n++
 }
 
-type pacedEnd struct {
-	start    time.Time
-	admitted bool
+// end marks how the request that started at start ended, if it is held:
+// of those that started then, the oldest not ended yet.
+func (l *pacedLog) end(start time.Time, o attemptEnd) {
+	at, i := l.since(start), -1
+	l.all(func(j int, r pacedReq) bool {
+		if r.at < at {
+			return false
+		}
+		if r.at == at && !r.ended {
+			i = j
+		}
+		return true
+	})
+	if i >= 0 {
+		l.reqs[i].ended, l.reqs[i].end = true, o
+	}
 }
 
-// remembered is how many paced requests an Adaptive remembers.
-const remembered = 64
-
-// ring holds the last values put in it.
-type ring[T any] struct {
-	v [remembered]T
-	n int // values put so far
-}
-
-func (r *ring[T]) put(v T) {
-	r.v[r.n%remembered] = v
-	r.n++
-}
-
-// all calls f on the values held, newest first, until f returns false.
-func (r *ring[T]) all(f func(T) bool) {
-	for i := r.n - 1; i >= max(0, r.n-remembered); i-- {
-		if !f(r.v[i%remembered]) {
+// all calls f on the requests held, with their index, newest first, until
+// f returns false.
+func (l *pacedLog) all(f func(int, pacedReq) bool) {
+	for k := l.n - 1; k >= max(0, l.n-remembered); k-- {
+		if !f(k%remembered, l.reqs[k%remembered]) {
 			return
 		}
 	}
@@ -375,7 +395,7 @@ func (a *Adaptive) admit(ctx context.Context) (waited bool, err error) {
 // after the cut, cut the limit again for a rate the cut already corrected.
 func (a *Adaptive) waitPace(ctx context.Context) (start time.Time, waited bool, err error) {
 	for {
-		d, start, next, cuts := a.pace()
+		d, start, next, cuts := a.pace(true)
 		if d <= 0 {
 			return start, waited, nil
 		}
@@ -403,7 +423,7 @@ func (a *Adaptive) startPaced(cuts int) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	now := a.now()
-	a.log().starts.put(pacedStart{now, a.rate})
+	a.log().put(now, a.rate)
 	return now, true
 }
 
@@ -411,9 +431,10 @@ func (a *Adaptive) startPaced(cuts int) (time.Time, bool) {
 // throttled, so that a limit between two whole numbers means a rate
 // between them (at 2.5, two and a half requests per round trip) and a
 // rate below one per round trip is kept. It returns how long to wait, the
-// start it gave (now, if it does not wait), the earliest next start it
-// set, and the count of cuts it spaced them for.
-func (a *Adaptive) pace() (wait time.Duration, start, next time.Time, cuts int) {
+// start it gave (now, if it does not wait: a start it records, if told
+// to), the earliest next start it set, and the count of cuts it spaced
+// them for.
+func (a *Adaptive) pace(record bool) (wait time.Duration, start, next time.Time, cuts int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
@@ -428,8 +449,8 @@ func (a *Adaptive) pace() (wait time.Duration, start, next time.Time, cuts int) 
 		a.delayed = start
 	}
 	a.next = start.Add(gap)
-	if start.Equal(now) {
-		a.log().starts.put(pacedStart{now, a.rate})
+	if start.Equal(now) && record {
+		a.log().put(now, a.rate)
 	}
 	return start.Sub(now), start, a.next, a.cuts
 }
@@ -465,7 +486,7 @@ func (a *Adaptive) Release(start time.Time, throttled bool) {
 }
 
 // attemptEnd is how a request ended, as the limit counts it.
-type attemptEnd int
+type attemptEnd int8
 
 const (
 	endAnswered  attemptEnd = iota // an answer other than a throttle: a success to the limit
@@ -479,8 +500,8 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	now := a.now()
 	a.inflight--
 	a.requests++
-	if o != endCutShort && a.rate > 0 {
-		a.log().ended.put(pacedEnd{start, o == endAnswered})
+	if a.paced != nil {
+		a.paced.end(start, o)
 	}
 	switch o {
 	case endThrottled:
@@ -543,16 +564,17 @@ func (a *Adaptive) increase(now time.Time) {
 		return
 	}
 	n := a.perRTT() // successes a round trip
-	g := 1.0
+	f := 2.0        // the factor a round trip
 	switch q := a.quota; {
 	case q > 0 && a.rate >= q/rateCut && n >= 1:
-		g = a.opts.Increase
+		f = 1 + a.opts.Increase
 	case q > 0 && a.rate >= q && a.rate < q/rateCut:
-		g = rateProbe
+		f = 1 + rateProbe
 	case q > 0 && a.rate >= rateCut*q && a.rate < q:
-		g = rateClimb
+		f = 1 + rateClimb
 	}
-	a.setRate(a.rate * math.Pow(1+g, 1/max(1, n)))
+	// A factor a round trip, or at least hunting's a second.
+	a.setRate(a.rate * max(math.Pow(f, 1/max(1, n)), math.Pow(1+huntPerSecond, a.gap().Seconds())))
 }
 
 // The law of a paced limit near its quota (see Adaptive): cut to rateCut
@@ -564,7 +586,11 @@ const (
 	rateCut   = 0.8
 	rateClimb = 0.05
 	rateProbe = 0.01
-	minRTT    = time.Microsecond
+	// huntPerSecond is the least a paced limit climbs a second: below one
+	// request per round trip, a climb by the round trip is one by success,
+	// and at one success in ten seconds, 1% a success is 0.1% a second.
+	huntPerSecond = 0.05
+	minRTT        = time.Microsecond
 )
 
 // cut lowers the limit on a throttle of a request started at start, since
@@ -574,9 +600,10 @@ const (
 // rate: the limit falls by Decrease from what was in flight (a limit
 // above what the callers used says nothing of the quota) per round trip,
 // the round trip counted as at least ThrottleBackoff, and to no more
-// than what was delivered over the starts before the throttled one, plus
-// one request, when the throttle came within a few round trips of the
-// first request (the first burst): a client that ran for an hour below its
+// than what was delivered by the throttle, plus one request, over the time
+// from the first start to the throttled one's, when the throttle came
+// within a few round trips of the first request (the first burst): a
+// client that ran for an hour below its
 // quota delivered what it was asked for, not what it could, and requests
 // that all started at once say nothing of a rate at all, however few were
 // admitted. The throttled requests come back over a ThrottleBackoff, not
@@ -623,13 +650,11 @@ func (a *Adaptive) cut(start, now time.Time) {
 //     lone throttle halves it. The share is of the client where it is now,
 //     above its quota, and not of the climb that led there: seconds spent
 //     below the quota, averaged in, would be taken for it.
-//   - One over the time since the last start before ts that was admitted,
-//     or whose answer is not in yet: had a token come in since then, ts
-//     would have had it. A client far above its quota learns so in one
-//     throttle.
+//   - The bound the starts before it set (see pacedLog.bound). A client far
+//     above its quota learns so in one throttle.
 //   - What was delivered since the last cut, plus one request, when two
-//     round trips have passed since and no more than half of the requests
-//     started since that ended were admitted: a client whose calls are
+//     round trips have passed since, and of the requests started since,
+//     two or more were answered and at most half admitted: a client whose calls are
 //     backing off sends too few requests for their share to say much.
 //     (Taken always, it measured a client below its quota, not the quota:
 //     a limit that climbed for seconds towards it, or one cut a round
@@ -638,22 +663,21 @@ func (a *Adaptive) cut(start, now time.Time) {
 // (The spacing of the successes' starts was a fourth measure, and a bad
 // one: one slow answer widened it a hundredfold.)
 func (a *Adaptive) measure(ts, now time.Time) float64 {
+	l := a.log()
+	t := l.since(ts)
 	rate := a.rate
-	a.log().starts.all(func(p pacedStart) bool {
-		if p.at.After(ts) {
+	l.all(func(_ int, r pacedReq) bool {
+		if r.at > t {
 			return true
 		}
-		rate = p.rate
+		rate = float64(r.rate)
 		return false
 	})
-	from := ts.Add(-time.Duration(measureGaps * float64(time.Second) / rate))
-	if from.Before(a.lastCut) {
-		from = a.lastCut
-	}
-	done, ok := a.admitted(from, ts)
-	q := min(rate*float64(ok+1)/float64(done+1), a.bound(ts))
+	from := max(t-time.Duration(measureGaps*float64(time.Second)/rate), l.since(a.lastCut))
+	done, ok := l.answered(from, t)
+	q := min(rate*float64(ok+1)/float64(done+1), l.bound(t))
 	if elapsed := now.Sub(a.lastCut); elapsed >= 2*a.rtt {
-		if done, ok := a.admitted(a.lastCut, now); done >= 2 && 2*ok <= done {
+		if done, ok := l.answered(l.since(a.lastCut), l.since(now)); done >= 2 && 2*ok <= done {
 			q = min(q, float64(a.okSince+1)/elapsed.Seconds())
 		}
 	}
@@ -661,46 +685,49 @@ func (a *Adaptive) measure(ts, now time.Time) float64 {
 }
 
 // measureGaps is how many gaps between starts, at the rate of the
-// throttled request, the share admitted is measured over.
+// throttled request, the quota is measured over.
 const measureGaps = 8
 
-// admitted counts the paced requests started after from and by to that
-// have ended, and of them, those the quota admitted.
-func (a *Adaptive) admitted(from, to time.Time) (ended, ok int) {
-	a.log().ended.all(func(e pacedEnd) bool {
-		if e.start.After(from) && !e.start.After(to) {
-			ended++
-			if e.admitted {
+// answered counts the requests started after from and by to that were
+// answered, and of them, those the quota admitted.
+func (l *pacedLog) answered(from, to time.Duration) (done, ok int) {
+	l.all(func(_ int, r pacedReq) bool {
+		if r.at <= from {
+			return false
+		}
+		if r.at <= to && (r.admitted() || r.throttled()) {
+			done++
+			if r.admitted() {
 				ok++
 			}
 		}
 		return true
 	})
-	return ended, ok
+	return done, ok
 }
 
-// bound is the most the quota can be, as the throttle of a paced request
-// started at ts tells it: one over the time since the last start before
-// it that was admitted, or whose answer is not in yet (or is not
-// remembered).
-func (a *Adaptive) bound(ts time.Time) float64 {
-	since := time.Duration(0)
-	a.log().starts.all(func(p pacedStart) bool {
-		if !p.at.Before(ts) {
+// bound is the most the quota can be, as the throttle of the request
+// started at t tells it: one over the time since the last start before it
+// that was admitted, or not answered yet, if a start between them was
+// throttled too (had a token come in since, they would have had it). With
+// no throttle between, nothing: a client that sends little says little of
+// its quota, and one shared with others throttles it for their requests
+// too. When every start remembered was throttled, one over the time since
+// the oldest.
+func (l *pacedLog) bound(t time.Duration) float64 {
+	between, since := 0, time.Duration(0)
+	l.all(func(_ int, r pacedReq) bool {
+		if r.at >= t {
 			return true
 		}
-		since = ts.Sub(p.at)
-		throttled := false
-		a.log().ended.all(func(e pacedEnd) bool {
-			if e.start.Equal(p.at) {
-				throttled = !e.admitted
-				return false
-			}
+		since = t - r.at
+		if r.throttled() {
+			between++
 			return true
-		})
-		return throttled
+		}
+		return false
 	})
-	if since <= 0 {
+	if between == 0 || since <= 0 {
 		return math.Inf(1)
 	}
 	return 1 / since.Seconds()

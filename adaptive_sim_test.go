@@ -11,13 +11,26 @@ import (
 	"github.com/awsfanout/fanout"
 )
 
-// simBucket is a quota's token bucket, deciding as a request arrives.
+// simBucket is a quota's token bucket, deciding as a request arrives;
+// from until on, if set, its rate is then.
 type simBucket struct {
 	rate, burst, tokens float64
 	last                time.Time
+	until               time.Time
+	then                float64
 }
 
+func newSimBucket(rate float64, burst int) *simBucket {
+	return &simBucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: simStart}
+}
+
+// simStart is when a simulation starts.
+var simStart = time.Unix(1000, 0)
+
 func (b *simBucket) admit(t time.Time) bool {
+	if !b.until.IsZero() && t.After(b.until) {
+		b.rate, b.until = b.then, time.Time{}
+	}
 	if t.After(b.last) {
 		b.tokens = min(b.burst, b.tokens+t.Sub(b.last).Seconds()*b.rate)
 		b.last = t
@@ -33,18 +46,18 @@ func (b *simBucket) admit(t time.Time) bool {
 type simRun struct {
 	wall                        time.Duration
 	requests, throttled, failed int
+	admitted                    []time.Duration // when, since the start
 }
 
 // simulate drives an Adaptive on a fake clock through items calls made by
-// limit workers against a bucket of rate and burst, each request taking
+// limit workers against bucket, each request taking
 // rtt plus up to a fifth more; a throttled call retries after
 // ThrottleBackoff x 2^(attempt-1), five attempts in all.
-func simulate(t *testing.T, rate float64, burst int, rtt time.Duration, items, limit int, seed uint64) simRun {
+func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit int, seed uint64) simRun {
 	t.Helper()
-	t0 := time.Unix(1000, 0)
+	t0 := simStart
 	clock := &fakeClock{t: t0}
 	a := newAdaptive(t, clock, func(*fanout.AdaptiveOptions) {})
-	bucket := &simBucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: t0}
 	rng := rand.New(rand.NewPCG(seed, 2))
 	type req struct {
 		start, end time.Time
@@ -86,7 +99,12 @@ func simulate(t *testing.T, rate float64, burst int, rtt time.Duration, items, l
 				t.Fatal(err)
 			}
 			d := rtt + time.Duration(rng.Float64()*float64(rtt)/5)
-			inflight = append(inflight, req{start: s, end: clock.t.Add(max(d, time.Microsecond)), ok: bucket.admit(clock.t.Add(time.Duration(rng.Float64() * float64(300*time.Microsecond)))), attempt: w.attempt})
+			arrival := clock.t.Add(time.Duration(rng.Float64() * float64(300*time.Microsecond)))
+			ok := bucket.admit(arrival)
+			if ok {
+				run.admitted = append(run.admitted, arrival.Sub(t0))
+			}
+			inflight = append(inflight, req{start: s, end: clock.t.Add(max(d, time.Microsecond)), ok: ok, attempt: w.attempt})
 			continue
 		}
 		r := inflight[0]
@@ -151,11 +169,38 @@ func TestAdaptiveAgainstABucket(t *testing.T) {
 		n := tc.burst + int(tc.rate*tc.span)
 		ideal := tc.rtt.Seconds() + float64(n-tc.burst)/tc.rate
 		for seed := range uint64(4) {
-			r := simulate(t, tc.rate, tc.burst, tc.rtt, n, 64, seed)
+			r := simulate(t, newSimBucket(tc.rate, tc.burst), tc.rtt, n, 64, seed)
 			if got := r.wall.Seconds() / ideal; r.failed > 0 || got > tc.most {
 				t.Errorf("%v a second, burst %d, round trip %v, %d calls (seed %d): %d failed, %.2fx the ideal %.2fs; want none failed, at most %.2fx",
 					tc.rate, tc.burst, tc.rtt, n, seed, r.failed, got, ideal, tc.most)
 			}
+		}
+	}
+}
+
+// TestAdaptiveAfterAStorm: a client whose quota was a fifth of a request a
+// second for a minute (another tenant's storm, say) finds the quota of 100
+// a second that follows in seconds. Below one request per round trip, a
+// climb by the round trip is one by success, and successes are seconds
+// apart: climbing 1-5% a success, however far apart, the law before took
+// 100-130s to get back to 50 a second; it now climbs at least 5% a second.
+func TestAdaptiveAfterAStorm(t *testing.T) {
+	t.Parallel()
+	const storm = time.Minute
+	for seed := range uint64(4) {
+		b := newSimBucket(0.2, 1)
+		b.until, b.then = simStart.Add(storm), 100
+		r := simulate(t, b, 20*time.Millisecond, 1000, 64, seed)
+		// The first second after the storm with 50 calls admitted.
+		back := time.Duration(-1)
+		for i, at := range r.admitted {
+			if at > storm && i+49 < len(r.admitted) && r.admitted[i+49]-at <= time.Second {
+				back = at - storm
+				break
+			}
+		}
+		if back < 0 || back > 20*time.Second {
+			t.Errorf("seed %d: 50 calls a second %v after the storm ended; want within 20s", seed, back)
 		}
 	}
 }

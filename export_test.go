@@ -14,7 +14,7 @@ func SetAdaptiveClock(a *Adaptive, now func() time.Time) { a.now = now }
 // AdaptivePace is a's pacing decision for a request starting now: how
 // long it waits.
 func AdaptivePace(a *Adaptive) time.Duration {
-	d, _, _, _ := a.pace()
+	d, _, _, _ := a.pace(false)
 	return d
 }
 
