@@ -40,6 +40,29 @@ func newAdaptive(t *testing.T, clock *fakeClock, optFn func(*fanout.AdaptiveOpti
 	return a
 }
 
+// pacedRequests returns, for a on clock, a request that starts when
+// pacing lets it, and one that then takes rtt and ends, throttled or not.
+func pacedRequests(t *testing.T, a *fanout.Adaptive, clock *fakeClock, rtt time.Duration) (start func() time.Time, request func(throttled bool)) {
+	start = func() time.Time {
+		t.Helper()
+		if next := fanout.AdaptiveNextStart(a); next.After(clock.t) {
+			clock.t = next
+		}
+		s, err := a.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	request = func(throttled bool) {
+		t.Helper()
+		s := start()
+		clock.advance(rtt)
+		a.Release(s, throttled)
+	}
+	return start, request
+}
+
 func TestAdaptiveArithmetic(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{t: time.Unix(1000, 0)}
@@ -299,20 +322,7 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 	const rtt = 10 * time.Millisecond
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max, o.ThrottleBackoff = 8, rtt })
-	ctx := context.Background()
-	// request starts when pacing lets it and takes one round trip.
-	request := func(throttled bool) {
-		t.Helper()
-		if next := fanout.AdaptiveNextStart(a); next.After(clock.t) {
-			clock.t = next
-		}
-		s, err := a.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clock.advance(rtt)
-		a.Release(s, throttled)
-	}
+	_, request := pacedRequests(t, a, clock, rtt)
 	rate := func() float64 { return a.Stats().Limit / rtt.Seconds() }
 	want := func(perSecond float64) {
 		t.Helper()
@@ -720,23 +730,7 @@ func TestAdaptiveMeasureOnLittle(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max, o.ThrottleBackoff = 8, rtt })
 	ctx := context.Background()
-	start := func() time.Time {
-		t.Helper()
-		if next := fanout.AdaptiveNextStart(a); next.After(clock.t) {
-			clock.t = next
-		}
-		s, err := a.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	request := func(throttled bool) {
-		t.Helper()
-		s := start()
-		clock.advance(rtt)
-		a.Release(s, throttled)
-	}
+	_, request := pacedRequests(t, a, clock, rtt)
 	rate := func() float64 { return a.Stats().Limit / rtt.Seconds() }
 
 	request(false)
