@@ -170,7 +170,8 @@ type Adaptive struct {
 // pacedLog holds the last paced requests of a client, which a throttle
 // measures the quota over: when each started, at what rate, and, once it
 // ended, whether the quota admitted it. A client gets one when it is first
-// paced (most never are); it holds no pointers for the collector to scan.
+// paced (most never are); its entries are plain numbers, nothing for the
+// collector to scan.
 type pacedLog struct {
 	base time.Time // what the starts are counted from
 	reqs [remembered]pacedReq
