@@ -140,8 +140,8 @@ func (o *AdaptiveOptions) validate() error {
 // the client has just crossed its quota, and the rate falls to 5% under
 // the rate that request was paced at, no further. And every throttle of a
 // paced request sets an edge, the rate it came at: climbs stop 5% under
-// it, and from there creep up to it by 0.1% a success, until a throttle
-// sets another or none has come for 5 seconds. A bucket of one token banks
+// it, and from there creep up to it by 0.1% a success, until the rate
+// reaches it, a throttle sets another, or none has come for 5 seconds. A bucket of one token banks
 // nothing of what a rate under it leaves unused, and one just over it
 // throttles every other request: the edge keeps a client just under it.
 //
