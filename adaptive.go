@@ -133,22 +133,11 @@ func (o *AdaptiveOptions) validate() error {
 // (before the first measure, after a deeper cut), it doubles each round
 // trip, as a TCP slow start does. Below one request per round trip a
 // round trip is a success, and near the quota it climbs at least 5% a
-// second.
-//
-// A throttle that comes alone (the only one of the last 16 answered
-// requests, or the first since the last cut after 8 were admitted) says
-// the client has just crossed its quota, and the rate falls to 5% under
-// the rate that request was paced at, no further. And every throttle of a
-// paced request sets an edge, the rate it came at: climbs stop 5% under
-// it, and from there creep up to it by 0.1% a success, until the rate
-// reaches it, a throttle sets another, or none has come for 5 seconds. A bucket of one token banks
-// nothing of what a rate under it leaves unused, and one just over it
-// throttles every other request: the edge keeps a client just under it.
-//
-// The limit climbs only while the client uses it: a limit the callers
-// leave unused says nothing of the quota. Without pacing (DisablePacing)
-// the limit is a plain AIMD limit on requests in flight: cut by Decrease,
-// raised by Increase over each round of successes.
+// second. It
+// climbs only while the client uses it: a limit the callers leave unused
+// says nothing of the quota. Without pacing (DisablePacing) the limit is a
+// plain AIMD limit on requests in flight: cut by Decrease, raised by
+// Increase over each round of successes.
 //
 // ClientPool gives each of its clients one, through the client's retryer,
 // so it limits HTTP attempts, not items: a call that backs off before a
@@ -162,7 +151,6 @@ type Adaptive struct {
 	limit     float64 // requests in flight, at least 1, while rate is 0
 	rate      float64 // once paced (after the first cut, with pacing), requests per second; else 0
 	quota     float64 // requests per second, as the last cut of paced requests measured it; 0 before
-	edge      float64 // requests per second: the rate the last throttled request was paced at, which climbs stop under (see cut); 0 for none
 	inflight  int
 	waiters   []chan struct{}
 	requests  int64
@@ -565,9 +553,7 @@ func (a *Adaptive) giveBack() {
 // below one request per round trip, whose successes are each far apart,
 // which doubles, as it does below the quota or before any is measured,
 // as a TCP slow start does: after a storm of throttles, a client at one
-// request in ten seconds is back in ten successes. Under the edge (see
-// cut), the rate climbs to edgeMargin under it, then creeps; past the
-// edge, or edgeLife after the last cut, the edge is gone.
+// request in ten seconds is back in ten successes.
 func (a *Adaptive) increase(now time.Time) {
 	if a.opts.DisablePacing || a.rate == 0 {
 		if a.opts.DisablePacing || !math.IsInf(a.limit, 1) {
@@ -577,17 +563,6 @@ func (a *Adaptive) increase(now time.Time) {
 	}
 	if now.Sub(a.delayed) > 2*a.gap() && float64(a.inflight+1) < a.perRTT() {
 		return
-	}
-	if a.edge > 0 && (a.rate >= a.edge || now.Sub(a.lastCut) > edgeLife) {
-		a.edge = 0 // past it without a throttle, or long since: the quota may have grown
-	}
-	below := math.Inf(1) // the most the rate climbs to
-	if a.edge > 0 {
-		below = (1 - edgeMargin) * a.edge
-		if a.rate >= below { // just under the edge: creep
-			a.setRate(min(a.edge, a.rate*max(1+edgeCreep, math.Pow(1+edgeCreepPerSecond, a.gap().Seconds()))))
-			return
-		}
 	}
 	n := a.perRTT() // successes a round trip
 	f := 2.0        // the factor a round trip
@@ -600,7 +575,7 @@ func (a *Adaptive) increase(now time.Time) {
 		f = 1 + rateClimb
 	}
 	// A factor a round trip, or at least hunting's a second.
-	a.setRate(min(below, a.rate*max(math.Pow(f, 1/max(1, n)), math.Pow(1+huntPerSecond, a.gap().Seconds()))))
+	a.setRate(a.rate * max(math.Pow(f, 1/max(1, n)), math.Pow(1+huntPerSecond, a.gap().Seconds())))
 }
 
 // The law of a paced limit near its quota (see Adaptive): cut to rateCut
@@ -617,17 +592,6 @@ const (
 	// and at one success in ten seconds, 1% a success is 0.1% a second.
 	huntPerSecond = 0.05
 	minRTT        = time.Microsecond
-)
-
-// The edge (see cut): a lone throttle cuts the rate to edgeMargin under the
-// rate it came at, and climbs stop there, to creep up to the edge by
-// edgeCreep a success (at least edgeCreepPerSecond), until a throttle
-// sets a new edge, or none came for edgeLife.
-const (
-	edgeMargin         = 0.05
-	edgeCreep          = 0.001
-	edgeCreepPerSecond = huntPerSecond / 4
-	edgeLife           = 5 * time.Second
 )
 
 // cut lowers the limit on a throttle of a request started at start, since
@@ -650,13 +614,10 @@ const (
 // time spends of its attempts. From below, slow start finds a higher
 // quota in a few successes.
 //
-// Every later cut follows paced requests, and sets the edge, the rate the
-// throttled request was paced at, which climbs stop under (see increase).
-// A lone throttle (see pacedLog.lone) cuts the rate to edgeMargin under
-// the edge, or under the rate now if lower, and that is the quota; any
-// other measures the quota (see measure), and the limit falls to rateCut
-// of it. Without pacing there is nothing to measure, and each cut is by
-// Decrease. The next start waits for the new gap.
+// Every later cut follows paced requests, and measures the quota (see
+// measure); the limit falls to rateCut of it. Without pacing there is
+// nothing to measure, and each cut is by Decrease. The next start waits
+// for the new gap.
 func (a *Adaptive) cut(start, now time.Time) {
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing
@@ -673,16 +634,8 @@ func (a *Adaptive) cut(start, now time.Time) {
 			a.setRate(min(l/max(a.rtt, a.opts.ThrottleBackoff).Seconds(), delivered))
 		}
 	default:
-		l := a.log()
-		t := l.since(start)
-		a.edge = l.rateAt(t, a.rate)
-		if l.lone(t, l.since(a.lastCut)) {
-			a.quota = (1 - edgeMargin) * min(a.rate, a.edge)
-			a.setRate(a.quota)
-		} else {
-			a.quota = a.measure(start, now)
-			a.setRate(rateCut * a.quota)
-		}
+		a.quota = a.measure(start, now)
+		a.setRate(rateCut * a.quota)
 	}
 	a.lastCut, a.epoch, a.okSince = now, now, 0
 	a.cuts++
@@ -713,7 +666,14 @@ func (a *Adaptive) cut(start, now time.Time) {
 func (a *Adaptive) measure(ts, now time.Time) float64 {
 	l := a.log()
 	t := l.since(ts)
-	rate := l.rateAt(t, a.rate)
+	rate := a.rate
+	l.all(func(_ int, r pacedReq) bool {
+		if r.at > t {
+			return true
+		}
+		rate = float64(r.rate)
+		return false
+	})
 	from := max(t-time.Duration(measureGaps*float64(time.Second)/rate), l.since(a.lastCut))
 	done, ok := l.answered(from, t)
 	q := min(rate*float64(ok+1)/float64(done+1), l.bound(t))
@@ -728,55 +688,6 @@ func (a *Adaptive) measure(ts, now time.Time) float64 {
 // measureGaps is how many gaps between starts, at the rate of the
 // throttled request, the quota is measured over.
 const measureGaps = 8
-
-// rateAt is the rate the request started at t was paced at, or, if it is
-// no longer held, otherwise.
-func (l *pacedLog) rateAt(t time.Duration, otherwise float64) float64 {
-	rate := otherwise
-	l.all(func(_ int, r pacedReq) bool {
-		if r.at > t {
-			return true
-		}
-		rate = float64(r.rate)
-		return false
-	})
-	return rate
-}
-
-// lone reports whether the throttle of the request started at t came
-// alone: the only one among the loneAmong answered requests that started
-// up to it, or the only one since the last cut, at cut, after loneAfter
-// admitted. A bucket throttles a client just past its rate so; one far
-// past it sees its throttles come together.
-func (l *pacedLog) lone(t, cut time.Duration) bool {
-	done, thrown, okSince, thrownSince := 0, 0, 0, 0
-	l.all(func(_ int, r pacedReq) bool {
-		if r.at > t || !(r.admitted() || r.throttled()) {
-			return true
-		}
-		if done < loneAmong {
-			done++
-			if r.throttled() {
-				thrown++
-			}
-		}
-		if r.at > cut {
-			if r.throttled() {
-				thrownSince++
-			} else {
-				okSince++
-			}
-		}
-		return done < loneAmong || r.at > cut
-	})
-	return done == loneAmong && thrown == 1 || thrownSince == 1 && okSince >= loneAfter
-}
-
-// What makes a throttle lone (see pacedLog.lone).
-const (
-	loneAmong = 16
-	loneAfter = 8
-)
 
 // answered counts the requests started after from and by to that were
 // answered, and of them, those the quota admitted.
