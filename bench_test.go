@@ -88,6 +88,21 @@ func BenchmarkRun(b *testing.B) {
 		}
 		perItem(b)
 	})
+	// conc returning what Run returns for each item, as a caller would
+	// write it: the key, the value, the error and the time the item took.
+	// What a result that says what happened costs, apart from the engine.
+	b.Run("conc-results", func(b *testing.B) {
+		m := iter.Mapper[string, fanout.Result[int]]{MaxGoroutines: benchLimit}
+		b.ReportAllocs()
+		for b.Loop() {
+			m.Map(keys, func(k *string) fanout.Result[int] {
+				start := time.Now()
+				v, err := noop(context.Background(), *k)
+				return fanout.Result[int]{Key: *k, Value: v, Err: err, Elapsed: time.Since(start)}
+			})
+		}
+		perItem(b)
+	})
 	b.Run("errgroup", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
