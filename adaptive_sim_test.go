@@ -51,8 +51,10 @@ type simRun struct {
 
 // simulate drives an Adaptive on a fake clock through items calls made by
 // limit workers against bucket, each request taking
-// rtt plus up to a fifth more; a throttled call retries after
-// ThrottleBackoff x 2^(attempt-1), five attempts in all.
+// rtt plus up to a fifth more; a throttled call retries after half of
+// ThrottleBackoff x 2^(attempt-1) (about the mean of the pool's jittered
+// back-off), DefaultMaxAttempts attempts in all, as the pool's retryer
+// makes them.
 func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit int, seed uint64) simRun {
 	t.Helper()
 	t0 := simStart
@@ -113,7 +115,7 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 		a.Release(r.start, !r.ok)
 		run.requests++
 		switch {
-		case !r.ok && r.attempt < 5:
+		case !r.ok && r.attempt < fanout.DefaultMaxAttempts:
 			run.throttled++
 			backoff := fanout.DefaultAdaptiveThrottleBackoff << (r.attempt - 1) / 2
 			ready = append(ready, wait{at: clock.t.Add(backoff), attempt: r.attempt + 1})
