@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/time/rate"
 )
@@ -165,6 +166,8 @@ type Adaptive struct {
 	okSince int       // successes since epoch
 
 	paced *pacedLog // once paced
+
+	lastAnswered time.Time // when the last answered request ended
 }
 
 // pacedLog holds the last paced requests of a client, which a throttle
@@ -501,6 +504,9 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	now := a.now()
 	a.inflight--
 	a.requests++
+	if o == endAnswered {
+		a.lastAnswered = now
+	}
 	if a.paced != nil {
 		a.paced.end(start, o)
 	}
@@ -526,6 +532,24 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	}
 	a.wake()
 }
+
+// served says whether the client's quota is serving it: it answered one
+// of the client's requests within the last servedFor, or the last
+// servedGaps gaps of its pacing if longer. A throttle then lost a race for
+// the quota's tokens, with the client's other requests or while the limit
+// learned the quota, and is worth another attempt; a quota that answers
+// nothing is not waited out.
+func (a *Adaptive) served() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.lastAnswered.IsZero() && a.now().Sub(a.lastAnswered) <= max(servedFor, servedGaps*a.gap())
+}
+
+// How recently a quota must have answered for served.
+const (
+	servedFor  = 5 * time.Second
+	servedGaps = 2
+)
 
 // giveBack returns the place of a request that was never sent.
 func (a *Adaptive) giveBack() {
@@ -797,6 +821,25 @@ func (a *Adaptive) remove(ready chan struct{}) {
 // AdaptiveRetryer wraps r so that every attempt it lets the SDK make goes
 // through a: the way to make a client of your own adaptive. A ClientPool
 // does this for its clients unless PoolOptions.DisableAdaptive is set.
+//
+// A pool's clients do one thing more. A call's attempts end at r's
+// MaxAttempts, as the SDK's do, unless the last was throttled while the
+// client's quota served the client: it answered one of the client's
+// requests within the last 5 seconds, or two gaps of its pacing if longer.
+// The attempt then lost a race for the quota's tokens, most often to the
+// limit still learning the quota, and the call goes on, to at most twice
+// r's MaxAttempts; any other error ends it from r's MaxAttempts on, and a
+// quota that answers nothing ends it there. (Without it, on a slow quota
+// with a burst of tokens, the throttles of the limit's climb past the
+// quota landed on calls the first burst's throttles had cost three
+// attempts, and failed them.) A client's MaxAttempts of its own
+// (RetryMaxAttempts in its options, which the SDK sets from the config's
+// max_attempts) bounds every call, throttled or not; a call's
+// RetryMaxAttempts above r's raises only its throttles' attempts. The
+// retryer a wrapper of yours goes around keeps the rule, a RetryDelay of
+// the wrapper's included: a retry it lets past a call's last attempt
+// fails as it starts, with the error that attempt ended on.
+// AdaptiveRetryer alone keeps r's MaxAttempts for every error.
 func AdaptiveRetryer(r aws.Retryer, a *Adaptive) aws.RetryerV2 {
 	return &adaptiveRetryer{RetryerV2: asV2(r), a: a}
 }
@@ -805,6 +848,10 @@ type adaptiveRetryer struct {
 	aws.RetryerV2
 	a   *Adaptive
 	tel *clientTel // nil: no telemetry
+	// extend: a throttle while the client's quota serves it does not end a
+	// call at the wrapped retryer's MaxAttempts (see AdaptiveRetryer). A
+	// pool's clients, whose calls are guarded, have it.
+	extend bool
 }
 
 // GetAttemptToken takes a place in the Adaptive for one attempt. The
@@ -813,6 +860,10 @@ type adaptiveRetryer struct {
 // and, in a client whose calls are guarded (guardCalls), when anything
 // under the retry middleware panics. Each panic goes on up to the caller.
 func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	g, _ := ctx.Value(callGuardKey{}).(*callGuard)
+	if err := g.spent(); err != nil {
+		return nil, err
+	}
 	asked := r.a.now()
 	start, held, err := r.a.acquire(ctx)
 	if err != nil {
@@ -823,9 +874,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 		waited = start.Sub(asked)
 	}
 	s := &slot{a: r.a, start: start}
-	if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
-		g.hold(s)
-	}
+	g.hold(s)
 	sent := false
 	defer func() {
 		if !sent {
@@ -847,8 +896,18 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 
 // GetRetryToken notes, for the item's last attempt error, that the SDK
 // retries it: the call goes on, and should it end on its context, that
-// error is why it was still running.
+// error is why it was still running. In a guarded call whose attempt was
+// its last (see last), it notes instead that the call ended, for a
+// retryer wrapped around this one whose own RetryDelay lets the SDK try
+// again: the next attempt then fails as it starts, with the error
+// RetryDelay would have returned.
 func (r *adaptiveRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
+	if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
+		if n := g.attempts(); r.last(n, opErr) {
+			g.end(&retry.MaxAttemptsError{Attempt: n, Err: opErr})
+			return func(error) error { return nil }, nil
+		}
+	}
 	release, err := r.RetryerV2.GetRetryToken(ctx, opErr)
 	if err == nil {
 		if st, ok := ctx.Value(statsKey{}).(*itemStats); ok {
@@ -905,16 +964,43 @@ type callGuardKey struct{}
 
 // callGuard holds the places a call's attempts took, to give back those
 // still held when the call ends: only a panic under the retry middleware,
-// which skips the retryer's release, leaves one.
+// which skips the retryer's release, leaves one. It counts the call's
+// attempts, and holds the error that ended the call once its attempts are
+// spent. A nil callGuard, for a call that is not guarded, holds nothing.
 type callGuard struct {
 	mu    sync.Mutex
 	slots []*slot
+	ended error
 }
 
 func (g *callGuard) hold(s *slot) {
+	if g == nil {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.slots = append(g.slots, s)
+}
+
+func (g *callGuard) attempts() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.slots)
+}
+
+func (g *callGuard) end(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ended = err
+}
+
+func (g *callGuard) spent() error {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ended
 }
 
 func (g *callGuard) giveBack() {
@@ -939,17 +1025,42 @@ func guardCalls(stack *middleware.Stack) error {
 		}), middleware.Before)
 }
 
-// RetryDelay shortens the wait before retrying a throttled attempt to at
-// most ThrottleBackoff x 2^(attempt-1), jittered: the adaptive limit
+// MaxAttempts is the wrapped retryer's, or, extended, twice it: the
+// attempts past its own are for throttles while the client's quota serves
+// it (see AdaptiveRetryer).
+func (r *adaptiveRetryer) MaxAttempts() int {
+	m := r.RetryerV2.MaxAttempts()
+	if !r.extend || m > math.MaxInt/2 {
+		return m
+	}
+	return 2 * m
+}
+
+// RetryDelay ends an extended call whose attempt was its last (see
+// AdaptiveRetryer), with the error the SDK gives a call that spent its
+// attempts. It shortens the wait before retrying a throttled attempt to
+// at most ThrottleBackoff x 2^(attempt-1), jittered: the adaptive limit
 // already slows the client down, and a retry sleeping for seconds only
 // stretches the fan-out.
 func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
+	if r.last(attempt, err) {
+		return 0, &retry.MaxAttemptsError{Attempt: attempt, Err: err}
+	}
 	d, derr := r.RetryerV2.RetryDelay(attempt, err)
 	if derr != nil || !isThrottle(err) {
 		return d, derr
 	}
 	ceiling := r.a.opts.ThrottleBackoff << min(max(attempt-1, 0), 10)
 	return min(d, time.Duration(rand.Int64N(int64(ceiling)+1))), nil
+}
+
+// last says whether the attempt-th attempt of an extended call, failed
+// with err, ends it: from the wrapped retryer's MaxAttempts on, any error
+// but a throttle while the client's quota serves it. (The SDK ends the
+// call at twice that.)
+func (r *adaptiveRetryer) last(attempt int, err error) bool {
+	m := r.RetryerV2.MaxAttempts()
+	return r.extend && m > 0 && attempt >= m && !(isThrottle(err) && r.a.served())
 }
 
 // asV2 returns r as an aws.RetryerV2, lifting one that lacks

@@ -46,6 +46,7 @@ func (b *simBucket) admit(t time.Time) bool {
 type simRun struct {
 	wall                        time.Duration
 	requests, throttled, failed int
+	maxAttempt                  int
 	admitted                    []time.Duration // when, since the start
 }
 
@@ -53,8 +54,9 @@ type simRun struct {
 // limit workers against bucket, each request taking
 // rtt plus up to a fifth more; a throttled call retries after half of
 // ThrottleBackoff x 2^(attempt-1) (about the mean of the pool's jittered
-// back-off), DefaultMaxAttempts attempts in all, as the pool's retryer
-// makes them.
+// back-off, its ceiling capped at the SDK's 20 s), as the pool's retryer
+// makes them: DefaultMaxAttempts attempts, or up to twice that for a throttle
+// while the quota serves the client.
 func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit int, seed uint64) simRun {
 	t.Helper()
 	t0 := simStart
@@ -114,10 +116,11 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 		clock.t = r.end
 		a.Release(r.start, !r.ok)
 		run.requests++
+		run.maxAttempt = max(run.maxAttempt, r.attempt)
 		switch {
-		case !r.ok && r.attempt < fanout.DefaultMaxAttempts:
+		case !r.ok && (r.attempt < fanout.DefaultMaxAttempts || r.attempt < 2*fanout.DefaultMaxAttempts && fanout.AdaptiveServed(a)):
 			run.throttled++
-			backoff := fanout.DefaultAdaptiveThrottleBackoff << (r.attempt - 1) / 2
+			backoff := min(fanout.DefaultAdaptiveThrottleBackoff<<min(r.attempt-1, 10), 20*time.Second) / 2
 			ready = append(ready, wait{at: clock.t.Add(backoff), attempt: r.attempt + 1})
 		default:
 			if !r.ok {
@@ -213,24 +216,35 @@ func TestAdaptiveAfterAStorm(t *testing.T) {
 // as one just past a bucket of one token does, and a law that read it so,
 // cutting 5% under its rate, left the client at several times the quota
 // for seconds, and calls that were already retrying failed: in 11 and 4
-// of the 32 runs of the two cases here.
+// of the 32 runs of the first two cases here. And the throttles of the
+// climb land on calls the first burst's throttles cost attempts: with
+// every throttle counted against five attempts, the other cases failed a
+// call in 32, 15, 32 and 32 of their runs. A throttle while the quota
+// serves the client now goes on past the fifth attempt.
 func TestAdaptiveBankedTokens(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		rate         float64
 		burst, items int
+		rtt          time.Duration
+		limit        int
 	}{
-		{1, 100, 140},
-		{1, 10, 50},
+		{1, 100, 140, time.Millisecond, 64},
+		{1, 10, 50, time.Millisecond, 64},
+		{0.5, 100, 110, 20 * time.Millisecond, 64},
+		{0.5, 10, 20, 200 * time.Millisecond, 64},
+		{5, 100, 200, 200 * time.Millisecond, 1024},
+		{20, 1, 401, 200 * time.Millisecond, 1024},
 	} {
 		failed := 0
 		for seed := range uint64(32) {
-			if r := simulate(t, newSimBucket(tc.rate, tc.burst), time.Millisecond, tc.items, 64, seed); r.failed > 0 {
+			if r := simulate(t, newSimBucket(tc.rate, tc.burst), tc.rtt, tc.items, tc.limit, seed); r.failed > 0 {
 				failed++
 			}
 		}
 		if failed > 0 {
-			t.Errorf("%v a second, burst %d, %d calls: a call failed in %d of 32 runs; want none", tc.rate, tc.burst, tc.items, failed)
+			t.Errorf("%v a second, burst %d, round trip %v, %d calls at Limit %d: a call failed in %d of 32 runs; want none",
+				tc.rate, tc.burst, tc.rtt, tc.items, tc.limit, failed)
 		}
 	}
 }

@@ -5,7 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/fanouttest"
@@ -773,5 +780,87 @@ func TestAdaptiveMeasureOnLittle(t *testing.T) {
 	b.Release(s3, true)
 	if q, most := fanout.AdaptiveQuota(b), 1/s3.Sub(s1).Seconds(); q > most*(1+1e-9) || q < 1 {
 		t.Errorf("quota measured %v after a throttle %v after an admitted start; want at most %v, and not the floor", q, s3.Sub(s1), most)
+	}
+}
+
+// TestThrottledWhileServed: a call throttled at its fifth attempt while
+// its client's quota answers other requests goes on, up to twice the
+// attempts. (On a slow quota with a burst, the throttles of the limit's
+// climb landed on calls the first burst's throttles had cost three
+// attempts, and failed them: TestAdaptiveBankedTokens.) Any other error
+// ends it from the fifth on. A quota that has answered nothing ends it at
+// the fifth (TestUnmodeled429IsAThrottle), and so does a retryer wrapped
+// around the pool's with a RetryDelay of its own
+// (TestPoolHonoursTheConfigsRetrySettings).
+func TestThrottledWhileServed(t *testing.T) {
+	t.Parallel()
+	const most = 2 * fanout.DefaultMaxAttempts
+	fake := newFake(t, fanouttest.Config{})
+	target, err := url.Parse(aws.ToString(fake.AWSConfig("us-east-1").BaseEndpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	throttled := func(n int) []int { return slices.Repeat([]int{http.StatusTooManyRequests}, n) }
+	for name, tc := range map[string]struct {
+		script []int // the answers to the call's attempts, in order; then the fake's
+		sent   int
+		fails  int // the HTTP status the call fails with; 0: it succeeds
+	}{
+		"throttled eight times":      {throttled(most - 2), most - 1, 0},
+		"throttled to the last":      {throttled(most), most, http.StatusTooManyRequests},
+		"a 500 after five throttles": {append(throttled(5), http.StatusInternalServerError), 6, http.StatusInternalServerError},
+		"a 500 after four throttles": {append(throttled(4), http.StatusInternalServerError), 5, http.StatusInternalServerError},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var script []int
+			sent := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				sent++
+				code := 0
+				if len(script) > 0 {
+					code, script = script[0], script[1:]
+				}
+				mu.Unlock()
+				if code != 0 {
+					http.Error(w, "scripted", code)
+					return
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			cfg := fake.AWSConfig("us-east-1")
+			cfg.BaseEndpoint = aws.String(srv.URL)
+			pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
+				o.Retryer = fastRetries
+				o.Adaptive.ThrottleBackoff = time.Millisecond
+			})
+			c := pool.Get("us-east-1")
+			ctx := context.Background()
+			if _, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+				t.Fatal(err) // the quota's answer
+			}
+			mu.Lock()
+			script, sent = tc.script, 0
+			mu.Unlock()
+			_, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			mu.Lock()
+			defer mu.Unlock()
+			var last *retry.MaxAttemptsError
+			var resp *smithyhttp.ResponseError
+			switch {
+			case sent != tc.sent:
+				t.Errorf("%d attempts (%v); want %d", sent, err, tc.sent)
+			case tc.fails == 0 && err != nil:
+				t.Errorf("%v; want the call answered", err)
+			case tc.fails != 0 && (!errors.As(err, &last) || last.Attempt != tc.sent || !errors.As(err, &resp) || resp.HTTPStatusCode() != tc.fails):
+				t.Errorf("%v; want the SDK's error for %d attempts, the last a %d", err, tc.sent, tc.fails)
+			case tc.fails == http.StatusTooManyRequests && !errors.Is(fanout.Classify(err), fanout.ErrThrottled):
+				t.Errorf("%v; want it classified ErrThrottled", err)
+			}
+		})
 	}
 }

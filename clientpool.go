@@ -27,7 +27,10 @@ import (
 const DefaultMaxIdleConnsPerHost = 128
 
 // DefaultMaxAttempts is the number of attempts a pool's retryer makes per
-// call, the first included.
+// call, the first included, when the config sets none. A call throttled
+// while its client's quota answers the client's other requests goes on,
+// to twice that (see AdaptiveRetryer): it lost a race for the quota's
+// tokens, most often to the adaptive limit still learning the quota.
 const DefaultMaxAttempts = 5
 
 // DefaultResponseTimeout bounds how long each attempt of a pool client's
@@ -79,7 +82,11 @@ type PoolOptions[O any] struct {
 	// AWS_RETRY_MODE and AWS_MAX_ATTEMPTS or the shared config's
 	// retry_mode and max_attempts), with DefaultMaxAttempts when none is
 	// set, and without the retry quota: see NewRetryer. A retryer of the
-	// caller's own keeps its quota, if it has one.
+	// caller's own keeps its quota, if it has one. With the adaptive limit
+	// on, a call throttled while its client's quota serves the client may
+	// go on to twice the retryer's MaxAttempts; any other error ends it
+	// at the retryer's own (see AdaptiveRetryer). A max_attempts the config
+	// sets (RetryMaxAttempts) is the most any call makes, throttled or not.
 	Retryer func() aws.Retryer
 
 	// Accounts gives the pool clients in other accounts, through
@@ -486,7 +493,9 @@ func (p *ClientPool[C]) newClient(t acctRegion, creds func() (aws.CredentialsPro
 		p.limiters[t] = a
 		p.mu.Unlock()
 		newRetryer := cfg.Retryer
-		cfg.Retryer = func() aws.Retryer { return &adaptiveRetryer{RetryerV2: asV2(newRetryer()), a: a, tel: ct} }
+		cfg.Retryer = func() aws.Retryer {
+			return &adaptiveRetryer{RetryerV2: asV2(newRetryer()), a: a, tel: ct, extend: true}
+		}
 	}
 	// Outside the adaptive limit: an attempt the breaker fails must not
 	// wait for a place among the requests in flight.

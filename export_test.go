@@ -69,3 +69,6 @@ func AdaptiveQuota(a *Adaptive) float64 {
 	defer a.mu.Unlock()
 	return a.quota
 }
+
+// AdaptiveServed says whether a's quota is serving its requests.
+func AdaptiveServed(a *Adaptive) bool { return a.served() }
