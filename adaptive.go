@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/time/rate"
 )
 
@@ -167,7 +170,7 @@ type Adaptive struct {
 
 	paced *pacedLog // once paced
 
-	lastAnswered time.Time // when the last answered request ended
+	succeeded time.Time // when the last request that succeeded ended
 }
 
 // pacedLog holds the last paced requests of a client, which a throttle
@@ -485,6 +488,8 @@ func (a *Adaptive) Release(start time.Time, throttled bool) {
 	o := endAnswered
 	if throttled {
 		o = endThrottled
+	} else {
+		a.succeed()
 	}
 	a.end(start, o)
 }
@@ -504,9 +509,6 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	now := a.now()
 	a.inflight--
 	a.requests++
-	if o == endAnswered {
-		a.lastAnswered = now
-	}
 	if a.paced != nil {
 		a.paced.end(start, o)
 	}
@@ -533,16 +535,24 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	a.wake()
 }
 
-// served says whether the client's quota is serving it: it answered one
-// of the client's requests within the last servedFor, or the last
-// servedGaps gaps of its pacing if longer. A throttle then lost a race for
-// the quota's tokens, with the client's other requests or while the limit
-// learned the quota, and is worth another attempt; a quota that answers
-// nothing is not waited out.
-func (a *Adaptive) served() bool {
+// succeed notes that a request of the client succeeded, now.
+func (a *Adaptive) succeed() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return !a.lastAnswered.IsZero() && a.now().Sub(a.lastAnswered) <= max(servedFor, servedGaps*a.gap())
+	a.succeeded = a.now()
+}
+
+// served says whether the client's quota serves a call that started at
+// since: a request of the client succeeded after since, and within the
+// last servedFor, or the last servedGaps gaps of its pacing if longer. A
+// throttle of the call then lost a race for the quota's tokens, with the
+// client's other requests or while the limit learned the quota, and is
+// worth another attempt; a quota that lets nothing through, or nothing
+// since the call started, is not waited out.
+func (a *Adaptive) served(since time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.succeeded.After(since) && a.now().Sub(a.succeeded) <= max(servedFor, servedGaps*a.gap())
 }
 
 // How recently a quota must have answered for served.
@@ -824,22 +834,24 @@ func (a *Adaptive) remove(ready chan struct{}) {
 //
 // A pool's clients do one thing more. A call's attempts end at r's
 // MaxAttempts, as the SDK's do, unless the last was throttled while the
-// client's quota served the client: it answered one of the client's
-// requests within the last 5 seconds, or two gaps of its pacing if longer.
-// The attempt then lost a race for the quota's tokens, most often to the
-// limit still learning the quota, and the call goes on, to at most twice
-// r's MaxAttempts; any other error ends it from r's MaxAttempts on, and a
-// quota that answers nothing ends it there. (Without it, on a slow quota
-// with a burst of tokens, the throttles of the limit's climb past the
-// quota landed on calls the first burst's throttles had cost three
-// attempts, and failed them.) A client's MaxAttempts of its own
-// (RetryMaxAttempts in its options, which the SDK sets from the config's
-// max_attempts) bounds every call, throttled or not; a call's
-// RetryMaxAttempts above r's raises only its throttles' attempts. The
-// retryer a wrapper of yours goes around keeps the rule, a RetryDelay of
-// the wrapper's included: a retry it lets past a call's last attempt
-// fails as it starts, with the error that attempt ended on.
-// AdaptiveRetryer alone keeps r's MaxAttempts for every error.
+// client's quota served the call: another request of the client succeeded
+// since the call's first attempt started, and within the last 5 seconds
+// (or two gaps of the client's pacing, if longer). The attempt then lost a
+// race for the quota's tokens, most often to the limit still learning the
+// quota, and the call goes on, to at most twice r's MaxAttempts. Any other
+// error ends it from r's MaxAttempts on, with the SDK's own error for
+// spent attempts, and so does a quota that let nothing through since the
+// call started. (Without it, on a slow quota with a burst of tokens, the
+// throttles of the limit's climb past the quota landed on calls the first
+// burst's throttles had cost three attempts, and failed them.) A count of
+// attempts set on the client or on the call (RetryMaxAttempts in its
+// options, which the SDK also sets from the config's max_attempts) is kept
+// as it is, for every error. A retryer wrapped around the pool's keeps the
+// rule, with a RetryDelay of its own too. The rule lives in an API option
+// the pool adds to its clients' APIOptions: ClientOptions that replace
+// APIOptions rather than add to them take it away, and the pool's recovery
+// of panics under the retry middleware with it. AdaptiveRetryer alone
+// keeps r's MaxAttempts for every error.
 func AdaptiveRetryer(r aws.Retryer, a *Adaptive) aws.RetryerV2 {
 	return &adaptiveRetryer{RetryerV2: asV2(r), a: a}
 }
@@ -861,9 +873,6 @@ type adaptiveRetryer struct {
 // under the retry middleware panics. Each panic goes on up to the caller.
 func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
 	g, _ := ctx.Value(callGuardKey{}).(*callGuard)
-	if err := g.spent(); err != nil {
-		return nil, err
-	}
 	asked := r.a.now()
 	start, held, err := r.a.acquire(ctx)
 	if err != nil {
@@ -887,6 +896,9 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 	}
 	sent = true
 	return func(err error) error {
+		if err == nil {
+			r.a.succeed()
+		}
 		o := s.endWith(err)
 		recordAttempt(ctx, err, o)
 		r.tel.attempt(ctx, o, waited, r.a)
@@ -894,18 +906,17 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 	}, nil
 }
 
-// GetRetryToken notes, for the item's last attempt error, that the SDK
-// retries it: the call goes on, and should it end on its context, that
-// error is why it was still running. In a guarded call whose attempt was
-// its last (see last), it notes instead that the call ended, for a
-// retryer wrapped around this one whose own RetryDelay lets the SDK try
-// again: the next attempt then fails as it starts, with the error
-// RetryDelay would have returned.
+// GetRetryToken ends a guarded call whose attempt was its last (see
+// AdaptiveRetryer): it fails with errSpent, which the SDK joins to the
+// attempt's error and returns at once, and which guardCalls turns into the
+// SDK's own error for spent attempts. Otherwise it notes, for the item's
+// last attempt error, that the SDK retries it: the call goes on, and
+// should it end on its context, that error is why it was still running.
 func (r *adaptiveRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
-	if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
-		if n := g.attempts(); r.last(n, opErr) {
+	if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok && r.extend {
+		if n, last := r.last(g, opErr); last {
 			g.end(&retry.MaxAttemptsError{Attempt: n, Err: opErr})
-			return func(error) error { return nil }, nil
+			return nil, errSpent
 		}
 	}
 	release, err := r.RetryerV2.GetRetryToken(ctx, opErr)
@@ -916,6 +927,9 @@ func (r *adaptiveRetryer) GetRetryToken(ctx context.Context, opErr error) (func(
 	}
 	return release, err
 }
+
+// errSpent is GetRetryToken's error for a call whose attempts are spent.
+var errSpent = errors.New("fanout: the call's attempts are spent")
 
 // slot is one attempt's place in an Adaptive; it goes back once, however
 // many paths try.
@@ -965,11 +979,14 @@ type callGuardKey struct{}
 // callGuard holds the places a call's attempts took, to give back those
 // still held when the call ends: only a panic under the retry middleware,
 // which skips the retryer's release, leaves one. It counts the call's
-// attempts, and holds the error that ended the call once its attempts are
-// spent. A nil callGuard, for a call that is not guarded, holds nothing.
+// attempts, keeps the most the SDK allows the call (the request's
+// Amz-Sdk-Request header says it; 0 if none has), and holds the error that
+// ended the call once its attempts are spent. A nil callGuard, for a call
+// that is not guarded, holds nothing.
 type callGuard struct {
 	mu    sync.Mutex
 	slots []*slot
+	max   int
 	ended error
 }
 
@@ -982,10 +999,21 @@ func (g *callGuard) hold(s *slot) {
 	g.slots = append(g.slots, s)
 }
 
-func (g *callGuard) attempts() int {
+// attempts returns how many attempts the call made, when the first
+// started, and the most the SDK allows it.
+func (g *callGuard) attempts() (n int, first time.Time, max int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.slots)
+	if len(g.slots) > 0 {
+		first = g.slots[0].start
+	}
+	return len(g.slots), first, g.max
+}
+
+func (g *callGuard) setMax(max int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.max = max
 }
 
 func (g *callGuard) end(err error) {
@@ -1015,14 +1043,45 @@ func (g *callGuard) giveBack() {
 // call of a client with an adaptive retryer: a panic under the retry
 // middleware (in a middleware of the caller's, the HTTP client, a
 // deserializer) still gives back the place its attempt took, and goes on
-// to the caller.
+// to the caller. It reads the most attempts the SDK allows the call from
+// each attempt's request, and returns the SDK's own error for spent
+// attempts for a call the retryer ended (see GetRetryToken).
 func guardCalls(stack *middleware.Stack) error {
-	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("fanout.AdaptiveGuard",
+	err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("fanout.AdaptiveGuard",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			g := new(callGuard)
 			defer g.giveBack() // no recover: the panic goes on, with its stack
-			return next.HandleInitialize(context.WithValue(ctx, callGuardKey{}, g), in)
+			out, md, err := next.HandleInitialize(context.WithValue(ctx, callGuardKey{}, g), in)
+			if ended := g.spent(); ended != nil && errors.Is(err, errSpent) {
+				err = ended
+			}
+			return out, md, err
 		}), middleware.Before)
+	if err != nil {
+		return err
+	}
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("fanout.AttemptsAllowed",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
+				if req, ok := in.Request.(*smithyhttp.Request); ok {
+					g.setMax(maxAttemptsOf(req.Header.Get("Amz-Sdk-Request")))
+				}
+			}
+			return next.HandleDeserialize(ctx, in)
+		}), middleware.Before)
+}
+
+// maxAttemptsOf reads the most attempts the SDK allows a call from its
+// Amz-Sdk-Request header ("attempt=2; max=5"); 0 if it says none.
+func maxAttemptsOf(h string) int {
+	for part := range strings.SplitSeq(h, ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "max="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // MaxAttempts is the wrapped retryer's, or, extended, twice it: the
@@ -1036,16 +1095,11 @@ func (r *adaptiveRetryer) MaxAttempts() int {
 	return 2 * m
 }
 
-// RetryDelay ends an extended call whose attempt was its last (see
-// AdaptiveRetryer), with the error the SDK gives a call that spent its
-// attempts. It shortens the wait before retrying a throttled attempt to
-// at most ThrottleBackoff x 2^(attempt-1), jittered: the adaptive limit
+// RetryDelay shortens the wait before retrying a throttled attempt to at
+// most ThrottleBackoff x 2^(attempt-1), jittered: the adaptive limit
 // already slows the client down, and a retry sleeping for seconds only
 // stretches the fan-out.
 func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
-	if r.last(attempt, err) {
-		return 0, &retry.MaxAttemptsError{Attempt: attempt, Err: err}
-	}
 	d, derr := r.RetryerV2.RetryDelay(attempt, err)
 	if derr != nil || !isThrottle(err) {
 		return d, derr
@@ -1054,13 +1108,19 @@ func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, err
 	return min(d, time.Duration(rand.Int64N(int64(ceiling)+1))), nil
 }
 
-// last says whether the attempt-th attempt of an extended call, failed
-// with err, ends it: from the wrapped retryer's MaxAttempts on, any error
-// but a throttle while the client's quota serves it. (The SDK ends the
-// call at twice that.)
-func (r *adaptiveRetryer) last(attempt int, err error) bool {
+// last says whether the last attempt of the call g guards, failed with
+// err, ends it, and how many attempts the call made: from the wrapped
+// retryer's MaxAttempts on, any error but a throttle while the client's
+// quota serves it does. A call the SDK allows other than the extended
+// MaxAttempts (a RetryMaxAttempts of the client's or the call's own) keeps
+// that, for every error.
+func (r *adaptiveRetryer) last(g *callGuard, err error) (int, bool) {
+	n, first, allowed := g.attempts()
 	m := r.RetryerV2.MaxAttempts()
-	return r.extend && m > 0 && attempt >= m && !(isThrottle(err) && r.a.served())
+	if m <= 0 || n < m || allowed != 0 && allowed != r.MaxAttempts() {
+		return n, false
+	}
+	return n, !(isThrottle(err) && r.a.served(first))
 }
 
 // asV2 returns r as an aws.RetryerV2, lifting one that lacks

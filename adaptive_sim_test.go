@@ -56,7 +56,8 @@ type simRun struct {
 // ThrottleBackoff x 2^(attempt-1) (about the mean of the pool's jittered
 // back-off, its ceiling capped at the SDK's 20 s), as the pool's retryer
 // makes them: DefaultMaxAttempts attempts, or up to twice that for a throttle
-// while the quota serves the client.
+// while the quota serves the call (another request succeeded since its first
+// attempt started, and lately).
 func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit int, seed uint64) simRun {
 	t.Helper()
 	t0 := simStart
@@ -64,13 +65,13 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 	a := newAdaptive(t, clock, func(*fanout.AdaptiveOptions) {})
 	rng := rand.New(rand.NewPCG(seed, 2))
 	type req struct {
-		start, end time.Time
-		ok         bool
-		attempt    int
+		start, end, first time.Time // first: the call's first attempt's start
+		ok                bool
+		attempt           int
 	}
 	type wait struct {
-		at      time.Time
-		attempt int
+		at, first time.Time
+		attempt   int
 	}
 	var inflight []req
 	var ready []wait // workers ready to send, by time
@@ -108,7 +109,10 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 			if ok {
 				run.admitted = append(run.admitted, arrival.Sub(t0))
 			}
-			inflight = append(inflight, req{start: s, end: clock.t.Add(max(d, time.Microsecond)), ok: ok, attempt: w.attempt})
+			if w.attempt == 1 {
+				w.first = s
+			}
+			inflight = append(inflight, req{start: s, end: clock.t.Add(max(d, time.Microsecond)), first: w.first, ok: ok, attempt: w.attempt})
 			continue
 		}
 		r := inflight[0]
@@ -118,10 +122,10 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 		run.requests++
 		run.maxAttempt = max(run.maxAttempt, r.attempt)
 		switch {
-		case !r.ok && (r.attempt < fanout.DefaultMaxAttempts || r.attempt < 2*fanout.DefaultMaxAttempts && fanout.AdaptiveServed(a)):
+		case !r.ok && (r.attempt < fanout.DefaultMaxAttempts || r.attempt < 2*fanout.DefaultMaxAttempts && fanout.AdaptiveServed(a, r.first)):
 			run.throttled++
 			backoff := min(fanout.DefaultAdaptiveThrottleBackoff<<min(r.attempt-1, 10), 20*time.Second) / 2
-			ready = append(ready, wait{at: clock.t.Add(backoff), attempt: r.attempt + 1})
+			ready = append(ready, wait{at: clock.t.Add(backoff), first: r.first, attempt: r.attempt + 1})
 		default:
 			if !r.ok {
 				run.throttled++

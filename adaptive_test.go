@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -784,14 +785,19 @@ func TestAdaptiveMeasureOnLittle(t *testing.T) {
 }
 
 // TestThrottledWhileServed: a call throttled at its fifth attempt while
-// its client's quota answers other requests goes on, up to twice the
-// attempts. (On a slow quota with a burst, the throttles of the limit's
-// climb landed on calls the first burst's throttles had cost three
-// attempts, and failed them: TestAdaptiveBankedTokens.) Any other error
-// ends it from the fifth on. A quota that has answered nothing ends it at
-// the fifth (TestUnmodeled429IsAThrottle), and so does a retryer wrapped
-// around the pool's with a RetryDelay of its own
-// (TestPoolHonoursTheConfigsRetrySettings).
+// its client's quota lets the client's other requests through goes on, up
+// to twice the attempts. (On a slow quota with a burst, the throttles of
+// the limit's climb landed on calls the first burst's throttles had cost
+// three attempts, and failed them: TestAdaptiveBankedTokens.) Any other
+// error ends it from the fifth on, and so does a throttle when nothing of
+// the client's succeeded since the call started (a quota that stopped
+// letting anything through), or at all (a 500 the only other answer). A
+// count of attempts set on the client or on the call is kept as it is, for
+// every error. A retryer wrapped around the pool's, with a RetryDelay of
+// its own, neither skips the end of a call nor sleeps before it (a delay
+// of an hour from the fifth attempt on, under a deadline of a minute): a
+// 500 ends at the fifth, with the SDK's own error. The limit's clock moves
+// a microsecond a look, so that "lately" is never in doubt.
 func TestThrottledWhileServed(t *testing.T) {
 	t.Parallel()
 	const most = 2 * fanout.DefaultMaxAttempts
@@ -801,30 +807,58 @@ func TestThrottledWhileServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	throttled := func(n int) []int { return slices.Repeat([]int{http.StatusTooManyRequests}, n) }
+	const too, internal = http.StatusTooManyRequests, http.StatusInternalServerError
+	repeat := func(code, n int) []int { return slices.Repeat([]int{code}, n) }
 	for name, tc := range map[string]struct {
-		script []int // the answers to the call's attempts, in order; then the fake's
-		sent   int
-		fails  int // the HTTP status the call fails with; 0: it succeeds
+		script    []int // the answers to the call's attempts, in order; then the fake's
+		sent      int
+		fails     int  // the HTTP status the call fails with; 0: it succeeds
+		before    bool // a request of the client succeeds before the call
+		during    bool // and one after the call's first attempt started
+		clientMax int  // the client's RetryMaxAttempts
+		callMax   int  // the call's RetryMaxAttempts
+		slowLast  bool // a wrapper's RetryDelay of an hour from the fifth attempt on
 	}{
-		"throttled eight times":      {throttled(most - 2), most - 1, 0},
-		"throttled to the last":      {throttled(most), most, http.StatusTooManyRequests},
-		"a 500 after five throttles": {append(throttled(5), http.StatusInternalServerError), 6, http.StatusInternalServerError},
-		"a 500 after four throttles": {append(throttled(4), http.StatusInternalServerError), 5, http.StatusInternalServerError},
+		"throttled eight times":            {script: repeat(too, most-2), sent: most - 1, during: true},
+		"throttled to the last":            {script: repeat(too, most), sent: most, fails: too, during: true},
+		"a 500 after five throttles":       {script: append(repeat(too, 5), internal), sent: 6, fails: internal, during: true},
+		"a 500 after four throttles":       {script: append(repeat(too, 4), internal), sent: 5, fails: internal, during: true},
+		"throttled, served before only":    {script: repeat(too, most), sent: 5, fails: too, before: true},
+		"a 500, then throttles, never ok":  {script: append([]int{internal}, repeat(too, most)...), sent: 5, fails: too},
+		"the client's 8, 500s":             {script: repeat(internal, most), sent: 8, fails: internal, clientMax: 8},
+		"the call's 8, 500s":               {script: repeat(internal, most), sent: 8, fails: internal, callMax: 8},
+		"the call's 3, throttled":          {script: repeat(too, most), sent: 3, fails: too, during: true, callMax: 3},
+		"the call's 7, throttled":          {script: repeat(too, 6), sent: 7, callMax: 7},
+		"a wrapper's slow delay, 500s":     {script: repeat(internal, most), sent: 5, fails: internal, slowLast: true},
+		"a wrapper's slow delay, throttle": {script: repeat(too, 4), sent: 5, during: true, slowLast: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var c *sts.Client
+			other := func() {
+				if _, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+					t.Errorf("the client's other request: %v", err)
+				}
+			}
 			var mu sync.Mutex
-			var script []int
-			sent := 0
+			script, sent := tc.script, 0
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("X-Scripted") == "" {
+					proxy.ServeHTTP(w, r)
+					return
+				}
 				mu.Lock()
 				sent++
-				code := 0
+				first, code := sent == 1, 0
 				if len(script) > 0 {
 					code, script = script[0], script[1:]
 				}
 				mu.Unlock()
+				if first && tc.during {
+					other()
+				}
 				if code != 0 {
 					http.Error(w, "scripted", code)
 					return
@@ -837,16 +871,25 @@ func TestThrottledWhileServed(t *testing.T) {
 			pool := newPool(t, cfg, sts.NewFromConfig, func(o *fanout.PoolOptions[sts.Options]) {
 				o.Retryer = fastRetries
 				o.Adaptive.ThrottleBackoff = time.Millisecond
+				o.ClientOptions = append(o.ClientOptions, func(o *sts.Options) {
+					o.RetryMaxAttempts = tc.clientMax
+					if tc.slowLast {
+						o.Retryer = slowFromFifth{o.Retryer.(aws.RetryerV2)}
+					}
+				})
 			})
-			c := pool.Get("us-east-1")
-			ctx := context.Background()
-			if _, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
-				t.Fatal(err) // the quota's answer
+			c = pool.Get("us-east-1")
+			var tick atomic.Int64
+			fanout.SetPoolClock(pool, func() time.Time { return time.Unix(1000, tick.Add(1)*int64(time.Microsecond)) })
+			if tc.before {
+				other()
 			}
-			mu.Lock()
-			script, sent = tc.script, 0
-			mu.Unlock()
-			_, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			_, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, func(o *sts.Options) {
+				o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue("X-Scripted", "1"))
+				if tc.callMax != 0 {
+					o.RetryMaxAttempts = tc.callMax
+				}
+			})
 			mu.Lock()
 			defer mu.Unlock()
 			var last *retry.MaxAttemptsError
@@ -858,9 +901,22 @@ func TestThrottledWhileServed(t *testing.T) {
 				t.Errorf("%v; want the call answered", err)
 			case tc.fails != 0 && (!errors.As(err, &last) || last.Attempt != tc.sent || !errors.As(err, &resp) || resp.HTTPStatusCode() != tc.fails):
 				t.Errorf("%v; want the SDK's error for %d attempts, the last a %d", err, tc.sent, tc.fails)
-			case tc.fails == http.StatusTooManyRequests && !errors.Is(fanout.Classify(err), fanout.ErrThrottled):
+			case tc.fails != 0 && strings.Contains(err.Error(), "\n"):
+				t.Errorf("%q; want the SDK's error on one line", err)
+			case tc.fails == too && !errors.Is(fanout.Classify(err), fanout.ErrThrottled):
 				t.Errorf("%v; want it classified ErrThrottled", err)
 			}
 		})
 	}
+}
+
+// slowFromFifth is a retryer wrapped around a pool's, with a RetryDelay of
+// its own: an hour from the fifth attempt on.
+type slowFromFifth struct{ aws.RetryerV2 }
+
+func (r slowFromFifth) RetryDelay(attempt int, err error) (time.Duration, error) {
+	if attempt >= fanout.DefaultMaxAttempts {
+		return time.Hour, nil
+	}
+	return time.Millisecond, nil
 }

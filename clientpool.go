@@ -28,8 +28,8 @@ const DefaultMaxIdleConnsPerHost = 128
 
 // DefaultMaxAttempts is the number of attempts a pool's retryer makes per
 // call, the first included, when the config sets none. A call throttled
-// while its client's quota answers the client's other requests goes on,
-// to twice that (see AdaptiveRetryer): it lost a race for the quota's
+// while its client's quota lets the client's other requests through goes
+// on, to twice that (see AdaptiveRetryer): it lost a race for the quota's
 // tokens, most often to the adaptive limit still learning the quota.
 const DefaultMaxAttempts = 5
 
@@ -83,10 +83,10 @@ type PoolOptions[O any] struct {
 	// retry_mode and max_attempts), with DefaultMaxAttempts when none is
 	// set, and without the retry quota: see NewRetryer. A retryer of the
 	// caller's own keeps its quota, if it has one. With the adaptive limit
-	// on, a call throttled while its client's quota serves the client may
-	// go on to twice the retryer's MaxAttempts; any other error ends it
-	// at the retryer's own (see AdaptiveRetryer). A max_attempts the config
-	// sets (RetryMaxAttempts) is the most any call makes, throttled or not.
+	// on, a call throttled while its client's quota serves it may go on to
+	// twice the retryer's MaxAttempts; any other error ends it at the
+	// retryer's own (see AdaptiveRetryer). A max_attempts the config sets
+	// (RetryMaxAttempts) is the most any call makes, throttled or not.
 	Retryer func() aws.Retryer
 
 	// Accounts gives the pool clients in other accounts, through

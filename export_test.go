@@ -70,5 +70,17 @@ func AdaptiveQuota(a *Adaptive) float64 {
 	return a.quota
 }
 
-// AdaptiveServed says whether a's quota is serving its requests.
-func AdaptiveServed(a *Adaptive) bool { return a.served() }
+// AdaptiveServed says whether a's quota serves a call that started at
+// since.
+func AdaptiveServed(a *Adaptive, since time.Time) bool { return a.served(since) }
+
+// SetPoolClock replaces the clock of every adaptive limit p has built.
+func SetPoolClock[C any](p *ClientPool[C], now func() time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.limiters {
+		a.mu.Lock()
+		a.now = now
+		a.mu.Unlock()
+	}
+}
