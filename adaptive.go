@@ -850,8 +850,9 @@ func (a *Adaptive) remove(ready chan struct{}) {
 // rule, with a RetryDelay of its own too. The rule lives in an API option
 // the pool adds to its clients' APIOptions: ClientOptions that replace
 // APIOptions rather than add to them take it away, and the pool's recovery
-// of panics under the retry middleware with it. AdaptiveRetryer alone
-// keeps r's MaxAttempts for every error.
+// of panics under the retry middleware with it; their calls then make up to
+// twice r's MaxAttempts, whatever the error. AdaptiveRetryer alone keeps
+// r's MaxAttempts for every error.
 func AdaptiveRetryer(r aws.Retryer, a *Adaptive) aws.RetryerV2 {
 	return &adaptiveRetryer{RetryerV2: asV2(r), a: a}
 }
