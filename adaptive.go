@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddle "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -170,7 +171,7 @@ type Adaptive struct {
 
 	paced *pacedLog // once paced
 
-	succeeded time.Time // when the last request that succeeded ended
+	succeeded map[string]time.Time // per operation: when its last request that succeeded ended
 }
 
 // pacedLog holds the last paced requests of a client, which a throttle
@@ -489,7 +490,7 @@ func (a *Adaptive) Release(start time.Time, throttled bool) {
 	if throttled {
 		o = endThrottled
 	} else {
-		a.succeed()
+		a.succeed("")
 	}
 	a.end(start, o)
 }
@@ -535,24 +536,31 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	a.wake()
 }
 
-// succeed notes that a request of the client succeeded, now.
-func (a *Adaptive) succeed() {
+// succeed notes that a request of the client to operation op succeeded,
+// now.
+func (a *Adaptive) succeed(op string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.succeeded = a.now()
+	if a.succeeded == nil {
+		a.succeeded = make(map[string]time.Time)
+	}
+	a.succeeded[op] = a.now()
 }
 
-// served says whether the client's quota serves a call that started at
-// since: a request of the client succeeded after since, and within the
-// last servedFor, or the last servedGaps gaps of its pacing if longer. A
-// throttle of the call then lost a race for the quota's tokens, with the
-// client's other requests or while the limit learned the quota, and is
-// worth another attempt; a quota that lets nothing through, or nothing
-// since the call started, is not waited out.
-func (a *Adaptive) served(since time.Time) bool {
+// served says whether the quota of operation op serves a call to it that
+// started at since: a request of the client to op succeeded after since,
+// and within the last servedFor, or the last servedGaps gaps of its pacing
+// if longer. (AWS meters its quotas by action: EC2's writes may be
+// throttled while its reads go through.) A throttle of the call then lost
+// a race for the quota's tokens, with the client's other requests or while
+// the limit learned the quota, and is worth another attempt; a quota that
+// lets nothing through, or nothing since the call started, is not waited
+// out.
+func (a *Adaptive) served(op string, since time.Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.succeeded.After(since) && a.now().Sub(a.succeeded) <= max(servedFor, servedGaps*a.gap())
+	t := a.succeeded[op]
+	return t.After(since) && a.now().Sub(t) <= max(servedFor, servedGaps*a.gap())
 }
 
 // How recently a quota must have answered for served.
@@ -834,25 +842,29 @@ func (a *Adaptive) remove(ready chan struct{}) {
 //
 // A pool's clients do one thing more. A call's attempts end at r's
 // MaxAttempts, as the SDK's do, unless the last was throttled while the
-// client's quota served the call: another request of the client succeeded
-// since the call's first attempt started, and within the last 5 seconds
-// (or two gaps of the client's pacing, if longer). The attempt then lost a
-// race for the quota's tokens, most often to the limit still learning the
-// quota, and the call goes on, to at most twice r's MaxAttempts. Any other
-// error ends it from r's MaxAttempts on, with the SDK's own error for
-// spent attempts, and so does a quota that let nothing through since the
-// call started. (Without it, on a slow quota with a burst of tokens, the
-// throttles of the limit's climb past the quota landed on calls the first
-// burst's throttles had cost three attempts, and failed them.) A count of
-// attempts set on the client or on the call (RetryMaxAttempts in its
-// options, which the SDK also sets from the config's max_attempts) is kept
-// as it is, for every error. A retryer wrapped around the pool's keeps the
-// rule, with a RetryDelay of its own too. The rule lives in an API option
-// the pool adds to its clients' APIOptions: ClientOptions that replace
-// APIOptions rather than add to them take it away, and the pool's recovery
-// of panics under the retry middleware with it; their calls then make up to
-// twice r's MaxAttempts, whatever the error. AdaptiveRetryer alone keeps
-// r's MaxAttempts for every error.
+// quota served the call: another request of the client to the same
+// operation (AWS meters its quotas by action) succeeded since the call's
+// first attempt started, and within the last 5 seconds (or two gaps of the
+// client's pacing, if longer). The attempt then lost a race for the
+// quota's tokens, most often to the limit still learning the quota, and
+// the call goes on, to at most twice r's MaxAttempts. Any other error ends
+// it from r's MaxAttempts on, with the SDK's own error for spent attempts,
+// and so does a quota that let nothing through since the call started.
+// (Without it, on a slow quota with a burst of tokens, the throttles of
+// the limit's climb past the quota landed on calls the first burst's
+// throttles had cost three attempts, and failed them.)
+//
+// A count of attempts set in the config (max_attempts), on the client or
+// on the call (RetryMaxAttempts) is kept as it is, for every error; but a
+// call's own count of exactly twice r's MaxAttempts reads as the pool's.
+// A retryer wrapped around the pool's keeps the rule, with a RetryDelay of
+// its own too, if it passes GetRetryToken on and returns its error as it
+// is. The rule lives in API options the pool adds to its clients'
+// APIOptions: ClientOptions that replace APIOptions rather than add to
+// them take it away, and the pool's recovery of panics under the retry
+// middleware with it; their calls then make up to twice r's MaxAttempts,
+// whatever the error. AdaptiveRetryer alone keeps r's MaxAttempts for
+// every error.
 func AdaptiveRetryer(r aws.Retryer, a *Adaptive) aws.RetryerV2 {
 	return &adaptiveRetryer{RetryerV2: asV2(r), a: a}
 }
@@ -898,7 +910,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 	sent = true
 	return func(err error) error {
 		if err == nil {
-			r.a.succeed()
+			r.a.succeed(awsmiddle.GetOperationName(ctx))
 		}
 		o := s.endWith(err)
 		recordAttempt(ctx, err, o)
@@ -915,7 +927,7 @@ func (r *adaptiveRetryer) GetAttemptToken(ctx context.Context) (func(error) erro
 // should it end on its context, that error is why it was still running.
 func (r *adaptiveRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
 	if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok && r.extend {
-		if n, last := r.last(g, opErr); last {
+		if n, last := r.last(g, awsmiddle.GetOperationName(ctx), opErr); last {
 			g.end(&retry.MaxAttemptsError{Attempt: n, Err: opErr})
 			return nil, errSpent
 		}
@@ -988,6 +1000,7 @@ type callGuard struct {
 	mu    sync.Mutex
 	slots []*slot
 	max   int
+	own   bool // the client has a RetryMaxAttempts of its own (ownAttempts)
 	ended error
 }
 
@@ -1001,14 +1014,15 @@ func (g *callGuard) hold(s *slot) {
 }
 
 // attempts returns how many attempts the call made, when the first
-// started, and the most the SDK allows it.
-func (g *callGuard) attempts() (n int, first time.Time, max int) {
+// started, the most the SDK allows it, and whether its client has a count
+// of its own.
+func (g *callGuard) attempts() (n int, first time.Time, max int, own bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.slots) > 0 {
 		first = g.slots[0].start
 	}
-	return len(g.slots), first, g.max
+	return len(g.slots), first, g.max, g.own
 }
 
 func (g *callGuard) setMax(max int) {
@@ -1061,15 +1075,35 @@ func guardCalls(stack *middleware.Stack) error {
 	if err != nil {
 		return err
 	}
-	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("fanout.AttemptsAllowed",
-		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+	if _, ok := stack.Finalize.Get("Retry"); !ok {
+		return nil
+	}
+	// Right after the retry middleware, which sets the header: a
+	// middleware of the caller's may take it off before the request goes.
+	return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("fanout.AttemptsAllowed",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
 				if req, ok := in.Request.(*smithyhttp.Request); ok {
 					g.setMax(maxAttemptsOf(req.Header.Get("Amz-Sdk-Request")))
 				}
 			}
-			return next.HandleDeserialize(ctx, in)
-		}), middleware.Before)
+			return next.HandleFinalize(ctx, in)
+		}), "Retry", middleware.After)
+}
+
+// ownAttempts is an API option for a client with a RetryMaxAttempts of its
+// own: its calls keep that count for every error, though it be twice the
+// pool retryer's.
+func ownAttempts(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("fanout.OwnAttempts",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
+				g.mu.Lock()
+				g.own = true
+				g.mu.Unlock()
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
 }
 
 // maxAttemptsOf reads the most attempts the SDK allows a call from its
@@ -1115,13 +1149,13 @@ func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, err
 // quota serves it does. A call the SDK allows other than the extended
 // MaxAttempts (a RetryMaxAttempts of the client's or the call's own) keeps
 // that, for every error.
-func (r *adaptiveRetryer) last(g *callGuard, err error) (int, bool) {
-	n, first, allowed := g.attempts()
+func (r *adaptiveRetryer) last(g *callGuard, op string, err error) (int, bool) {
+	n, first, allowed, own := g.attempts()
 	m := r.RetryerV2.MaxAttempts()
-	if m <= 0 || n < m || allowed != 0 && allowed != r.MaxAttempts() {
+	if m <= 0 || n < m || own || allowed != 0 && allowed != r.MaxAttempts() {
 		return n, false
 	}
-	return n, !(isThrottle(err) && r.a.served(first))
+	return n, !(isThrottle(err) && r.a.served(op, first))
 }
 
 // asV2 returns r as an aws.RetryerV2, lifting one that lacks

@@ -796,8 +796,12 @@ func TestAdaptiveMeasureOnLittle(t *testing.T) {
 // every error. A retryer wrapped around the pool's, with a RetryDelay of
 // its own, neither skips the end of a call nor sleeps before it (a delay
 // of an hour from the fifth attempt on, under a deadline of a minute): a
-// 500 ends at the fifth, with the SDK's own error. The limit's clock moves
-// a microsecond a look, so that "lately" is never in doubt.
+// 500 ends at the fifth, with the SDK's own error. A success of another
+// operation does not serve the call (AWS meters quotas by action); a
+// client's count of twice the pool retryer's is still its own; a caller's
+// middleware that takes the Amz-Sdk-Request header off hides no count.
+// The limit's clock moves a microsecond a look, so that "lately" is never
+// in doubt.
 func TestThrottledWhileServed(t *testing.T) {
 	t.Parallel()
 	const most = 2 * fanout.DefaultMaxAttempts
@@ -815,9 +819,11 @@ func TestThrottledWhileServed(t *testing.T) {
 		fails     int  // the HTTP status the call fails with; 0: it succeeds
 		before    bool // a request of the client succeeds before the call
 		during    bool // and one after the call's first attempt started
+		otherOp   bool // the request that succeeds is to another operation
 		clientMax int  // the client's RetryMaxAttempts
 		callMax   int  // the call's RetryMaxAttempts
 		slowLast  bool // a wrapper's RetryDelay of an hour from the fifth attempt on
+		noHeader  bool // a middleware of the caller's takes the Amz-Sdk-Request header off
 	}{
 		"throttled eight times":            {script: repeat(too, most-2), sent: most - 1, during: true},
 		"throttled to the last":            {script: repeat(too, most), sent: most, fails: too, during: true},
@@ -825,7 +831,10 @@ func TestThrottledWhileServed(t *testing.T) {
 		"a 500 after four throttles":       {script: append(repeat(too, 4), internal), sent: 5, fails: internal, during: true},
 		"throttled, served before only":    {script: repeat(too, most), sent: 5, fails: too, before: true},
 		"a 500, then throttles, never ok":  {script: append([]int{internal}, repeat(too, most)...), sent: 5, fails: too},
+		"served another operation only":    {script: repeat(too, most), sent: 5, fails: too, during: true, otherOp: true},
 		"the client's 8, 500s":             {script: repeat(internal, most), sent: 8, fails: internal, clientMax: 8},
+		"the client's 10, 500s":            {script: repeat(internal, most), sent: 10, fails: internal, clientMax: most},
+		"the call's 8, no header, 500s":    {script: repeat(internal, most), sent: 8, fails: internal, callMax: 8, noHeader: true},
 		"the call's 8, 500s":               {script: repeat(internal, most), sent: 8, fails: internal, callMax: 8},
 		"the call's 3, throttled":          {script: repeat(too, most), sent: 3, fails: too, during: true, callMax: 3},
 		"the call's 7, throttled":          {script: repeat(too, 6), sent: 7, callMax: 7},
@@ -838,7 +847,13 @@ func TestThrottledWhileServed(t *testing.T) {
 			defer cancel()
 			var c *sts.Client
 			other := func() {
-				if _, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+				var err error
+				if tc.otherOp {
+					_, err = c.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::111111111111:role/audit"), RoleSessionName: aws.String("other")})
+				} else {
+					_, err = c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+				}
+				if err != nil {
 					t.Errorf("the client's other request: %v", err)
 				}
 			}
@@ -875,6 +890,15 @@ func TestThrottledWhileServed(t *testing.T) {
 					o.RetryMaxAttempts = tc.clientMax
 					if tc.slowLast {
 						o.Retryer = slowFromFifth{o.Retryer.(aws.RetryerV2)}
+					}
+					if tc.noHeader {
+						o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+							return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("noHeader",
+								func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+									in.Request.(*smithyhttp.Request).Header.Del("Amz-Sdk-Request")
+									return next.HandleFinalize(ctx, in)
+								}), middleware.After)
+						})
 					}
 				})
 			})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"regexp"
 	"runtime/debug"
 	"sync"
@@ -85,8 +86,9 @@ type PoolOptions[O any] struct {
 	// caller's own keeps its quota, if it has one. With the adaptive limit
 	// on, a call throttled while its client's quota serves it may go on to
 	// twice the retryer's MaxAttempts; any other error ends it at the
-	// retryer's own (see AdaptiveRetryer). A max_attempts the config sets
-	// (RetryMaxAttempts) is the most any call makes, throttled or not.
+	// retryer's own (see AdaptiveRetryer). A count of attempts set in the
+	// config (max_attempts), on the client or on the call
+	// (RetryMaxAttempts) is kept as it is, for every error.
 	Retryer func() aws.Retryer
 
 	// Accounts gives the pool clients in other accounts, through
@@ -305,12 +307,14 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 		base:     cfg,
 		accounts: o.Accounts,
 		build: func(c aws.Config, tp tracing.TracerProvider, mp metrics.MeterProvider) C {
-			if setProviders == nil {
-				return newFn(c, o.ClientOptions...)
+			fns := o.ClientOptions
+			if setProviders != nil {
+				// The pool's first, as its other settings: a ClientOptions
+				// function of the caller's may still replace them.
+				fns = append([]func(*O){func(so *O) { setProviders(so, tp, mp) }}, fns...)
 			}
-			// The pool's first, as its other settings: a ClientOptions
-			// function of the caller's may still replace them.
-			return newFn(c, append([]func(*O){func(so *O) { setProviders(so, tp, mp) }}, o.ClientOptions...)...)
+			// Last, to see the count the caller's functions leave.
+			return newFn(c, append(fns[:len(fns):len(fns)], keepOwnAttempts[O])...)
 		},
 		limiters:     make(map[acctRegion]*Adaptive),
 		breakers:     make(map[acctRegion]*Breaker),
@@ -626,4 +630,21 @@ func (p *ClientPool[C]) release(account string) {
 		}
 	}
 	p.accounts.forget(account)
+}
+
+// keepOwnAttempts gives a client whose options end with a RetryMaxAttempts
+// of their own (from the config's max_attempts or a ClientOptions
+// function) the ownAttempts API option: the count is the client's for
+// every error. Options without the fields are left alone.
+func keepOwnAttempts[O any](o *O) {
+	v := reflect.ValueOf(o).Elem()
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	n, api := v.FieldByName("RetryMaxAttempts"), v.FieldByName("APIOptions")
+	if !n.IsValid() || n.Kind() != reflect.Int || n.Int() == 0 || !api.IsValid() || api.Type() != reflect.TypeFor[[]func(*middleware.Stack) error]() {
+		return
+	}
+	fns := api.Interface().([]func(*middleware.Stack) error)
+	api.Set(reflect.ValueOf(append(fns[:len(fns):len(fns)], ownAttempts)))
 }

@@ -72,7 +72,7 @@ func AdaptiveQuota(a *Adaptive) float64 {
 
 // AdaptiveServed says whether a's quota serves a call that started at
 // since.
-func AdaptiveServed(a *Adaptive, since time.Time) bool { return a.served(since) }
+func AdaptiveServed(a *Adaptive, since time.Time) bool { return a.served("", since) }
 
 // SetPoolClock replaces the clock of every adaptive limit p has built.
 func SetPoolClock[C any](p *ClientPool[C], now func() time.Time) {
