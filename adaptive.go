@@ -860,11 +860,11 @@ func (a *Adaptive) remove(ready chan struct{}) {
 // A retryer wrapped around the pool's keeps the rule, with a RetryDelay of
 // its own too, if it passes GetRetryToken on and returns its error as it
 // is. The rule lives in API options the pool adds to its clients'
-// APIOptions: ClientOptions that replace APIOptions rather than add to
-// them take it away, and the pool's recovery of panics under the retry
-// middleware with it; their calls then make up to twice r's MaxAttempts,
-// whatever the error. AdaptiveRetryer alone keeps r's MaxAttempts for
-// every error.
+// APIOptions, and puts back after ClientOptions that replace APIOptions;
+// a call's own options that do take it away, and the pool's recovery of
+// panics under the retry middleware with it: such a call makes up to
+// twice r's MaxAttempts, whatever the error. AdaptiveRetryer alone keeps
+// r's MaxAttempts for every error.
 func AdaptiveRetryer(r aws.Retryer, a *Adaptive) aws.RetryerV2 {
 	return &adaptiveRetryer{RetryerV2: asV2(r), a: a}
 }

@@ -799,7 +799,8 @@ func TestAdaptiveMeasureOnLittle(t *testing.T) {
 // 500 ends at the fifth, with the SDK's own error. A success of another
 // operation does not serve the call (AWS meters quotas by action); a
 // client's count of twice the pool retryer's is still its own; a caller's
-// middleware that takes the Amz-Sdk-Request header off hides no count.
+// middleware that takes the Amz-Sdk-Request header off hides no count;
+// ClientOptions that replace APIOptions do not take the rule away.
 // The limit's clock moves a microsecond a look, so that "lately" is never
 // in doubt.
 func TestThrottledWhileServed(t *testing.T) {
@@ -824,6 +825,7 @@ func TestThrottledWhileServed(t *testing.T) {
 		callMax   int  // the call's RetryMaxAttempts
 		slowLast  bool // a wrapper's RetryDelay of an hour from the fifth attempt on
 		noHeader  bool // a middleware of the caller's takes the Amz-Sdk-Request header off
+		noAPI     bool // the caller's ClientOptions replace APIOptions
 	}{
 		"throttled eight times":            {script: repeat(too, most-2), sent: most - 1, during: true},
 		"throttled to the last":            {script: repeat(too, most), sent: most, fails: too, during: true},
@@ -835,6 +837,8 @@ func TestThrottledWhileServed(t *testing.T) {
 		"the client's 8, 500s":             {script: repeat(internal, most), sent: 8, fails: internal, clientMax: 8},
 		"the client's 10, 500s":            {script: repeat(internal, most), sent: 10, fails: internal, clientMax: most},
 		"the call's 8, no header, 500s":    {script: repeat(internal, most), sent: 8, fails: internal, callMax: 8, noHeader: true},
+		"APIOptions replaced, 500s":        {script: repeat(internal, most), sent: 5, fails: internal, noAPI: true},
+		"APIOptions replaced, served":      {script: repeat(too, most-2), sent: most - 1, during: true, noAPI: true},
 		"the call's 8, 500s":               {script: repeat(internal, most), sent: 8, fails: internal, callMax: 8},
 		"the call's 3, throttled":          {script: repeat(too, most), sent: 3, fails: too, during: true, callMax: 3},
 		"the call's 7, throttled":          {script: repeat(too, 6), sent: 7, callMax: 7},
@@ -888,6 +892,9 @@ func TestThrottledWhileServed(t *testing.T) {
 				o.Adaptive.ThrottleBackoff = time.Millisecond
 				o.ClientOptions = append(o.ClientOptions, func(o *sts.Options) {
 					o.RetryMaxAttempts = tc.clientMax
+					if tc.noAPI {
+						o.APIOptions = nil
+					}
 					if tc.slowLast {
 						o.Retryer = slowFromFifth{o.Retryer.(aws.RetryerV2)}
 					}

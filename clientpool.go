@@ -313,8 +313,8 @@ func NewClientPool[C, O any](cfg aws.Config, newFn func(aws.Config, ...func(*O))
 				// function of the caller's may still replace them.
 				fns = append([]func(*O){func(so *O) { setProviders(so, tp, mp) }}, fns...)
 			}
-			// Last, to see the count the caller's functions leave.
-			return newFn(c, append(fns[:len(fns):len(fns)], keepOwnAttempts[O])...)
+			// Last, to see what the caller's functions leave.
+			return newFn(c, append(fns[:len(fns):len(fns)], poolAPIOptions[O])...)
 		},
 		limiters:     make(map[acctRegion]*Adaptive),
 		breakers:     make(map[acctRegion]*Breaker),
@@ -632,19 +632,39 @@ func (p *ClientPool[C]) release(account string) {
 	p.accounts.forget(account)
 }
 
-// keepOwnAttempts gives a client whose options end with a RetryMaxAttempts
-// of their own (from the config's max_attempts or a ClientOptions
-// function) the ownAttempts API option: the count is the client's for
-// every error. Options without the fields are left alone.
-func keepOwnAttempts[O any](o *O) {
+// poolAPIOptions puts back the pool's API options (withRecoverAttempts) a
+// ClientOptions function of the caller's replaced rather than added to,
+// and gives a client whose options end with a RetryMaxAttempts of their
+// own (from the config's max_attempts or a ClientOptions function) the
+// ownAttempts API option: the count is the client's for every error.
+// Options without the fields are left alone.
+func poolAPIOptions[O any](o *O) {
 	v := reflect.ValueOf(o).Elem()
 	if v.Kind() != reflect.Struct {
 		return
 	}
-	n, api := v.FieldByName("RetryMaxAttempts"), v.FieldByName("APIOptions")
-	if !n.IsValid() || n.Kind() != reflect.Int || n.Int() == 0 || !api.IsValid() || api.Type() != reflect.TypeFor[[]func(*middleware.Stack) error]() {
+	api := v.FieldByName("APIOptions")
+	if !api.IsValid() || api.Type() != reflect.TypeFor[[]func(*middleware.Stack) error]() {
 		return
 	}
 	fns := api.Interface().([]func(*middleware.Stack) error)
-	api.Set(reflect.ValueOf(append(fns[:len(fns):len(fns)], ownAttempts)))
+	fns = append(fns[:len(fns):len(fns)], ensurePoolOptions)
+	if n := v.FieldByName("RetryMaxAttempts"); n.IsValid() && n.Kind() == reflect.Int && n.Int() != 0 {
+		fns = append(fns, ownAttempts)
+	}
+	api.Set(reflect.ValueOf(fns))
+}
+
+// ensurePoolOptions adds the pool's API options to a stack that lacks
+// them.
+func ensurePoolOptions(stack *middleware.Stack) error {
+	if _, ok := stack.Deserialize.Get("fanout.RecoverAttempt"); !ok {
+		if err := recoverAttempts(stack); err != nil {
+			return err
+		}
+	}
+	if _, ok := stack.Initialize.Get("fanout.AdaptiveGuard"); !ok {
+		return guardCalls(stack)
+	}
+	return nil
 }
