@@ -1031,6 +1031,12 @@ func (g *callGuard) setMax(max int) {
 	g.max = max
 }
 
+func (g *callGuard) setOwn() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.own = true
+}
+
 func (g *callGuard) end(err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -1038,9 +1044,6 @@ func (g *callGuard) end(err error) {
 }
 
 func (g *callGuard) spent() error {
-	if g == nil {
-		return nil
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.ended
@@ -1098,9 +1101,7 @@ func ownAttempts(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("fanout.OwnAttempts",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if g, ok := ctx.Value(callGuardKey{}).(*callGuard); ok {
-				g.mu.Lock()
-				g.own = true
-				g.mu.Unlock()
+				g.setOwn()
 			}
 			return next.HandleInitialize(ctx, in)
 		}), middleware.After)

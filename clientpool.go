@@ -400,9 +400,9 @@ func (p recovering) Retrieve(ctx context.Context) (creds aws.Credentials, err er
 }
 
 // withRecoverAttempts returns apiOptions, not shared with the caller's
-// slice, with recoverAttempts and guardCalls (adaptive.go) added.
+// slice, with the pool's API options (ensurePoolOptions) added.
 func withRecoverAttempts(apiOptions []func(*middleware.Stack) error) []func(*middleware.Stack) error {
-	return append(apiOptions[:len(apiOptions):len(apiOptions)], recoverAttempts, guardCalls)
+	return append(apiOptions[:len(apiOptions):len(apiOptions)], ensurePoolOptions)
 }
 
 // recoverAttempts is an API option that makes a panic in an attempt (the
@@ -632,7 +632,7 @@ func (p *ClientPool[C]) release(account string) {
 	p.accounts.forget(account)
 }
 
-// poolAPIOptions puts back the pool's API options (withRecoverAttempts) a
+// poolAPIOptions puts back the pool's API options (ensurePoolOptions) a
 // ClientOptions function of the caller's replaced rather than added to,
 // and gives a client whose options end with a RetryMaxAttempts of their
 // own (from the config's max_attempts or a ClientOptions function) the
@@ -655,8 +655,10 @@ func poolAPIOptions[O any](o *O) {
 	api.Set(reflect.ValueOf(fns))
 }
 
-// ensurePoolOptions adds the pool's API options to a stack that lacks
-// them.
+// ensurePoolOptions adds the pool's API options, recoverAttempts and
+// guardCalls (adaptive.go), to a stack that lacks them: the config's
+// APIOptions carry it, and poolAPIOptions again after the caller's
+// ClientOptions.
 func ensurePoolOptions(stack *middleware.Stack) error {
 	if _, ok := stack.Deserialize.Get("fanout.RecoverAttempt"); !ok {
 		if err := recoverAttempts(stack); err != nil {
