@@ -138,11 +138,27 @@ func (o *AdaptiveOptions) validate() error {
 // (before the first measure, after a deeper cut), it doubles each round
 // trip, as a TCP slow start does. Below one request per round trip a
 // round trip is a success, and near the quota it climbs at least 5% a
-// second. It
-// climbs only while the client uses it: a limit the callers leave unused
-// says nothing of the quota. Without pacing (DisablePacing) the limit is a
-// plain AIMD limit on requests in flight: cut by Decrease, raised by
-// Increase over each round of successes.
+// second.
+//
+// A bucket of a token or two banks nothing: every moment paced below its
+// rate is lost for good, and a request paced a little above it is
+// throttled at once. A client whose first burst met one (of the requests
+// it sent before its first cut, two or fewer admitted and four or more
+// throttled) reads a throttle near the quota it measured that comes
+// alone, among three or more requests admitted since the last cut, all
+// paced at nine tenths of its rate or more, as the bucket's edge: the
+// quota is the rate that request was paced at, the rate falls 5% under
+// it, the next start waits only for the new gap since the last request
+// not throttled, and the rate climbs back by 1% a round trip counted as
+// at least 100ms. (Four fifths of the quota measured, the law for every
+// other throttle, left such a client at 1.2-1.3x the time the bucket
+// needs.) A client whose first burst was admitted is never read so:
+// there, a throttle alone may be the end of a bucket's banked tokens.
+//
+// The limit climbs only while the client uses it: a limit the callers
+// leave unused says nothing of the quota. Without pacing (DisablePacing)
+// the limit is a plain AIMD limit on requests in flight: cut by Decrease,
+// raised by Increase over each round of successes.
 //
 // ClientPool gives each of its clients one, through the client's retryer,
 // so it limits HTTP attempts, not items: a call that backs off before a
@@ -170,6 +186,13 @@ type Adaptive struct {
 	okSince int       // successes since epoch
 
 	paced *pacedLog // once paced
+
+	// The first burst: of the requests started before the first cut,
+	// how many the quota admitted and how many it throttled (see
+	// smallBucket).
+	firstCut                      time.Time
+	burstAdmitted, burstThrottled int
+	edge                          bool // the last cut found the edge of a small bucket (see cut)
 
 	succeeded map[string]time.Time // per operation: when its last request that succeeded ended
 }
@@ -513,6 +536,14 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	if a.paced != nil {
 		a.paced.end(start, o)
 	}
+	if a.firstCut.IsZero() || start.Before(a.firstCut) {
+		switch o {
+		case endAnswered:
+			a.burstAdmitted++
+		case endThrottled:
+			a.burstThrottled++
+		}
+	}
 	switch o {
 	case endThrottled:
 		a.throttles++
@@ -613,6 +644,9 @@ func (a *Adaptive) increase(now time.Time) {
 		f = 1 + a.opts.Increase
 	case q > 0 && a.rate >= q && a.rate < q/rateCut:
 		f = 1 + rateProbe
+	case q > 0 && a.edge && a.rate >= edgeCut*q:
+		f = 1 + rateProbe
+		n = max(n, a.rate*edgeRound.Seconds())
 	case q > 0 && a.rate >= rateCut*q && a.rate < q:
 		f = 1 + rateClimb
 	}
@@ -636,6 +670,17 @@ const (
 	minRTT        = time.Microsecond
 )
 
+// The law at the edge of a small bucket (see cut): the rate falls to
+// edgeCut of the rate the throttled request was paced at, and climbs back
+// to it by rateProbe a round trip counted as at least edgeRound; the
+// requests a throttle is alone among must have been paced at edgeSteady
+// of its rate or more.
+const (
+	edgeCut    = 0.95
+	edgeRound  = 100 * time.Millisecond
+	edgeSteady = 0.9
+)
+
 // cut lowers the limit on a throttle of a request started at start, since
 // the last cut.
 //
@@ -657,12 +702,18 @@ const (
 // quota in a few successes.
 //
 // Every later cut follows paced requests, and measures the quota (see
-// measure); the limit falls to rateCut of it. Without pacing there is
-// nothing to measure, and each cut is by Decrease. The next start waits
-// for the new gap.
+// measure); the limit falls to rateCut of it, or, at the edge of a small
+// bucket (see Adaptive and smallBucket), to edgeCut of the rate the
+// throttled request was paced at. Without pacing there is nothing to
+// measure, and each cut is by Decrease. The next start waits for the new
+// gap: from now, or at the edge of a small bucket, from the last start
+// not throttled.
 func (a *Adaptive) cut(start, now time.Time) {
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing
+		if a.firstCut.IsZero() {
+			a.firstCut = now
+		}
 		l := min(a.limit, float64(a.inflight+1)) * a.opts.Decrease
 		delivered := math.Inf(1) // per second
 		if spread := start.Sub(a.epoch); a.lastCut.IsZero() && spread > 0 && now.Sub(a.epoch) <= 4*a.rtt {
@@ -676,13 +727,36 @@ func (a *Adaptive) cut(start, now time.Time) {
 			a.setRate(min(l/max(a.rtt, a.opts.ThrottleBackoff).Seconds(), delivered))
 		}
 	default:
-		a.quota = a.measure(start, now)
-		a.setRate(rateCut * a.quota)
+		m := a.measure(start, now)
+		a.edge = a.smallBucket() && a.quota > 0 && m.alone && m.rate < a.quota/rateCut
+		if a.edge {
+			a.quota = m.rate
+			a.setRate(edgeCut * m.rate)
+		} else {
+			a.quota = m.quota
+			a.setRate(rateCut * a.quota)
+		}
 	}
 	a.lastCut, a.epoch, a.okSince = now, now, 0
 	a.cuts++
 	a.next = now.Add(a.gap())
+	if last, ok := a.log().lastUnthrottled(); a.edge && ok {
+		// A bucket of a token refills from the last request it admitted:
+		// the throttled one took nothing.
+		a.next = now
+		if next := last.Add(a.gap()); next.After(now) {
+			a.next = next
+		}
+	}
 }
+
+// smallBucket says whether the client's first burst met a bucket of a
+// token or two: of the requests it started before its first cut (at
+// once, as a fan-out does), two or fewer were admitted and four or more
+// throttled. Such a bucket banks nothing: every moment paced below its
+// rate is lost for good, and a request paced a little above it is
+// throttled at once.
+func (a *Adaptive) smallBucket() bool { return a.burstThrottled >= 4 && a.burstAdmitted <= 2 }
 
 // measure is the quota as the throttle of a paced request started at ts
 // tells it: the least of three measures.
@@ -705,7 +779,7 @@ func (a *Adaptive) cut(start, now time.Time) {
 //
 // (The spacing of the successes' starts was a fourth measure, and a bad
 // one: one slow answer widened it a hundredfold.)
-func (a *Adaptive) measure(ts, now time.Time) float64 {
+func (a *Adaptive) measure(ts, now time.Time) measured {
 	l := a.log()
 	t := l.since(ts)
 	rate := a.rate
@@ -718,18 +792,60 @@ func (a *Adaptive) measure(ts, now time.Time) float64 {
 	})
 	from := max(t-time.Duration(measureGaps*float64(time.Second)/rate), l.since(a.lastCut))
 	done, ok := l.answered(from, t)
-	q := min(rate*float64(ok+1)/float64(done+1), l.bound(t))
+	m := measured{
+		quota: min(rate*float64(ok+1)/float64(done+1), l.bound(t)),
+		rate:  rate,
+		alone: done-ok <= 1 && ok >= 3 && 4*ok >= 3*done && l.pacedAtLeast(from, t, edgeSteady*rate),
+	}
 	if elapsed := now.Sub(a.lastCut); elapsed >= 2*a.rtt {
 		if done, ok := l.answered(l.since(a.lastCut), l.since(now)); done >= 2 && 2*ok <= done {
-			q = min(q, float64(a.okSince+1)/elapsed.Seconds())
+			m.quota = min(m.quota, float64(a.okSince+1)/elapsed.Seconds())
 		}
 	}
-	return q
+	return m
+}
+
+// measured is what the throttle of a paced request tells (see measure).
+type measured struct {
+	quota float64 // the quota measured, per second
+	rate  float64 // the rate the request was paced at
+	alone bool    // the throttle was alone, at a steady rate: see cut
 }
 
 // measureGaps is how many gaps between starts, at the rate of the
 // throttled request, the quota is measured over.
 const measureGaps = 8
+
+// pacedAtLeast says whether every request started after from and by to,
+// and answered, was paced at r or faster.
+func (l *pacedLog) pacedAtLeast(from, to time.Duration, r float64) bool {
+	at := true
+	l.all(func(_ int, q pacedReq) bool {
+		if q.at <= from {
+			return false
+		}
+		if q.at <= to && (q.admitted() || q.throttled()) && float64(q.rate) < r {
+			at = false
+		}
+		return at
+	})
+	return at
+}
+
+// lastUnthrottled is the start of the newest request held that was not
+// throttled: admitted, or not answered yet.
+func (l *pacedLog) lastUnthrottled() (time.Time, bool) {
+	var last time.Time
+	found := false
+	l.all(func(_ int, r pacedReq) bool {
+		if r.throttled() {
+			return true
+		}
+		last, found = l.base.Add(r.at), true
+		return false
+	})
+	return last, found
+}
 
 // answered counts the requests started after from and by to that were
 // answered, and of them, those the quota admitted.

@@ -415,6 +415,80 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 	}
 }
 
+// TestAdaptiveAtTheEdgeOfASmallBucket: a client whose first burst met a
+// bucket of a token (one of eight admitted) reads a throttle that comes
+// alone, among requests admitted at a steady rate near the quota it
+// measured, as the edge of the bucket: the quota is the rate that request
+// was paced at, the rate falls 5% under it, not to four fifths of the
+// quota measured, and the next start waits only for the new gap since the
+// last request admitted (the throttled one took no token), then climbs
+// back by 1% every 100ms. A client whose first burst was admitted, or a
+// throttle that follows a climb (requests paced further below it), is cut
+// as before.
+func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
+	t.Parallel()
+	const rtt = time.Millisecond // below the gaps: one request at a time uses the limit
+	for name, tc := range map[string]struct {
+		admitted int  // of the first burst's eight
+		steady   int  // successes before the throttle, after the one that measured the quota
+		edge     bool // read as the edge
+	}{
+		"a small bucket":                 {1, 40, true},
+		"a small bucket, still climbing": {1, 3, false},
+		"a big bucket":                   {7, 40, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			clock := &fakeClock{t: time.Unix(1000, 0)}
+			a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.ThrottleBackoff = 100 * time.Millisecond })
+			_, request := pacedRequests(t, a, clock, rtt)
+			rate := func() float64 { return a.Stats().Limit / rtt.Seconds() }
+			var burst []time.Time
+			for range 8 {
+				s, _ := a.Acquire(context.Background())
+				burst = append(burst, s)
+			}
+			clock.advance(rtt)
+			a.Release(burst[7], true) // the first cut
+			for i, s := range burst[:7] {
+				a.Release(s, i >= tc.admitted)
+			}
+			for range 4 {
+				request(false)
+			}
+			request(true) // a quota measured: the edge wants one
+			for range tc.steady {
+				request(false)
+			}
+			paced := rate()
+			request(true)
+			now := clock.t
+			if !tc.edge {
+				if q := fanout.AdaptiveQuota(a); rate() != 0.8*q || q >= paced {
+					t.Errorf("%v a second, quota %v, after a throttle paced at %v; want four fifths of a quota measured below it", rate(), q, paced)
+				}
+				if next := fanout.AdaptiveNextStart(a); !next.Equal(now.Add(fanout.AdaptiveGap(a))) {
+					t.Errorf("next start %v after the cut; want a gap", next.Sub(now))
+				}
+				return
+			}
+			if q, r := fanout.AdaptiveQuota(a), rate(); math.Abs(q-paced) > 1e-4*paced || math.Abs(r-0.95*paced) > 1e-4*paced {
+				t.Fatalf("quota %v, %v a second after a throttle alone, paced at %v; want the quota %[3]v and 95%% of it", q, r, paced)
+			}
+			// The throttled request started a round trip ago, the last one
+			// admitted an old gap before it: the new gap has passed.
+			if next := fanout.AdaptiveNextStart(a); !next.Equal(now) {
+				t.Errorf("next start %v after the cut; want now", next.Sub(now))
+			}
+			r := rate()
+			request(false)
+			if got, want := rate(), r*math.Pow(1.01, 1/(r*0.1)); math.Abs(got-want) > 1e-9*want {
+				t.Errorf("%v a second after a success at %v; want %v, 1%% over 100ms", got, r, want)
+			}
+		})
+	}
+}
+
 // TestAdaptiveNeverNaN: a throttle that answers the very first request
 // with no time elapsed (a coarse clock) leaves a limit that admits.
 func TestAdaptiveNeverNaN(t *testing.T) {
