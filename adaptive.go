@@ -144,16 +144,19 @@ func (o *AdaptiveOptions) validate() error {
 // rate is lost for good, and a request paced a little above it is
 // throttled at once. A client whose first burst met one (of the requests
 // it sent before its first cut, two or fewer admitted and four or more
-// throttled) reads a throttle near the quota it measured that comes
-// alone, among three or more requests admitted since the last cut, all
-// paced at nine tenths of its rate or more, as the bucket's edge: the
-// quota is the rate that request was paced at, the rate falls 5% under
-// it, the next start waits only for the new gap since the last request
-// not throttled, and the rate climbs back by 1% a round trip counted as
-// at least 100ms. (Four fifths of the quota measured, the law for every
-// other throttle, left such a client at 1.2-1.3x the time the bucket
-// needs.) A client whose first burst was admitted is never read so:
-// there, a throttle alone may be the end of a bucket's banked tokens.
+// throttled) reads a throttle of a paced request that comes after three or
+// more requests admitted (over the last eight gaps, since the last cut),
+// all paced at nine tenths of its rate or more, as the bucket's edge: the quota is the rate that request
+// was paced at, the rate falls 5% under it, the next start waits only for
+// the new gap since the last request not throttled, and the rate climbs
+// back by 1% a round trip counted as at least 100ms. (Four fifths of the
+// quota measured, the law for every other throttle, left such a client at
+// 1.2-1.3x the time the bucket needs.) If the next throttle is not an
+// edge too, the edge was a token the bucket had banked (a bucket of two,
+// or one another client had left full): the quota falls no lower than
+// four fifths of it. A client whose first burst was admitted is never
+// read so: there, a throttle alone may be the end of a bucket's banked
+// tokens.
 //
 // The limit climbs only while the client uses it: a limit the callers
 // leave unused says nothing of the quota. Without pacing (DisablePacing)
@@ -704,10 +707,11 @@ const (
 // Every later cut follows paced requests, and measures the quota (see
 // measure); the limit falls to rateCut of it, or, at the edge of a small
 // bucket (see Adaptive and smallBucket), to edgeCut of the rate the
-// throttled request was paced at. Without pacing there is nothing to
-// measure, and each cut is by Decrease. The next start waits for the new
-// gap: from now, or at the edge of a small bucket, from the last start
-// not throttled.
+// throttled request was paced at; the throttle after an edge, if it is
+// not one, takes the quota no lower than rateCut of the edge. Without
+// pacing there is nothing to measure, and each cut is by Decrease. The
+// next start waits for the new gap: from now, or at the edge of a small
+// bucket, from the last start not throttled.
 func (a *Adaptive) cut(start, now time.Time) {
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing
@@ -728,21 +732,33 @@ func (a *Adaptive) cut(start, now time.Time) {
 		}
 	default:
 		m := a.measure(start, now)
-		a.edge = a.smallBucket() && a.quota > 0 && m.alone && m.rate < a.quota/rateCut
-		if a.edge {
+		edge := a.smallBucket() && m.alone
+		switch {
+		case edge:
 			a.quota = m.rate
-			a.setRate(edgeCut * m.rate)
-		} else {
+			a.setRate(edgeCut * a.quota)
+		case a.edge:
+			// A throttle after an edge that is not one itself shows that
+			// the edge was a token the bucket had banked, not its rate:
+			// the quota is below it, but not as far as a measure over the
+			// few requests since may say.
+			a.quota = max(m.quota, rateCut*a.quota)
+			a.setRate(rateCut * a.quota)
+		default:
 			a.quota = m.quota
 			a.setRate(rateCut * a.quota)
 		}
+		a.edge = edge
 	}
 	a.lastCut, a.epoch, a.okSince = now, now, 0
 	a.cuts++
 	a.next = now.Add(a.gap())
-	if last, ok := a.log().lastUnthrottled(); a.edge && ok {
-		// A bucket of a token refills from the last request it admitted:
-		// the throttled one took nothing.
+	if !a.edge {
+		return
+	}
+	// A bucket of a token refills from the last request it admitted: the
+	// throttled one took nothing.
+	if last, ok := a.paced.lastUnthrottled(); ok {
 		a.next = now
 		if next := last.Add(a.gap()); next.After(now) {
 			a.next = next
@@ -795,7 +811,7 @@ func (a *Adaptive) measure(ts, now time.Time) measured {
 	m := measured{
 		quota: min(rate*float64(ok+1)/float64(done+1), l.bound(t)),
 		rate:  rate,
-		alone: done-ok <= 1 && ok >= 3 && 4*ok >= 3*done && l.pacedAtLeast(from, t, edgeSteady*rate),
+		alone: ok >= 3 && l.pacedAtLeast(from, t, edgeSteady*rate),
 	}
 	if elapsed := now.Sub(a.lastCut); elapsed >= 2*a.rtt {
 		if done, ok := l.answered(l.since(a.lastCut), l.since(now)); done >= 2 && 2*ok <= done {
@@ -809,7 +825,11 @@ func (a *Adaptive) measure(ts, now time.Time) measured {
 type measured struct {
 	quota float64 // the quota measured, per second
 	rate  float64 // the rate the request was paced at
-	alone bool    // the throttle was alone, at a steady rate: see cut
+	// alone says whether three or more requests started over the gaps
+	// measured before it, since the last cut, were admitted, all paced at
+	// edgeSteady of its rate or more. (None of them was throttled: that
+	// would have cut, and started the gaps measured after it.)
+	alone bool
 }
 
 // measureGaps is how many gaps between starts, at the rate of the
@@ -833,7 +853,8 @@ func (l *pacedLog) pacedAtLeast(from, to time.Duration, r float64) bool {
 }
 
 // lastUnthrottled is the start of the newest request held that was not
-// throttled: admitted, or not answered yet.
+// throttled: admitted, not answered yet, or cut short (which may have
+// taken a token).
 func (l *pacedLog) lastUnthrottled() (time.Time, bool) {
 	var last time.Time
 	found := false

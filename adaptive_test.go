@@ -416,26 +416,30 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 }
 
 // TestAdaptiveAtTheEdgeOfASmallBucket: a client whose first burst met a
-// bucket of a token (one of eight admitted) reads a throttle that comes
-// alone, among requests admitted at a steady rate near the quota it
-// measured, as the edge of the bucket: the quota is the rate that request
+// bucket of a token or two (of the requests it sent at once, two or fewer
+// admitted, four or more throttled) reads a throttle that comes after
+// three or more requests admitted at a steady rate as the edge of the
+// bucket: the quota is the rate that request
 // was paced at, the rate falls 5% under it, not to four fifths of the
 // quota measured, and the next start waits only for the new gap since the
 // last request admitted (the throttled one took no token), then climbs
-// back by 1% every 100ms. A client whose first burst was admitted, or a
-// throttle that follows a climb (requests paced further below it), is cut
-// as before.
+// back by 1% every 100ms. The throttle after it, if not an edge too, takes
+// the quota no lower than four fifths of the edge. Any other client, or
+// throttle, is cut as before.
 func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
 	t.Parallel()
 	const rtt = time.Millisecond // below the gaps: one request at a time uses the limit
 	for name, tc := range map[string]struct {
-		admitted int  // of the first burst's eight
-		steady   int  // successes before the throttle, after the one that measured the quota
-		edge     bool // read as the edge
+		burst, admitted int  // the first burst, and of it admitted
+		steady          int  // successes before the throttle, after the one that measured the quota
+		edge            bool // read as the edge
 	}{
-		"a small bucket":                 {1, 40, true},
-		"a small bucket, still climbing": {1, 3, false},
-		"a big bucket":                   {7, 40, false},
+		"a small bucket":                     {8, 1, 40, true},
+		"two admitted of the first burst":    {8, 2, 40, true},
+		"three admitted of the first burst":  {8, 3, 40, false},
+		"three throttled of the first burst": {4, 1, 40, false},
+		"two admitted since the cut":         {8, 1, 2, false},
+		"still climbing":                     {8, 1, 3, false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -444,19 +448,19 @@ func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
 			_, request := pacedRequests(t, a, clock, rtt)
 			rate := func() float64 { return a.Stats().Limit / rtt.Seconds() }
 			var burst []time.Time
-			for range 8 {
+			for range tc.burst {
 				s, _ := a.Acquire(context.Background())
 				burst = append(burst, s)
 			}
 			clock.advance(rtt)
-			a.Release(burst[7], true) // the first cut
-			for i, s := range burst[:7] {
+			a.Release(burst[tc.burst-1], true) // the first cut
+			for i, s := range burst[:tc.burst-1] {
 				a.Release(s, i >= tc.admitted)
 			}
 			for range 4 {
 				request(false)
 			}
-			request(true) // a quota measured: the edge wants one
+			request(true) // a quota measured
 			for range tc.steady {
 				request(false)
 			}
@@ -464,7 +468,7 @@ func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
 			request(true)
 			now := clock.t
 			if !tc.edge {
-				if q := fanout.AdaptiveQuota(a); rate() != 0.8*q || q >= paced {
+				if q := fanout.AdaptiveQuota(a); math.Abs(rate()-0.8*q) > 1e-9*q || q >= paced {
 					t.Errorf("%v a second, quota %v, after a throttle paced at %v; want four fifths of a quota measured below it", rate(), q, paced)
 				}
 				if next := fanout.AdaptiveNextStart(a); !next.Equal(now.Add(fanout.AdaptiveGap(a))) {
@@ -484,6 +488,14 @@ func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
 			request(false)
 			if got, want := rate(), r*math.Pow(1.01, 1/(r*0.1)); math.Abs(got-want) > 1e-9*want {
 				t.Errorf("%v a second after a success at %v; want %v, 1%% over 100ms", got, r, want)
+			}
+			// A throttle right after, one success since the edge: a
+			// measure would say two thirds of the rate; the quota stays at
+			// four fifths of the edge.
+			edge := fanout.AdaptiveQuota(a)
+			request(true)
+			if q := fanout.AdaptiveQuota(a); math.Abs(q-0.8*edge) > 1e-9*edge || math.Abs(rate()-0.8*q) > 1e-9*q {
+				t.Errorf("quota %v, %v a second after a throttle that follows the edge %v; want four fifths of it, and four fifths of that", q, rate(), edge)
 			}
 		})
 	}
