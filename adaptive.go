@@ -140,21 +140,23 @@ func (o *AdaptiveOptions) validate() error {
 // round trip is a success, and near the quota it climbs at least 5% a
 // second.
 //
-// A bucket of a token or two banks nothing: every moment paced below its
-// rate is lost for good, and a request paced a little above it is
-// throttled at once. A client whose first burst met one (of the requests
-// it sent before its first cut, two or fewer admitted and four or more
-// throttled) reads a throttle of a paced request that comes after three or
-// more requests admitted (over the last eight gaps, since the last cut),
-// all paced at nine tenths of its rate or more, as the bucket's edge: the quota is the rate that request
-// was paced at, the rate falls 5% under it, the next start waits only for
-// the new gap since the last request not throttled, and the rate climbs
-// back by 1% a round trip counted as at least 100ms. (Four fifths of the
+// A bucket of one token banks nothing: every moment paced below its rate
+// is lost for good, and a request paced a little above it is throttled at
+// once. A client whose first burst met a bucket of a token or two (of the
+// requests it sent before its first cut, two or fewer admitted and four or
+// more throttled) reads a throttle of a paced request that comes after
+// three or more requests admitted (over the last eight gaps, since the
+// last cut), all paced at nine tenths of its rate or more, as the bucket's
+// edge: the quota is the rate that request was paced at, the rate falls 5%
+// under it, the next start waits only for the new gap since the last
+// request not throttled, and the rate climbs back by 1% a round trip
+// counted as at least 100ms, up to a quarter past it. (Four fifths of the
 // quota measured, the law for every other throttle, left such a client at
-// 1.2-1.3x the time the bucket needs.) If the next throttle is not an
-// edge too, the edge was a token the bucket had banked (a bucket of two,
-// or one another client had left full): the quota falls no lower than
-// four fifths of it. A client whose first burst was admitted is never
+// 1.2-1.3x the time the bucket needs.) If the next throttle is not an edge
+// too, the edge was a token the bucket had banked (a bucket of two, or a
+// bigger one another client had left empty): the rate falls to four fifths
+// of what that throttle measures, and climbs back by doubling towards four
+// fifths of the edge. A client whose first burst was admitted is never
 // read so: there, a throttle alone may be the end of a bucket's banked
 // tokens.
 //
@@ -647,7 +649,7 @@ func (a *Adaptive) increase(now time.Time) {
 		f = 1 + a.opts.Increase
 	case q > 0 && a.rate >= q && a.rate < q/rateCut:
 		f = 1 + rateProbe
-	case q > 0 && a.edge && a.rate >= edgeCut*q:
+	case q > 0 && a.edge && a.rate >= edgeCut*q && a.rate < q/rateCut:
 		f = 1 + rateProbe
 		n = max(n, a.rate*edgeRound.Seconds())
 	case q > 0 && a.rate >= rateCut*q && a.rate < q:
@@ -708,7 +710,9 @@ const (
 // measure); the limit falls to rateCut of it, or, at the edge of a small
 // bucket (see Adaptive and smallBucket), to edgeCut of the rate the
 // throttled request was paced at; the throttle after an edge, if it is
-// not one, takes the quota no lower than rateCut of the edge. Without
+// not one, cuts the rate to rateCut of the quota it measures, but takes
+// the quota, which the climb aims at, no lower than rateCut of the edge.
+// Without
 // pacing there is nothing to measure, and each cut is by Decrease. The
 // next start waits for the new gap: from now, or at the edge of a small
 // bucket, from the last start not throttled.
@@ -740,10 +744,12 @@ func (a *Adaptive) cut(start, now time.Time) {
 		case a.edge:
 			// A throttle after an edge that is not one itself shows that
 			// the edge was a token the bucket had banked, not its rate:
-			// the quota is below it, but not as far as a measure over the
-			// few requests since may say.
+			// the quota is below it, but likely not as far as a measure
+			// over the few requests since says. The rate follows the
+			// measure (the quota may have fallen far), and climbs back
+			// towards four fifths of the edge by slow start.
 			a.quota = max(m.quota, rateCut*a.quota)
-			a.setRate(rateCut * a.quota)
+			a.setRate(rateCut * m.quota)
 		default:
 			a.quota = m.quota
 			a.setRate(rateCut * a.quota)
@@ -769,9 +775,10 @@ func (a *Adaptive) cut(start, now time.Time) {
 // smallBucket says whether the client's first burst met a bucket of a
 // token or two: of the requests it started before its first cut (at
 // once, as a fan-out does), two or fewer were admitted and four or more
-// throttled. Such a bucket banks nothing: every moment paced below its
-// rate is lost for good, and a request paced a little above it is
-// throttled at once.
+// throttled. A bucket of one token banks nothing: every moment paced
+// below its rate is lost for good, and a request paced a little above it
+// is throttled at once. (A bucket of two, or a bigger one another client
+// left empty, looks the same to the first burst: see cut.)
 func (a *Adaptive) smallBucket() bool { return a.burstThrottled >= 4 && a.burstAdmitted <= 2 }
 
 // measure is the quota as the throttle of a paced request started at ts
