@@ -712,10 +712,9 @@ const (
 // throttled request was paced at; the throttle after an edge, if it is
 // not one, cuts the rate to rateCut of the quota it measures, but takes
 // the quota, which the climb aims at, no lower than rateCut of the edge.
-// Without
-// pacing there is nothing to measure, and each cut is by Decrease. The
-// next start waits for the new gap: from now, or at the edge of a small
-// bucket, from the last start not throttled.
+// Without pacing there is nothing to measure, and each cut is by
+// Decrease. The next start waits for the new gap: from now, or at the edge
+// of a small bucket, from the last start not throttled.
 func (a *Adaptive) cut(start, now time.Time) {
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing

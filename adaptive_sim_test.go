@@ -176,8 +176,9 @@ func TestAdaptiveAgainstABucket(t *testing.T) {
 		{100, 1, false, jitter, 200 * time.Millisecond, 5, 1.5},
 		{50, 1, false, jitter, 200 * time.Millisecond, 1, 2},
 		{100, 1, false, jitter, 200 * time.Millisecond, 1, 2},
-		// Arrivals jittered by twice the gap between starts at the quota:
-		// near the edge of a bucket of one token, some come too close.
+		// Arrivals jittered by a fifth of the gap between starts at the
+		// quota: near the edge of a bucket of one token, some come too
+		// close.
 		{20, 1, false, 10 * time.Millisecond, time.Millisecond, 5, 1.4},
 		// A bucket of two, and buckets that start empty, look small to
 		// the first burst, and bank tokens: a banked token read as the
