@@ -144,21 +144,21 @@ func (o *AdaptiveOptions) validate() error {
 // is lost for good, and a request paced a little above it is throttled at
 // once. A client whose first burst met a bucket of a token or two (of the
 // requests it sent before its first cut, two or fewer admitted and four or
-// more throttled) reads a throttle of a paced request that comes after
-// three or more requests admitted (over the last eight gaps, since the
-// last cut), all paced at nine tenths of its rate or more, as the bucket's
-// edge: the quota is the rate that request was paced at, the rate falls 5%
-// under it, the next start waits only for the new gap since the last
-// request not throttled, and the rate climbs back by 1% a round trip
-// counted as at least 100ms, up to a quarter past it. (Four fifths of the
-// quota measured, the law for every other throttle, left such a client at
-// 1.2-1.3x the time the bucket needs.) If the next throttle is not an edge
-// too, the edge was a token the bucket had banked (a bucket of two, or a
-// bigger one another client had left empty): the rate falls to four fifths
-// of what that throttle measures, and climbs back by doubling towards four
-// fifths of the edge. A client whose first burst was admitted is never
-// read so: there, a throttle alone may be the end of a bucket's banked
-// tokens.
+// more throttled) reads its paced requests as such a bucket answers them:
+// a request is admitted if, and only if, the last one admitted started at
+// least one over the rate before it. The longest such gap throttled and
+// the shortest admitted bracket the rate; the client paces at the edge
+// they show, and does not climb: now and then (one start in 16, or one a
+// second) it probes a gap a little shorter with one request more, which
+// costs no time if throttled and shortens the gap if admitted. Four fifths
+// of the quota measured, the law for every other throttle, left such a
+// client at 1.2-1.3x the time the bucket needs. Gaps that do not read so
+// (a bucket of two, or a bigger one another client had left empty, banks
+// tokens) take it back to that law; a probe admitted well short of the
+// edge means the quota grew, and the client climbs by slow start until the
+// next throttle. A client whose first burst was admitted is never read so:
+// there, a throttle alone may be the end of a bucket's banked tokens. See
+// edge.go.
 //
 // The limit climbs only while the client uses it: a limit the callers
 // leave unused says nothing of the quota. Without pacing (DisablePacing)
@@ -186,7 +186,7 @@ type Adaptive struct {
 	next    time.Time     // pacing: the earliest next start
 	delayed time.Time     // the last start that pacing or the limit delayed: the client was limited then
 	lastCut time.Time
-	cuts    int       // how many cuts so far
+	spaced  int       // how many times starts were spaced anew: at each cut, and as a probe shortens the gap
 	epoch   time.Time // the last cut, or the first request
 	okSince int       // successes since epoch
 
@@ -197,7 +197,9 @@ type Adaptive struct {
 	// smallBucket).
 	firstCut                      time.Time
 	burstAdmitted, burstThrottled int
-	edge                          bool // the last cut found the edge of a small bucket (see cut)
+	edge                          bool      // the client paces at the edge of a small bucket (see edge.go)
+	lastStart                     time.Time // the last start pace gave a request other than a probe
+	probe                         probes    // at the edge
 
 	succeeded map[string]time.Time // per operation: when its last request that succeeded ended
 }
@@ -208,9 +210,10 @@ type Adaptive struct {
 // paced (most never are); its entries are plain numbers, nothing for the
 // collector to scan.
 type pacedLog struct {
-	base time.Time // what the starts are counted from
-	reqs [remembered]pacedReq
-	n    int // requests put so far
+	base   time.Time // what the starts are counted from
+	reqs   [remembered]pacedReq
+	n      int           // requests put so far
+	forget time.Duration // the edge is read from the requests started since (see gaps)
 }
 
 // remembered is how many paced requests a pacedLog holds.
@@ -220,6 +223,7 @@ type pacedReq struct {
 	at    time.Duration // the start, since base
 	rate  float32       // the rate it was paced at
 	ended bool
+	probe bool       // a probe of the edge of a small bucket (see edge.go)
 	end   attemptEnd // how, once ended
 }
 
@@ -236,8 +240,8 @@ func (a *Adaptive) log() *pacedLog {
 
 func (l *pacedLog) since(t time.Time) time.Duration { return t.Sub(l.base) }
 
-func (l *pacedLog) put(start time.Time, rate float64) {
-	l.reqs[l.n%remembered] = pacedReq{at: l.since(start), rate: float32(rate)}
+func (l *pacedLog) put(start time.Time, rate float64, probe bool) {
+	l.reqs[l.n%remembered] = pacedReq{at: l.since(start), rate: float32(rate), probe: probe}
 	l.n++
 }
 
@@ -431,52 +435,75 @@ func (a *Adaptive) admit(ctx context.Context) (waited bool, err error) {
 // after the cut, cut the limit again for a rate the cut already corrected.
 func (a *Adaptive) waitPace(ctx context.Context) (start time.Time, waited bool, err error) {
 	for {
-		d, start, next, cuts := a.pace(true)
+		d, start, next, spaced := a.pace(true)
 		if d <= 0 {
 			return start, waited, nil
 		}
 		if err := sleep(ctx, d); err != nil {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			if a.next.Equal(next) { // no start was spaced after this one
+			switch {
+			case start.Equal(a.probe.at): // a probe takes no start from the others
+				a.probe.at = time.Time{}
+			case a.next.Equal(next): // no start was spaced after this one
 				a.next = start
 			}
 			return time.Time{}, false, err
 		}
 		waited = true
-		if start, ok := a.startPaced(cuts); ok {
+		if start, ok := a.startPaced(spaced, start); ok {
 			return start, true, nil
 		}
 	}
 }
 
-// startPaced starts a paced request now and returns when, unless the limit
-// was cut since it had been cut cuts times.
-func (a *Adaptive) startPaced(cuts int) (time.Time, bool) {
+// startPaced starts a paced request now and returns when, unless starts
+// were spaced anew since they had been spaced times; planned is the start
+// pace gave it.
+func (a *Adaptive) startPaced(spaced int, planned time.Time) (time.Time, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.cuts != cuts {
+	probe := planned.Equal(a.probe.at)
+	if a.spaced != spaced {
+		if probe {
+			a.probe.at = time.Time{}
+		}
 		return time.Time{}, false
 	}
 	now := a.now()
-	a.log().put(now, a.rate)
+	rate := a.rate
+	if probe {
+		a.probe.at, a.probe.last = now, now
+		rate = a.probeRate()
+	}
+	a.log().put(now, rate, probe)
 	return now, true
 }
 
 // pace spaces request starts by the gap, once the client has been
 // throttled, so that a limit between two whole numbers means a rate
 // between them (at 2.5, two and a half requests per round trip) and a
-// rate below one per round trip is kept. It returns how long to wait, the
-// start it gave (now, if it does not wait: a start it records, if told
-// to), the earliest next start it set, and the count of cuts it spaced
-// them for.
-func (a *Adaptive) pace(record bool) (wait time.Duration, start, next time.Time, cuts int) {
+// rate below one per round trip is kept. At the edge of a small bucket,
+// a request it gives a probe's start to (see edge.go) goes between two
+// others. It returns how long to wait, the start it gave (now, if it does
+// not wait: a start it records, if told to; only such a request may be a
+// probe), the earliest next start it set, and the count of spacings it
+// spaced them for.
+func (a *Adaptive) pace(record bool) (wait time.Duration, start, next time.Time, spaced int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
 	gap := a.gap()
 	if gap == 0 {
-		return 0, now, time.Time{}, a.cuts
+		return 0, now, time.Time{}, a.spaced
+	}
+	if t, ok := a.probeStart(now); ok && record {
+		a.probe.at, a.probe.last, a.probe.since = t, t, 0
+		a.delayed = t
+		if t.Equal(now) {
+			a.log().put(now, a.probeRate(), true)
+		}
+		return t.Sub(now), t, a.next, a.spaced
 	}
 	start = a.next
 	if start.Before(now) {
@@ -485,10 +512,12 @@ func (a *Adaptive) pace(record bool) (wait time.Duration, start, next time.Time,
 		a.delayed = start
 	}
 	a.next = start.Add(gap)
+	a.lastStart = start
+	a.probe.since++
 	if start.Equal(now) && record {
-		a.log().put(now, a.rate)
+		a.log().put(now, a.rate, false)
 	}
-	return start.Sub(now), start, a.next, a.cuts
+	return start.Sub(now), start, a.next, a.spaced
 }
 
 // gap is the time between request starts: one over the rate; 0 when
@@ -549,6 +578,10 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 			a.burstThrottled++
 		}
 	}
+	probe := a.edge && start.Equal(a.probe.at)
+	if probe {
+		a.probeEnded(start, o)
+	}
 	switch o {
 	case endThrottled:
 		a.throttles++
@@ -556,8 +589,9 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 			a.rtt = max(now.Sub(start), minRTT)
 		}
 		// Requests sent before the last cut were sent under the old limit:
-		// their throttles are already answered.
-		if !start.Before(a.lastCut) {
+		// their throttles are already answered. A probe's throttle, and
+		// one a probe may have caused, say nothing new (see edge.go).
+		if !start.Before(a.lastCut) && !probe && !a.probed(start) {
 			a.cut(start, now)
 		}
 	case endAnswered:
@@ -639,7 +673,7 @@ func (a *Adaptive) increase(now time.Time) {
 		}
 		return
 	}
-	if now.Sub(a.delayed) > 2*a.gap() && float64(a.inflight+1) < a.perRTT() {
+	if a.edge || now.Sub(a.delayed) > 2*a.gap() && float64(a.inflight+1) < a.perRTT() {
 		return
 	}
 	n := a.perRTT() // successes a round trip
@@ -649,9 +683,6 @@ func (a *Adaptive) increase(now time.Time) {
 		f = 1 + a.opts.Increase
 	case q > 0 && a.rate >= q && a.rate < q/rateCut:
 		f = 1 + rateProbe
-	case q > 0 && a.edge && a.rate >= edgeCut*q && a.rate < q/rateCut:
-		f = 1 + rateProbe
-		n = max(n, a.rate*edgeRound.Seconds())
 	case q > 0 && a.rate >= rateCut*q && a.rate < q:
 		f = 1 + rateClimb
 	}
@@ -675,17 +706,6 @@ const (
 	minRTT        = time.Microsecond
 )
 
-// The law at the edge of a small bucket (see cut): the rate falls to
-// edgeCut of the rate the throttled request was paced at, and climbs back
-// to it by rateProbe a round trip counted as at least edgeRound; the
-// requests a throttle is alone among must have been paced at edgeSteady
-// of its rate or more.
-const (
-	edgeCut    = 0.95
-	edgeRound  = 100 * time.Millisecond
-	edgeSteady = 0.9
-)
-
 // cut lowers the limit on a throttle of a request started at start, since
 // the last cut.
 //
@@ -707,14 +727,15 @@ const (
 // quota in a few successes.
 //
 // Every later cut follows paced requests, and measures the quota (see
-// measure); the limit falls to rateCut of it, or, at the edge of a small
-// bucket (see Adaptive and smallBucket), to edgeCut of the rate the
-// throttled request was paced at; the throttle after an edge, if it is
-// not one, cuts the rate to rateCut of the quota it measures, but takes
-// the quota, which the climb aims at, no lower than rateCut of the edge.
-// Without pacing there is nothing to measure, and each cut is by
-// Decrease. The next start waits for the new gap: from now, or at the edge
-// of a small bucket, from the last start not throttled.
+// measure); the limit falls to rateCut of it, or, for a client whose
+// first burst met a small bucket (see smallBucket), whose requests read
+// as a bucket of one token's, to the edge those requests show (see
+// edge.go); a throttle at the edge whose requests do not read so cuts the
+// rate to rateCut of the quota it measures, but takes the quota, which the
+// climb aims at, no lower than rateCut of the edge. Without pacing there
+// is nothing to measure, and each cut is by Decrease. The next start waits
+// for the new gap: from now, or at the edge, from the last start not
+// throttled.
 func (a *Adaptive) cut(start, now time.Time) {
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing
@@ -734,12 +755,13 @@ func (a *Adaptive) cut(start, now time.Time) {
 			a.setRate(min(l/max(a.rtt, a.opts.ThrottleBackoff).Seconds(), delivered))
 		}
 	default:
-		m := a.measure(start, now)
-		edge := a.smallBucket() && m.alone
+		lo, hi, edge := time.Duration(0), time.Duration(0), false
+		if a.smallBucket() {
+			lo, hi, edge = a.paced.gaps()
+		}
 		switch {
 		case edge:
-			a.quota = m.rate
-			a.setRate(edgeCut * a.quota)
+			a.cutAtEdge(lo, hi)
 		case a.edge:
 			// A throttle after an edge that is not one itself shows that
 			// the edge was a token the bucket had banked, not its rate:
@@ -747,16 +769,17 @@ func (a *Adaptive) cut(start, now time.Time) {
 			// over the few requests since says. The rate follows the
 			// measure (the quota may have fallen far), and climbs back
 			// towards four fifths of the edge by slow start.
-			a.quota = max(m.quota, rateCut*a.quota)
-			a.setRate(rateCut * m.quota)
+			m := a.measure(start, now)
+			a.quota = max(m, rateCut*a.quota)
+			a.setRate(rateCut * m)
 		default:
-			a.quota = m.quota
+			a.quota = a.measure(start, now)
 			a.setRate(rateCut * a.quota)
 		}
 		a.edge = edge
 	}
 	a.lastCut, a.epoch, a.okSince = now, now, 0
-	a.cuts++
+	a.spaced++
 	a.next = now.Add(a.gap())
 	if !a.edge {
 		return
@@ -764,9 +787,9 @@ func (a *Adaptive) cut(start, now time.Time) {
 	// A bucket of a token refills from the last request it admitted: the
 	// throttled one took nothing.
 	if last, ok := a.paced.lastUnthrottled(); ok {
-		a.next = now
+		a.next, a.lastStart = now, time.Time{}
 		if next := last.Add(a.gap()); next.After(now) {
-			a.next = next
+			a.next, a.lastStart = next, last
 		}
 	}
 }
@@ -801,7 +824,7 @@ func (a *Adaptive) smallBucket() bool { return a.burstThrottled >= 4 && a.burstA
 //
 // (The spacing of the successes' starts was a fourth measure, and a bad
 // one: one slow answer widened it a hundredfold.)
-func (a *Adaptive) measure(ts, now time.Time) measured {
+func (a *Adaptive) measure(ts, now time.Time) float64 {
 	l := a.log()
 	t := l.since(ts)
 	rate := a.rate
@@ -814,49 +837,18 @@ func (a *Adaptive) measure(ts, now time.Time) measured {
 	})
 	from := max(t-time.Duration(measureGaps*float64(time.Second)/rate), l.since(a.lastCut))
 	done, ok := l.answered(from, t)
-	m := measured{
-		quota: min(rate*float64(ok+1)/float64(done+1), l.bound(t)),
-		rate:  rate,
-		alone: ok >= 3 && l.pacedAtLeast(from, t, edgeSteady*rate),
-	}
+	quota := min(rate*float64(ok+1)/float64(done+1), l.bound(t))
 	if elapsed := now.Sub(a.lastCut); elapsed >= 2*a.rtt {
 		if done, ok := l.answered(l.since(a.lastCut), l.since(now)); done >= 2 && 2*ok <= done {
-			m.quota = min(m.quota, float64(a.okSince+1)/elapsed.Seconds())
+			quota = min(quota, float64(a.okSince+1)/elapsed.Seconds())
 		}
 	}
-	return m
-}
-
-// measured is what the throttle of a paced request tells (see measure).
-type measured struct {
-	quota float64 // the quota measured, per second
-	rate  float64 // the rate the request was paced at
-	// alone says whether three or more requests started over the gaps
-	// measured before it, since the last cut, were admitted, all paced at
-	// edgeSteady of its rate or more. (None of them was throttled: that
-	// would have cut, and started the gaps measured after it.)
-	alone bool
+	return quota
 }
 
 // measureGaps is how many gaps between starts, at the rate of the
 // throttled request, the quota is measured over.
 const measureGaps = 8
-
-// pacedAtLeast says whether every request started after from and by to,
-// and answered, was paced at r or faster.
-func (l *pacedLog) pacedAtLeast(from, to time.Duration, r float64) bool {
-	at := true
-	l.all(func(_ int, q pacedReq) bool {
-		if q.at <= from {
-			return false
-		}
-		if q.at <= to && (q.admitted() || q.throttled()) && float64(q.rate) < r {
-			at = false
-		}
-		return at
-	})
-	return at
-}
 
 // lastUnthrottled is the start of the newest request held that was not
 // throttled: admitted, not answered yet, or cut short (which may have
@@ -950,12 +942,24 @@ func (a *Adaptive) ceiling() float64 {
 }
 
 // room is how many requests may be in flight: a paced rate's requests
-// per round trip, rounded up (at least one); an unpaced limit's whole
+// per round trip, rounded up (at least one; twice as many for a small
+// bucket, and one more for a probe due or out); an unpaced limit's whole
 // part.
 func (a *Adaptive) room() int {
 	switch {
 	case a.rate > 0:
-		return max(1, int(math.Ceil(a.perRTT())))
+		n := a.perRTT()
+		if a.smallBucket() {
+			// Twice: after a cut, the requests of the rate before it
+			// would hold the next starts back until answered, and a
+			// bucket of a token banks none of the time.
+			n *= 2
+		}
+		room := max(1, int(math.Ceil(n)))
+		if _, due := a.probeStart(a.now()); due || !a.probe.at.IsZero() {
+			room++ // the probe's: the start after it keeps its place
+		}
+		return room
 	case math.IsInf(a.limit, 1):
 		return math.MaxInt
 	}

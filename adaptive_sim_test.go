@@ -2,7 +2,6 @@ package fanout_test
 
 import (
 	"context"
-	"math"
 	"math/rand/v2"
 	"sort"
 	"testing"
@@ -86,7 +85,7 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 		sort.Slice(ready, func(i, j int) bool { return ready[i].at.Before(ready[j].at) })
 		sort.Slice(inflight, func(i, j int) bool { return inflight[i].end.Before(inflight[j].end) })
 		st := a.Stats()
-		room := math.IsInf(st.Limit, 1) || st.InFlight < max(1, int(math.Ceil(st.Limit)))
+		room := st.InFlight < fanout.AdaptiveRoom(a)
 		canStart := time.Time{}
 		if len(ready) > 0 && room {
 			canStart = ready[0].at
@@ -153,7 +152,11 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 // quota measured by 5% a round trip rather than 1%, it took 1.3-1.4x at
 // 1-20ms. Cutting to four fifths of the quota a lone throttle measured,
 // rather than 5% under the edge of a bucket of one token, it took
-// 1.2-1.3x at 1-20ms, in cells of five seconds and of twenty.)
+// 1.2-1.3x at 1-20ms, in cells of five seconds and of twenty. Cutting 5%
+// under that edge and climbing back by 1% every 100ms, rather than pacing
+// at the edge the gaps show and probing it, the worst of 32 runs took
+// 1.30x at 5 a second, 1.13-1.14x at 20-100 a second and 1ms, 1.05-1.09x
+// in cells of twenty seconds, 1.30x and 1.48x at 200ms.)
 func TestAdaptiveAgainstABucket(t *testing.T) {
 	t.Parallel()
 	const jitter = 300 * time.Microsecond // newSimBucket's
@@ -166,20 +169,22 @@ func TestAdaptiveAgainstABucket(t *testing.T) {
 		span   float64 // seconds of the bucket's rate the calls take
 		most   float64 // wall over ideal
 	}{
-		{20, 1, false, jitter, time.Millisecond, 5, 1.18},
-		{100, 1, false, jitter, time.Millisecond, 5, 1.18},
+		{5, 1, false, jitter, 20 * time.Millisecond, 5, 1.15},
+		{20, 1, false, jitter, time.Millisecond, 5, 1.08},
+		{100, 1, false, jitter, time.Millisecond, 5, 1.1},
 		{100, 1, false, jitter, 20 * time.Millisecond, 5, 1.18},
-		{50, 1, false, jitter, time.Millisecond, 20, 1.1},
-		{50, 1, false, jitter, 20 * time.Millisecond, 20, 1.12},
-		{200, 1, false, jitter, time.Millisecond, 20, 1.15},
-		{20, 1, false, jitter, 200 * time.Millisecond, 5, 1.5},
-		{100, 1, false, jitter, 200 * time.Millisecond, 5, 1.5},
-		{50, 1, false, jitter, 200 * time.Millisecond, 1, 2},
-		{100, 1, false, jitter, 200 * time.Millisecond, 1, 2},
+		{50, 1, false, jitter, time.Millisecond, 20, 1.05},
+		{50, 1, false, jitter, 20 * time.Millisecond, 20, 1.05},
+		{200, 1, false, jitter, time.Millisecond, 20, 1.12},
+		{20, 1, false, jitter, 200 * time.Millisecond, 5, 1.18},
+		{100, 1, false, jitter, 200 * time.Millisecond, 5, 1.32},
+		{50, 1, false, jitter, 200 * time.Millisecond, 1, 1.85},
+		{100, 1, false, jitter, 200 * time.Millisecond, 1, 1.85},
 		// Arrivals jittered by a fifth of the gap between starts at the
-		// quota: near the edge of a bucket of one token, some come too
-		// close.
-		{20, 1, false, 10 * time.Millisecond, time.Millisecond, 5, 1.4},
+		// quota, or by a tenth: near the edge of a bucket of one token,
+		// some come too close.
+		{20, 1, false, 10 * time.Millisecond, time.Millisecond, 5, 1.32},
+		{100, 1, false, time.Millisecond, 20 * time.Millisecond, 5, 1.25},
 		// A bucket of two, and buckets that start empty, look small to
 		// the first burst, and bank tokens: a banked token read as the
 		// edge, and measured on from there, took 1.3x and 1.15-1.4x.

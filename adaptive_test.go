@@ -417,91 +417,116 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 
 // TestAdaptiveAtTheEdgeOfASmallBucket: a client whose first burst met a
 // bucket of a token or two (of the requests it sent at once, two or fewer
-// admitted, four or more throttled) reads a throttle that comes after
-// three or more requests admitted at a steady rate as the edge of the
-// bucket: the quota is the rate that request
-// was paced at, the rate falls 5% under it, not to four fifths of the
-// quota measured, and the next start waits only for the new gap since the
-// last request admitted (the throttled one took no token), then climbs
-// back by 1% every 100ms. The throttle after it, if not an edge too, cuts
-// by its measure but keeps the quota no lower than four fifths of the
-// edge. Any other client, or
-// throttle, is cut as before.
+// admitted, four or more throttled) reads the gaps of its paced requests,
+// each from the start of the last one admitted before it, as a bucket of
+// one token answers them, and paces at the edge they show: the longer of
+// the longest gap throttled (lo) and the shortest admitted (hi), 1% more,
+// and as much again as lo ran past hi; the middle of them when hi is half
+// as long again; a quarter past lo when none was admitted yet. Gaps that
+// do not read so, and any other client, are cut as every quota is.
 func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
 	t.Parallel()
-	const rtt = time.Millisecond // below the gaps: one request at a time uses the limit
+	const ms = time.Millisecond
 	for name, tc := range map[string]struct {
-		burst, admitted int  // the first burst, and of it admitted
-		steady          int  // successes before the throttle, after the one that measured the quota
-		edge            bool // read as the edge
+		burst, admitted int             // the first burst, and of it admitted
+		gaps            []time.Duration // paced requests after the first, each this long after the one before; the last throttled, the others admitted
+		first           bool            // the first paced request throttled too
+		gap             time.Duration   // the gap after the cut; 0: cut as every quota
 	}{
-		"a small bucket":                     {8, 1, 40, true},
-		"two admitted of the first burst":    {8, 2, 40, true},
-		"three admitted of the first burst":  {8, 3, 40, false},
-		"three throttled of the first burst": {4, 1, 40, false},
-		"two admitted since the cut":         {8, 1, 2, false},
-		"still climbing":                     {8, 1, 3, false},
+		"the edge":                           {8, 1, []time.Duration{30 * ms, 26 * ms}, false, 30300 * time.Microsecond},
+		"two admitted of the first burst":    {8, 2, []time.Duration{30 * ms, 26 * ms}, false, 30300 * time.Microsecond},
+		"a throttled gap past an admitted":   {8, 1, []time.Duration{30 * ms, 28 * ms, 29 * ms}, false, 30290 * time.Microsecond},
+		"a wide edge":                        {8, 1, []time.Duration{40 * ms, 25 * ms}, false, 31623 * time.Microsecond},
+		"none admitted yet":                  {8, 1, []time.Duration{25 * ms}, false, 31563 * time.Microsecond},
+		"crossed gaps":                       {8, 1, []time.Duration{25 * ms, 30 * ms}, false, 0},
+		"no gap":                             {8, 1, nil, true, 0},
+		"three admitted of the first burst":  {8, 3, []time.Duration{30 * ms, 26 * ms}, false, 0},
+		"three throttled of the first burst": {4, 1, []time.Duration{30 * ms, 26 * ms}, false, 0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			clock := &fakeClock{t: time.Unix(1000, 0)}
-			a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.ThrottleBackoff = 100 * time.Millisecond })
-			_, request := pacedRequests(t, a, clock, rtt)
-			rate := func() float64 { return a.Stats().Limit / rtt.Seconds() }
-			var burst []time.Time
-			for range tc.burst {
-				s, _ := a.Acquire(context.Background())
-				burst = append(burst, s)
+			a, clock, send := edgeClient(t, tc.burst, tc.admitted)
+			at := fanout.AdaptiveNextStart(a)
+			send(at, tc.first)
+			var last time.Time // the last start not throttled
+			if !tc.first {
+				last = at
 			}
-			clock.advance(rtt)
-			a.Release(burst[tc.burst-1], true) // the first cut
-			for i, s := range burst[:tc.burst-1] {
-				a.Release(s, i >= tc.admitted)
-			}
-			for range 4 {
-				request(false)
-			}
-			request(true) // a quota measured
-			for range tc.steady {
-				request(false)
-			}
-			paced := rate()
-			request(true)
-			now := clock.t
-			if !tc.edge {
-				if q := fanout.AdaptiveQuota(a); math.Abs(rate()-0.8*q) > 1e-9*q || q >= paced {
-					t.Errorf("%v a second, quota %v, after a throttle paced at %v; want four fifths of a quota measured below it", rate(), q, paced)
+			for i, g := range tc.gaps {
+				at = at.Add(g)
+				if throttled := i == len(tc.gaps)-1; !throttled {
+					last = at
 				}
-				if next := fanout.AdaptiveNextStart(a); !next.Equal(now.Add(fanout.AdaptiveGap(a))) {
-					t.Errorf("next start %v after the cut; want a gap", next.Sub(now))
+				send(at, i == len(tc.gaps)-1)
+			}
+			rate := a.Stats().Limit / edgeRTT.Seconds()
+			if tc.gap == 0 {
+				if q := fanout.AdaptiveQuota(a); math.Abs(rate-0.8*q) > 1e-9*q {
+					t.Errorf("%v a second, quota %v; want four fifths of the quota measured", rate, q)
+				}
+				if next := fanout.AdaptiveNextStart(a); !next.Equal(clock.t.Add(fanout.AdaptiveGap(a))) {
+					t.Errorf("next start %v after the cut; want a gap", next.Sub(clock.t))
 				}
 				return
 			}
-			if q, r := fanout.AdaptiveQuota(a), rate(); math.Abs(q-paced) > 1e-4*paced || math.Abs(r-0.95*paced) > 1e-4*paced {
-				t.Fatalf("quota %v, %v a second after a throttle alone, paced at %v; want the quota %[3]v and 95%% of it", q, r, paced)
+			if g := fanout.AdaptiveGap(a); g < tc.gap-time.Microsecond || g > tc.gap+time.Microsecond {
+				t.Fatalf("a gap of %v after the cut; want %v", g, tc.gap)
 			}
-			// The throttled request started a round trip ago, the last one
-			// admitted an old gap before it: the new gap has passed.
-			if next := fanout.AdaptiveNextStart(a); !next.Equal(now) {
-				t.Errorf("next start %v after the cut; want now", next.Sub(now))
+			// A bucket of a token refills from the last request it
+			// admitted: the throttled one took nothing.
+			if next, want := fanout.AdaptiveNextStart(a), last.Add(fanout.AdaptiveGap(a)); !next.Equal(want) {
+				t.Errorf("next start %v after the last one not throttled; want %v", next.Sub(last), want.Sub(last))
 			}
-			r := rate()
-			request(false)
-			if got, want := rate(), r*math.Pow(1.01, 1/(r*0.1)); math.Abs(got-want) > 1e-9*want {
-				t.Errorf("%v a second after a success at %v; want %v, 1%% over 100ms", got, r, want)
+			// Successes do not climb: probes do (TestAdaptiveProbesTheEdge).
+			for range 8 {
+				last = last.Add(fanout.AdaptiveGap(a))
+				send(last, false)
 			}
-			// A throttle right after, one success since the edge: the
-			// rate falls to four fifths of what it measures (at least half
-			// the rate, at most the edge), but the quota the climb aims at
-			// stays at four fifths of the edge.
-			edge := fanout.AdaptiveQuota(a)
-			r = rate()
-			request(true)
-			if q := fanout.AdaptiveQuota(a); math.Abs(q-0.8*edge) > 1e-9*edge || rate() < 0.8*r/2*(1-1e-6) || rate() >= 0.8*q {
-				t.Errorf("quota %v, %v a second after a throttle that follows the edge %v at %v a second; want four fifths of it, and four fifths of a measure below that", q, rate(), edge, r)
+			if got := a.Stats().Limit / edgeRTT.Seconds(); got != rate {
+				t.Errorf("%v a second after 8 successes at the edge; want %v", got, rate)
 			}
 		})
 	}
+}
+
+// edgeRTT is the round trip of edgeClient's requests.
+const edgeRTT = time.Millisecond
+
+// edgeClient returns a limit on a fake clock whose first burst of burst
+// requests at once had admitted admitted, and a send that starts a request
+// at at, when pacing lets one start, and ends it after edgeRTT, throttled
+// or not. Its first cut paces it at 40 a second (burst 8).
+func edgeClient(t *testing.T, burst, admitted int) (*fanout.Adaptive, *fakeClock, func(at time.Time, throttled bool)) {
+	t.Helper()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.ThrottleBackoff = 100 * time.Millisecond })
+	var starts []time.Time
+	for range burst {
+		s, err := a.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		starts = append(starts, s)
+	}
+	clock.advance(edgeRTT)
+	a.Release(starts[burst-1], true) // the first cut
+	for i, s := range starts[:burst-1] {
+		a.Release(s, i >= admitted)
+	}
+	send := func(at time.Time, throttled bool) {
+		t.Helper()
+		if next := fanout.AdaptiveNextStart(a); at.Before(next) || at.Before(clock.t) {
+			t.Fatalf("a start at %v, before the next start %v or the clock %v", at, next, clock.t)
+		}
+		clock.t = at
+		s, err := a.Acquire(context.Background())
+		if err != nil || !s.Equal(at) {
+			t.Fatalf("Acquire at %v: started %v, %v", at, s, err)
+		}
+		clock.advance(edgeRTT)
+		a.Release(s, throttled)
+	}
+	return a, clock, send
 }
 
 // TestAdaptiveNeverNaN: a throttle that answers the very first request
@@ -1039,4 +1064,95 @@ func (r slowFromFifth) RetryDelay(attempt int, err error) (time.Duration, error)
 		return time.Hour, nil
 	}
 	return time.Millisecond, nil
+}
+
+// TestAdaptiveProbesTheEdge: at the edge of a small bucket, one request in
+// probeEvery (or one a second) goes out ahead of the next start, at a gap
+// shorter by the probe's step. A probe throttled cuts nothing, and the
+// next start keeps its place; one admitted shortens the gap to its own,
+// 1% more, doubles the step, and a throttle of the start right after it
+// cuts nothing. Probes admitted twice in a row at gaps shorter than the
+// longest throttled, or once well short of it, say the quota grew: the
+// client leaves the edge and climbs by slow start.
+func TestAdaptiveProbesTheEdge(t *testing.T) {
+	t.Parallel()
+	const ms = time.Millisecond
+	a, clock, send := edgeClient(t, 8, 1)
+	at := fanout.AdaptiveNextStart(a)
+	send(at, false)
+	send(at.Add(30*ms), false)
+	send(at.Add(56*ms), true) // lo 26ms, hi 30ms
+	gap := func() time.Duration { return fanout.AdaptiveGap(a) }
+	near := func(what string, got, want time.Duration) {
+		t.Helper()
+		if got < want-time.Microsecond || got > want+time.Microsecond {
+			t.Fatalf("%s: %v; want %v", what, got, want)
+		}
+	}
+	g := gap() // 30.3ms
+	last := at.Add(30 * ms).Add(g)
+	send(last, false)
+
+	// The first probe: the step is the middle of lo and the gap, 7.95%.
+	probe := fanout.AdaptiveNextStart(a)
+	near("the first probe's gap", probe.Sub(last), time.Duration(float64(g)/math.Sqrt(float64(g)/float64(26*ms))))
+	q := fanout.AdaptiveQuota(a)
+	send(probe, true)
+	near("the gap after a probe throttled", gap(), g)
+	if got := fanout.AdaptiveQuota(a); got != q {
+		t.Fatalf("quota %v after a probe throttled; want %v, as before", got, q)
+	}
+	if next := fanout.AdaptiveNextStart(a); !next.Equal(last.Add(g)) {
+		t.Fatalf("the start after a probe throttled %v after the one before it; want %v", next.Sub(last), g)
+	}
+	regulars := func(n int) {
+		t.Helper()
+		for range n {
+			last = last.Add(gap())
+			send(last, false)
+		}
+	}
+	regulars(fanout.ProbeEvery)
+
+	// The next, at the first step, 4%, is admitted; the start given
+	// before its answer came is throttled, and cuts nothing.
+	probe = fanout.AdaptiveNextStart(a)
+	near("the second probe's gap", probe.Sub(last), time.Duration(float64(g)/1.04))
+	clock.t = probe
+	p, err := a.Acquire(context.Background())
+	if err != nil || !p.Equal(probe) {
+		t.Fatalf("the probe started %v, %v; want %v", p, err, probe)
+	}
+	clock.t = last.Add(g)
+	s, err := a.Acquire(context.Background())
+	if err != nil || !s.Equal(clock.t) {
+		t.Fatalf("the start after the probe %v, %v; want %v", s, err, clock.t)
+	}
+	clock.advance(edgeRTT)
+	a.Release(p, false)
+	g2 := time.Duration(float64(g) / 1.04 * 1.01)
+	near("the gap after a probe admitted", gap(), g2)
+	a.Release(s, true)
+	near("the gap after a throttle of the start after a probe admitted", gap(), g2)
+	last = s
+
+	// Admitted at gaps shorter than the longest throttled (the first
+	// probe's, 28.07ms): first a little, which may be the jitter's, then
+	// well short of it.
+	regulars(fanout.ProbeEvery)
+	probe = fanout.AdaptiveNextStart(a)
+	near("the third probe's gap", probe.Sub(last), time.Duration(float64(g2)/1.08))
+	send(probe, false)
+	lo := time.Duration(float64(g) / math.Sqrt(float64(g)/float64(26*ms)))
+	near("the gap after a probe admitted short of lo", gap(), time.Duration(float64(lo)*1.01))
+	last = probe
+	regulars(fanout.ProbeEvery)
+	probe = fanout.AdaptiveNextStart(a)
+	send(probe, false)
+	if q := fanout.AdaptiveQuota(a); q != 0 {
+		t.Fatalf("quota %v after a probe admitted well short of lo; want none", q)
+	}
+	before := gap()
+	send(fanout.AdaptiveNextStart(a), false)
+	near("the gap after a success past the edge", gap(), before/2)
 }

@@ -27,7 +27,14 @@ var GuardAdaptiveCalls = guardCalls
 func AdaptiveNextStart(a *Adaptive) time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.next
+	return a.nextStart()
+}
+
+// AdaptiveRoom is how many requests a lets be in flight.
+func AdaptiveRoom(a *Adaptive) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.room()
 }
 
 // AdaptiveGap is the time a's pacing puts between request starts.
@@ -84,3 +91,7 @@ func SetPoolClock[C any](p *ClientPool[C], now func() time.Time) {
 		a.mu.Unlock()
 	}
 }
+
+// ProbeEvery is how many starts go between probes of the edge of a small
+// bucket.
+const ProbeEvery = probeEvery

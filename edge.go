@@ -1,0 +1,237 @@
+package fanout
+
+import (
+	"math"
+	"time"
+)
+
+// The edge of a small bucket.
+//
+// A bucket of one token admits a request if, and only if, the last one it
+// admitted came at least one over its rate before: it banks nothing, so
+// every moment a client paces below the rate is lost for good, and a
+// request a little early is throttled at once. A climb and a cut, as the
+// law for every other quota goes, cost such a client a fifth of its time.
+// But the bucket's answers say where its rate is. Each answered request's
+// gap, the time from the start of the last request admitted before it, is
+// either too short (throttled) or long enough (admitted): the gap of the
+// rate lies between the longest gap throttled (lo) and the shortest
+// admitted (hi).
+//
+// A client whose first burst met a small bucket (see smallBucket) reads
+// its paced requests so at each cut, if they read as a bucket of one
+// token's: no admitted gap shorter than a throttled one by more than a
+// tenth (see gaps). It paces at the edge they show:
+//
+//   - its gap is the longer of lo and hi, 1% more, and by as much again as
+//     a throttled gap ran past an admitted one: the jitter between a start
+//     and the bucket;
+//   - when hi is more than half as long again as lo, the middle of the two
+//     (geometric), where each throttle or admission halves what is not
+//     known; with no admitted gap yet, a quarter past lo;
+//   - a cut never speeds the client up; the quota is one over lo.
+//
+// Between cuts the rate does not climb. Instead, every probeEvery starts,
+// or once a second if that comes first, one request more goes out just
+// ahead of the next start: at a gap from the last one shorter by the
+// probe's step (4%, or 5% a second of the gap, if more). It costs nothing
+// but an attempt: the start after it keeps its place, and if the probe is
+// throttled, that start finds the token the probe did not take. If the
+// probe is admitted, its gap, 1% more, is the new gap (by at most twice
+// the step), and the step doubles for the next probe; if not, the step
+// starts over. Either way it cuts nothing, nor does a throttle of the
+// start after it, which the probe may have caused.
+//
+// A probe admitted at a gap shorter than lo says the bucket is faster
+// than it was, or that the jitter favoured it. Well short of lo (by twice
+// the first step), or twice in a row, the client takes it that the quota
+// grew: it leaves the edge, forgets the gaps before, and climbs by slow
+// start; the next throttle finds the edge again. Requests that do not read
+// as a bucket of one token's (a bucket of two, or a bigger one another
+// client had left empty, banks tokens) take the client back to the law
+// for every quota (see cut).
+
+// The edge's constants (see above).
+const (
+	edgeMargin  = 0.01 // over the gap the requests show
+	edgeCross   = 1.1  // how far an admitted gap may fall short of a throttled one
+	edgeWide    = 1.5  // hi over lo past which the gap goes to the middle
+	edgeDescent = 0.25 // past lo, with no admitted gap yet
+
+	probeEvery = 16          // starts between probes
+	probeOnce  = time.Second // or a probe at least this often
+	probeStep  = 0.04        // the least step
+)
+
+// probes is what a client at the edge keeps of its probes.
+type probes struct {
+	at     time.Time // the start of the probe out, if any
+	won    time.Time // the start of the last probe admitted
+	last   time.Time // the start of the last probe
+	step   float64   // the next probe's gap is the gap over 1+step
+	since  int       // starts since the last probe
+	streak int       // probes admitted in a row at a gap shorter than lo
+}
+
+// gaps reads the requests held, those started since forget, as a bucket
+// of one token would answer them: lo, the longest gap throttled, and hi,
+// the shortest admitted (a gap is the time from the start of the last
+// request admitted before, unknown while a request between is out or was
+// cut short); with no admitted gap yet, hi is a quarter past lo. ok says
+// whether they read so: a gap throttled, and no admitted one shorter than
+// a throttled one by more than edgeCross.
+func (l *pacedLog) gaps() (lo, hi time.Duration, ok bool) {
+	var last time.Duration
+	known := false
+	hi = -1
+	for k := max(0, l.n-remembered); k < l.n; k++ {
+		r := l.reqs[k%remembered]
+		if r.at < l.forget {
+			continue
+		}
+		switch {
+		case r.admitted():
+			if known && (hi < 0 || r.at-last < hi) {
+				hi = r.at - last
+			}
+			last, known = r.at, true
+		case r.throttled():
+			if known && r.at-last > lo {
+				lo = r.at - last
+			}
+		default:
+			known = false
+		}
+	}
+	if lo > 0 && hi < 0 {
+		hi = time.Duration(float64(lo) * (1 + edgeDescent))
+	}
+	return lo, hi, lo > 0 && float64(lo) < float64(hi)*edgeCross
+}
+
+// gapBefore is the gap of the request started at at, if known (see gaps).
+func (l *pacedLog) gapBefore(at time.Duration) (g time.Duration, ok bool) {
+	l.all(func(_ int, r pacedReq) bool {
+		switch {
+		case r.at >= at || r.throttled():
+			return true
+		case r.admitted():
+			g, ok = at-r.at, true
+		}
+		return false
+	})
+	return g, ok
+}
+
+// lastRegular is the start of the newest request held that is not a
+// probe.
+func (l *pacedLog) lastRegular() (time.Time, bool) {
+	var last time.Time
+	found := false
+	l.all(func(_ int, r pacedReq) bool {
+		if r.probe {
+			return true
+		}
+		last, found = l.base.Add(r.at), true
+		return false
+	})
+	return last, found
+}
+
+// cutAtEdge cuts to the edge the requests show, lo and hi as gaps reads
+// them.
+func (a *Adaptive) cutAtEdge(lo, hi time.Duration) {
+	g := time.Duration(float64(max(lo, hi)) * (1 + edgeMargin))
+	if lo > hi {
+		g += lo - hi
+	}
+	if float64(hi) > edgeWide*float64(lo) {
+		g = time.Duration(math.Sqrt(float64(lo) * float64(hi)))
+	}
+	a.quota = 1 / lo.Seconds()
+	a.setRate(min(1/g.Seconds(), a.rate))
+	a.probe.at, a.probe.won, a.probe.since = time.Time{}, time.Time{}, 0
+	a.probe.step = max(a.probeStep(), math.Sqrt(float64(g)/float64(lo))-1)
+}
+
+// probeStep is the step a probe starts over with: probeStep, or 5% a
+// second of the gap (huntPerSecond), if more. At a request every five
+// seconds, a quota that grew a hundredfold is found in a few probes.
+func (a *Adaptive) probeStep() float64 {
+	return max(probeStep, huntPerSecond*a.gap().Seconds())
+}
+
+// probeRate is the rate of a probe's gap.
+func (a *Adaptive) probeRate() float64 { return a.rate * (1 + a.probe.step) }
+
+// probeStart is when a probe may start, if one is due, for a request
+// asking at now: at the edge, with no probe out, probeEvery starts since
+// the last (or one, a second after it), its gap from the last start
+// before now and the next start.
+func (a *Adaptive) probeStart(now time.Time) (time.Time, bool) {
+	p := &a.probe
+	every := probeEvery
+	if now.Sub(p.last) >= probeOnce {
+		every = 1
+	}
+	if !a.edge || !p.at.IsZero() || p.since < every || a.lastStart.IsZero() {
+		return time.Time{}, false
+	}
+	t := a.lastStart.Add(time.Duration(float64(a.gap()) / (1 + p.step)))
+	if t.Before(now) || !t.Before(a.next) {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// nextStart is the earliest start pace gives next.
+func (a *Adaptive) nextStart() time.Time {
+	if t, ok := a.probeStart(a.now()); ok {
+		return t
+	}
+	return a.next
+}
+
+// probed says whether a throttle of the request started at start may be
+// a probe's doing: it started within a gap after a probe out or admitted.
+func (a *Adaptive) probed(start time.Time) bool {
+	after := func(p time.Time) bool { return !p.IsZero() && start.After(p) && start.Sub(p) < a.gap() }
+	return a.edge && (after(a.probe.at) || after(a.probe.won))
+}
+
+// probeEnded takes the answer o to the probe started at start.
+func (a *Adaptive) probeEnded(start time.Time, o attemptEnd) {
+	p := &a.probe
+	p.at = time.Time{}
+	if o != endAnswered {
+		p.streak, p.step = 0, a.probeStep()
+		return
+	}
+	p.won = start
+	g, ok := a.paced.gapBefore(a.paced.since(start))
+	if !ok {
+		return
+	}
+	if lo, _, _ := a.paced.gaps(); g < lo {
+		p.streak++
+		if p.streak < 2 && float64(g) >= float64(lo)*(1-2*probeStep) {
+			g = lo // the jitter's, likely
+		} else { // the quota grew
+			a.paced.forget = a.paced.since(start)
+			a.edge, a.quota, p.streak = false, 0, 0
+		}
+	}
+	g = max(time.Duration(float64(g)*(1+edgeMargin)), time.Duration(float64(a.gap())/(1+2*p.step)))
+	if g >= a.gap() {
+		return
+	}
+	a.setRate(1 / g.Seconds())
+	p.step = min(2*p.step, 1)
+	// Space the starts given since anew, from the last one.
+	anchor := start
+	if last, ok := a.paced.lastRegular(); ok && last.After(anchor) {
+		anchor = last
+	}
+	a.lastStart, a.next = anchor, anchor.Add(a.gap())
+	a.spaced++
+}
