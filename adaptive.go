@@ -346,7 +346,7 @@ func (a *Adaptive) acquire(ctx context.Context) (start time.Time, held bool, err
 	}
 	start, paced, err := a.waitPace(ctx)
 	if err != nil {
-		a.giveBack()
+		a.giveBack(time.Time{})
 		return time.Time{}, false, err
 	}
 	return start, bucket || room || paced, nil
@@ -443,8 +443,10 @@ func (a *Adaptive) waitPace(ctx context.Context) (start time.Time, waited bool, 
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			switch {
-			case start.Equal(a.probe.at): // a probe takes no start from the others
-				a.probe.at = time.Time{}
+			case next.IsZero(): // a probe: it took no start from the others
+				if start.Equal(a.probe.at) {
+					a.probe.at = time.Time{}
+				}
 			case a.next.Equal(next): // no start was spaced after this one
 				a.next = start
 			}
@@ -487,8 +489,8 @@ func (a *Adaptive) startPaced(spaced int, planned time.Time) (time.Time, bool) {
 // a request it gives a probe's start to (see edge.go) goes between two
 // others. It returns how long to wait, the start it gave (now, if it does
 // not wait: a start it records, if told to; only such a request may be a
-// probe), the earliest next start it set, and the count of spacings it
-// spaced them for.
+// probe), the earliest next start it set (none for a probe), and the
+// count of spacings it spaced them for.
 func (a *Adaptive) pace(record bool) (wait time.Duration, start, next time.Time, spaced int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -503,7 +505,7 @@ func (a *Adaptive) pace(record bool) (wait time.Duration, start, next time.Time,
 		if t.Equal(now) {
 			a.log().put(now, a.probeRate(), true)
 		}
-		return t.Sub(now), t, a.next, a.spaced
+		return t.Sub(now), t, time.Time{}, a.spaced
 	}
 	start = a.next
 	if start.Before(now) {
@@ -639,11 +641,15 @@ const (
 	servedGaps = 2
 )
 
-// giveBack returns the place of a request that was never sent.
-func (a *Adaptive) giveBack() {
+// giveBack returns the place of a request that was never sent, started
+// at start (or never started, if zero); a probe not sent is no longer out.
+func (a *Adaptive) giveBack(start time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.inflight--
+	if !start.IsZero() && start.Equal(a.probe.at) {
+		a.probe.at = time.Time{}
+	}
 	a.wake()
 }
 
@@ -737,6 +743,7 @@ const (
 // for the new gap: from now, or at the edge, from the last start not
 // throttled.
 func (a *Adaptive) cut(start, now time.Time) {
+	var refill time.Duration // at the edge, the gap it shows
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing
 		if a.firstCut.IsZero() {
@@ -757,11 +764,11 @@ func (a *Adaptive) cut(start, now time.Time) {
 	default:
 		lo, hi, edge := time.Duration(0), time.Duration(0), false
 		if a.smallBucket() {
-			lo, hi, edge = a.paced.gaps()
+			lo, hi, edge = a.log().gaps()
 		}
 		switch {
 		case edge:
-			a.cutAtEdge(lo, hi)
+			refill = a.cutAtEdge(lo, hi)
 		case a.edge:
 			// A throttle after an edge that is not one itself shows that
 			// the edge was a token the bucket had banked, not its rate:
@@ -784,11 +791,13 @@ func (a *Adaptive) cut(start, now time.Time) {
 	if !a.edge {
 		return
 	}
-	// A bucket of a token refills from the last request it admitted: the
-	// throttled one took nothing.
+	// A bucket of a token refills from the last request it admitted (the
+	// throttled one took nothing), at the gap the edge shows, even where
+	// the rate cannot follow it (minRate): the next start, at the old
+	// gap, would be throttled again.
 	if last, ok := a.paced.lastUnthrottled(); ok {
 		a.next, a.lastStart = now, time.Time{}
-		if next := last.Add(a.gap()); next.After(now) {
+		if next := last.Add(max(refill, a.gap())); next.After(now) {
 			a.next, a.lastStart = next, last
 		}
 	}
@@ -943,8 +952,8 @@ func (a *Adaptive) ceiling() float64 {
 
 // room is how many requests may be in flight: a paced rate's requests
 // per round trip, rounded up (at least one; twice as many for a small
-// bucket, and one more for a probe due or out); an unpaced limit's whole
-// part.
+// bucket, and one more for a probe due or out; no more than Max); an
+// unpaced limit's whole part.
 func (a *Adaptive) room() int {
 	switch {
 	case a.rate > 0:
@@ -959,7 +968,7 @@ func (a *Adaptive) room() int {
 		if _, due := a.probeStart(a.now()); due || !a.probe.at.IsZero() {
 			room++ // the probe's: the start after it keeps its place
 		}
-		return room
+		return int(min(float64(room), a.ceiling()))
 	case math.IsInf(a.limit, 1):
 		return math.MaxInt
 	}
@@ -1117,7 +1126,7 @@ func (s *slot) end(o attemptEnd) {
 
 func (s *slot) giveBack() {
 	if s.done.CompareAndSwap(false, true) {
-		s.a.giveBack()
+		s.a.giveBack(s.start)
 	}
 }
 

@@ -185,6 +185,12 @@ func TestAdaptiveAgainstABucket(t *testing.T) {
 		// some come too close.
 		{20, 1, false, 10 * time.Millisecond, time.Millisecond, 5, 1.32},
 		{100, 1, false, time.Millisecond, 20 * time.Millisecond, 5, 1.25},
+		// As slow as the limit paces, and jittered by 5ms: a cut that
+		// cannot slow the client must still wait for the bucket, or
+		// every round trip is a throttle, and calls fail (they did, in
+		// every run, before it waited).
+		{0.1, 1, false, 5 * time.Millisecond, 100 * time.Microsecond, 200, 1.1},
+		{1, 1, false, 5 * time.Millisecond, 100 * time.Microsecond, 20, 1.15},
 		// A bucket of two, and buckets that start empty, look small to
 		// the first burst, and bank tokens: a banked token read as the
 		// edge, and measured on from there, took 1.3x and 1.15-1.4x.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1071,9 +1072,10 @@ func (r slowFromFifth) RetryDelay(attempt int, err error) (time.Duration, error)
 // shorter by the probe's step. A probe throttled cuts nothing, and the
 // next start keeps its place; one admitted shortens the gap to its own,
 // 1% more, doubles the step, and a throttle of the start right after it
-// cuts nothing. Probes admitted twice in a row at gaps shorter than the
-// longest throttled, or once well short of it, say the quota grew: the
-// client leaves the edge and climbs by slow start.
+// cuts nothing. A probe admitted a little short of the longest gap
+// throttled may be the jitter's, and takes the gap to that; one well short
+// of it says the quota grew: the client leaves the edge and climbs by slow
+// start.
 func TestAdaptiveProbesTheEdge(t *testing.T) {
 	t.Parallel()
 	const ms = time.Millisecond
@@ -1155,4 +1157,188 @@ func TestAdaptiveProbesTheEdge(t *testing.T) {
 	before := gap()
 	send(fanout.AdaptiveNextStart(a), false)
 	near("the gap after a success past the edge", gap(), before/2)
+}
+
+// edgeAt returns a client at the edge of a small bucket (lo 26ms, hi 30ms:
+// a gap of 30.3ms), the start of its last request, and send.
+func edgeAt(t *testing.T) (*fanout.Adaptive, *fakeClock, time.Time, func(at time.Time, throttled bool)) {
+	t.Helper()
+	a, clock, send := edgeClient(t, 8, 1)
+	at := fanout.AdaptiveNextStart(a)
+	send(at, false)
+	send(at.Add(30*time.Millisecond), false)
+	send(at.Add(56*time.Millisecond), true)
+	last := at.Add(30 * time.Millisecond).Add(fanout.AdaptiveGap(a))
+	send(last, false)
+	return a, clock, last, send
+}
+
+// failingRetryer fails GetAttemptToken, as the SDK's adaptive retry mode
+// does when a call's context ends while it waits for a token of its own.
+type failingRetryer struct{ aws.RetryerV2 }
+
+func (failingRetryer) GetAttemptToken(context.Context) (func(error) error, error) {
+	return nil, errors.New("failed to get a token")
+}
+
+// TestAdaptiveProbeNotSent: a probe's start given to an attempt that is
+// never sent (the wrapped retryer refused it; the caller's context ended
+// while it waited) is no longer out: the next probe comes as the one
+// before it would have.
+func TestAdaptiveProbeNotSent(t *testing.T) {
+	t.Parallel()
+	a, clock, last, send := edgeAt(t)
+	g := fanout.AdaptiveGap(a)
+	probe := fanout.AdaptiveNextStart(a)
+	if probe.Sub(last) >= g {
+		t.Fatalf("the next start %v after the last; want a probe, before the gap %v", probe.Sub(last), g)
+	}
+	clock.t = probe
+	r := fanout.AdaptiveRetryer(failingRetryer{retry.NewStandard()}, a)
+	if _, err := r.GetAttemptToken(context.Background()); err == nil {
+		t.Fatal("GetAttemptToken: no error")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	clock.t = probe
+	if _, err := a.Acquire(ctx); err == nil {
+		t.Fatal("Acquire with a context ended: no error")
+	}
+	for range fanout.ProbeEvery {
+		last = last.Add(g)
+		send(last, false)
+	}
+	if next := fanout.AdaptiveNextStart(a); next.Sub(last) >= g {
+		t.Errorf("the next start %v after the last, %d starts after a probe not sent; want a probe", next.Sub(last), fanout.ProbeEvery)
+	}
+	if s := a.Stats(); s.InFlight != 0 {
+		t.Errorf("%d requests in flight; want none", s.InFlight)
+	}
+}
+
+// TestAdaptiveProbeCancelled: a probe whose context ends while it waits
+// for its start gives no start back to the others, even once a cut has
+// spaced them anew from the start just before it: the next start stays
+// where the cut put it.
+func TestAdaptiveProbeCancelled(t *testing.T) {
+	t.Parallel()
+	const ms = time.Millisecond
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdaptive(t, clock, func(*fanout.AdaptiveOptions) {})
+	var burst []time.Time
+	for range 8 {
+		s, _ := a.Acquire(context.Background())
+		burst = append(burst, s)
+	}
+	clock.advance(40 * ms) // a round trip of 40ms: requests overlap
+	a.Release(burst[7], true)
+	for i, s := range burst[:7] {
+		a.Release(s, i >= 1) // a small bucket
+	}
+	start := func(at time.Time) time.Time {
+		t.Helper()
+		clock.t = at
+		s, err := a.Acquire(context.Background())
+		if err != nil || !s.Equal(at) {
+			t.Fatalf("Acquire at %v: %v, %v", at, s, err)
+		}
+		return s
+	}
+	end := func(s, at time.Time, throttled bool) { clock.t = at; a.Release(s, throttled) }
+	t0 := fanout.AdaptiveNextStart(a)
+	r1 := start(t0)
+	r2 := start(t0.Add(30 * ms))
+	end(r1, t0.Add(40*ms), false)
+	r3 := start(t0.Add(56 * ms))
+	end(r2, t0.Add(70*ms), false)
+	start(fanout.AdaptiveNextStart(a)) // out throughout: the gaps after it are unknown
+	end(r3, t0.Add(96*ms), true)       // the edge: lo 26ms, hi 30ms
+	g := fanout.AdaptiveGap(a)
+	throttled := start(fanout.AdaptiveNextStart(a))
+	last := start(throttled.Add(g)) // past the probe before it: a regular start
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := a.Acquire(ctx) // the probe, waiting on the real clock for its start on the fake one
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); fanout.AdaptiveProbeOut(a).IsZero(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no probe out; the next start %v after the last", fanout.AdaptiveNextStart(a).Sub(last))
+		}
+	}
+	end(throttled, last.Add(10*ms), true) // a cut at the edge: the same gap, from the last start
+	next := fanout.AdaptiveNextStart(a)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the probe's Acquire: %v; want it cancelled", err)
+	}
+	if got := fanout.AdaptiveNextStart(a); !got.Equal(next) {
+		t.Errorf("the next start %v after the last once the probe was cancelled; want %v, where the cut put it", got.Sub(last), next.Sub(last))
+	}
+}
+
+// TestAdaptiveThrottleAtTheFirstCut: a request that started unpaced at
+// the very instant of the first cut (a clock too coarse to tell them
+// apart), after a first burst that met a small bucket, cuts again when
+// throttled, before anything paced was logged.
+func TestAdaptiveThrottleAtTheFirstCut(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdaptive(t, clock, func(*fanout.AdaptiveOptions) {})
+	var burst []time.Time
+	for range 6 {
+		s, err := a.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		burst = append(burst, s)
+	}
+	clock.advance(time.Millisecond)
+	a.Release(burst[0], false)
+	s, err := a.Acquire(context.Background()) // in the tick of the cut
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range burst[1:] {
+		a.Release(b, true)
+	}
+	clock.advance(time.Millisecond)
+	a.Release(s, true)
+	if l := a.Stats().Limit; !(l > 0) {
+		t.Errorf("limit %v after a throttle at the first cut; want above 0", l)
+	}
+}
+
+// TestAdaptiveMaxBoundsASmallBucket: a small bucket's client has twice
+// its rate's room, and one more for a probe, but never more than Max in
+// flight.
+func TestAdaptiveMaxBoundsASmallBucket(t *testing.T) {
+	t.Parallel()
+	const most = 5
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Max = most })
+	var burst []time.Time
+	for range most {
+		s, _ := a.Acquire(context.Background())
+		burst = append(burst, s)
+	}
+	clock.advance(200 * time.Millisecond)
+	a.Release(burst[0], false)
+	for _, s := range burst[1:] {
+		a.Release(s, true) // a small bucket
+	}
+	for range 40 { // climbs to Max a round trip
+		clock.t = fanout.AdaptiveNextStart(a)
+		s, _ := a.Acquire(context.Background())
+		clock.advance(200 * time.Millisecond)
+		a.Release(s, false)
+	}
+	if l := a.Stats().Limit; 2*l <= most {
+		t.Fatalf("limit %v after 40 successes; want more than half of Max %d", l, most)
+	}
+	if room := fanout.AdaptiveRoom(a); room > most {
+		t.Errorf("room for %d requests in flight; want at most Max, %d", room, most)
+	}
 }

@@ -34,7 +34,8 @@ import (
 // Between cuts the rate does not climb. Instead, every probeEvery starts,
 // or once a second if that comes first, one request more goes out just
 // ahead of the next start: at a gap from the last one shorter by the
-// probe's step (4%, or 5% a second of the gap, if more). It costs nothing
+// probe's step (4%, or 5% a second of the gap, if more; the first after a
+// cut, at the middle of the gap and lo, if that is shorter). It costs nothing
 // but an attempt: the start after it keeps its place, and if the probe is
 // throttled, that start finds the token the probe did not take. If the
 // probe is admitted, its gap, 1% more, is the new gap (by at most twice
@@ -43,10 +44,11 @@ import (
 // start after it, which the probe may have caused.
 //
 // A probe admitted at a gap shorter than lo says the bucket is faster
-// than it was, or that the jitter favoured it. Well short of lo (by twice
-// the first step), or twice in a row, the client takes it that the quota
-// grew: it leaves the edge, forgets the gaps before, and climbs by slow
-// start; the next throttle finds the edge again. Requests that do not read
+// than it was, or that the jitter favoured it: a little short, the gap
+// goes to lo, 1% more. Well short of it (by twice the least step), the client
+// takes it that the quota grew: it leaves the edge, forgets the gaps
+// before, and climbs by slow start; the next throttle finds the edge
+// again. Requests that do not read
 // as a bucket of one token's (a bucket of two, or a bigger one another
 // client had left empty, banks tokens) take the client back to the law
 // for every quota (see cut).
@@ -65,12 +67,11 @@ const (
 
 // probes is what a client at the edge keeps of its probes.
 type probes struct {
-	at     time.Time // the start of the probe out, if any
-	won    time.Time // the start of the last probe admitted
-	last   time.Time // the start of the last probe
-	step   float64   // the next probe's gap is the gap over 1+step
-	since  int       // starts since the last probe
-	streak int       // probes admitted in a row at a gap shorter than lo
+	at    time.Time // the start of the probe out, if any
+	won   time.Time // the start of the last probe admitted
+	last  time.Time // the start of the last probe
+	step  float64   // the next probe's gap is the gap over 1+step
+	since int       // starts since the last probe
 }
 
 // gaps reads the requests held, those started since forget, as a bucket
@@ -139,8 +140,9 @@ func (l *pacedLog) lastRegular() (time.Time, bool) {
 }
 
 // cutAtEdge cuts to the edge the requests show, lo and hi as gaps reads
-// them.
-func (a *Adaptive) cutAtEdge(lo, hi time.Duration) {
+// them, and returns its gap: the client's, but where minRate holds the
+// client faster.
+func (a *Adaptive) cutAtEdge(lo, hi time.Duration) time.Duration {
 	g := time.Duration(float64(max(lo, hi)) * (1 + edgeMargin))
 	if lo > hi {
 		g += lo - hi
@@ -152,6 +154,10 @@ func (a *Adaptive) cutAtEdge(lo, hi time.Duration) {
 	a.setRate(min(1/g.Seconds(), a.rate))
 	a.probe.at, a.probe.won, a.probe.since = time.Time{}, time.Time{}, 0
 	a.probe.step = max(a.probeStep(), math.Sqrt(float64(g)/float64(lo))-1)
+	if a.rate > minRate {
+		return a.gap()
+	}
+	return g // the rate cannot follow it
 }
 
 // probeStep is the step a probe starts over with: probeStep, or 5% a
@@ -204,7 +210,7 @@ func (a *Adaptive) probeEnded(start time.Time, o attemptEnd) {
 	p := &a.probe
 	p.at = time.Time{}
 	if o != endAnswered {
-		p.streak, p.step = 0, a.probeStep()
+		p.step = a.probeStep()
 		return
 	}
 	p.won = start
@@ -212,14 +218,13 @@ func (a *Adaptive) probeEnded(start time.Time, o attemptEnd) {
 	if !ok {
 		return
 	}
-	if lo, _, _ := a.paced.gaps(); g < lo {
-		p.streak++
-		if p.streak < 2 && float64(g) >= float64(lo)*(1-2*probeStep) {
-			g = lo // the jitter's, likely
-		} else { // the quota grew
-			a.paced.forget = a.paced.since(start)
-			a.edge, a.quota, p.streak = false, 0, 0
-		}
+	switch lo, _, _ := a.paced.gaps(); {
+	case g >= lo:
+	case float64(g) >= float64(lo)*(1-2*probeStep):
+		g = lo // the jitter's, likely
+	default: // the quota grew
+		a.paced.forget = a.paced.since(start)
+		a.edge, a.quota = false, 0
 	}
 	g = max(time.Duration(float64(g)*(1+edgeMargin)), time.Duration(float64(a.gap())/(1+2*p.step)))
 	if g >= a.gap() {

@@ -95,3 +95,10 @@ func SetPoolClock[C any](p *ClientPool[C], now func() time.Time) {
 // ProbeEvery is how many starts go between probes of the edge of a small
 // bucket.
 const ProbeEvery = probeEvery
+
+// AdaptiveProbeOut is the start of a's probe out, or zero.
+func AdaptiveProbeOut(a *Adaptive) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.probe.at
+}
