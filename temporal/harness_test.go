@@ -247,7 +247,17 @@ func (p *proc) confirm(details *commonpb.Payloads) {
 // accounts.
 func (p *proc) kill() (regions, accounts int) {
 	close(p.killed) // no heartbeat is taken after this
+	regions, accounts = p.inFlight()
+	p.cancel()
+	go p.tw.Stop()
+	return regions, accounts
+}
+
+// inFlight returns the account-regions p has in flight, as the server
+// knows them, and their accounts.
+func (p *proc) inFlight() (regions, accounts int) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	accts := map[string]bool{}
 	for k := range p.begun {
 		if !p.confirmed[k] {
@@ -255,9 +265,6 @@ func (p *proc) kill() (regions, accounts int) {
 			accts[strings.SplitN(k, "/", 2)[0]] = true
 		}
 	}
-	p.mu.Unlock()
-	p.cancel()
-	go p.tw.Stop()
 	return regions, len(accts)
 }
 
