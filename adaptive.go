@@ -743,7 +743,7 @@ const (
 // for the new gap: from now, or at the edge, from the last start not
 // throttled.
 func (a *Adaptive) cut(start, now time.Time) {
-	var refill time.Duration // at the edge, the gap it shows
+	var refill time.Duration // at the edge, the gap it shows (see cutAtEdge)
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing
 		if a.firstCut.IsZero() {
@@ -792,12 +792,13 @@ func (a *Adaptive) cut(start, now time.Time) {
 		return
 	}
 	// A bucket of a token refills from the last request it admitted (the
-	// throttled one took nothing), at the gap the edge shows, even where
-	// the rate cannot follow it (minRate): the next start, at the old
-	// gap, would be throttled again.
-	if last, ok := a.paced.lastUnthrottled(); ok {
+	// throttled one took nothing; one not answered yet, or cut short, may
+	// have taken a token), at the gap the edge shows, even where the rate
+	// cannot follow it (minRate): the next start, at the old gap, would be
+	// throttled again.
+	if last, ok := a.paced.newest(pacedReq.throttled); ok {
 		a.next, a.lastStart = now, time.Time{}
-		if next := last.Add(max(refill, a.gap())); next.After(now) {
+		if next := last.Add(refill); next.After(now) {
 			a.next, a.lastStart = next, last
 		}
 	}
@@ -859,14 +860,13 @@ func (a *Adaptive) measure(ts, now time.Time) float64 {
 // throttled request, the quota is measured over.
 const measureGaps = 8
 
-// lastUnthrottled is the start of the newest request held that was not
-// throttled: admitted, not answered yet, or cut short (which may have
-// taken a token).
-func (l *pacedLog) lastUnthrottled() (time.Time, bool) {
+// newest is the start of the newest request held that skip does not
+// pass over.
+func (l *pacedLog) newest(skip func(pacedReq) bool) (time.Time, bool) {
 	var last time.Time
 	found := false
 	l.all(func(_ int, r pacedReq) bool {
-		if r.throttled() {
+		if skip(r) {
 			return true
 		}
 		last, found = l.base.Add(r.at), true

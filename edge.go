@@ -35,23 +35,22 @@ import (
 // or once a second if that comes first, one request more goes out just
 // ahead of the next start: at a gap from the last one shorter by the
 // probe's step (4%, or 5% a second of the gap, if more; the first after a
-// cut, at the middle of the gap and lo, if that is shorter). It costs nothing
-// but an attempt: the start after it keeps its place, and if the probe is
-// throttled, that start finds the token the probe did not take. If the
-// probe is admitted, its gap, 1% more, is the new gap (by at most twice
-// the step), and the step doubles for the next probe; if not, the step
-// starts over. Either way it cuts nothing, nor does a throttle of the
+// cut, at the middle of the gap and lo, if that is shorter). It costs
+// nothing but an attempt: the start after it keeps its place, and if the
+// probe is throttled, that start finds the token the probe did not take.
+// If the probe is admitted, its gap, 1% more, is the new gap (by at most
+// twice the step), and the step doubles for the next probe; if not, the
+// step starts over. Either way it cuts nothing, nor does a throttle of the
 // start after it, which the probe may have caused.
 //
 // A probe admitted at a gap shorter than lo says the bucket is faster
 // than it was, or that the jitter favoured it: a little short, the gap
-// goes to lo, 1% more. Well short of it (by twice the least step), the client
-// takes it that the quota grew: it leaves the edge, forgets the gaps
-// before, and climbs by slow start; the next throttle finds the edge
-// again. Requests that do not read
-// as a bucket of one token's (a bucket of two, or a bigger one another
-// client had left empty, banks tokens) take the client back to the law
-// for every quota (see cut).
+// goes to lo, 1% more. Well short of it (by twice the least step), the
+// client takes it that the quota grew: it leaves the edge, forgets the
+// gaps before, and climbs by slow start; the next throttle finds the edge
+// again. Requests that do not read as a bucket of one token's (a bucket of
+// two, or a bigger one another client had left empty, banks tokens) take
+// the client back to the law for every quota (see cut).
 
 // The edge's constants (see above).
 const (
@@ -124,24 +123,9 @@ func (l *pacedLog) gapBefore(at time.Duration) (g time.Duration, ok bool) {
 	return g, ok
 }
 
-// lastRegular is the start of the newest request held that is not a
-// probe.
-func (l *pacedLog) lastRegular() (time.Time, bool) {
-	var last time.Time
-	found := false
-	l.all(func(_ int, r pacedReq) bool {
-		if r.probe {
-			return true
-		}
-		last, found = l.base.Add(r.at), true
-		return false
-	})
-	return last, found
-}
-
 // cutAtEdge cuts to the edge the requests show, lo and hi as gaps reads
-// them, and returns its gap: the client's, but where minRate holds the
-// client faster.
+// them, and returns its gap: the client's, or where minRate holds the
+// client faster, the longer one the edge shows.
 func (a *Adaptive) cutAtEdge(lo, hi time.Duration) time.Duration {
 	g := time.Duration(float64(max(lo, hi)) * (1 + edgeMargin))
 	if lo > hi {
@@ -234,7 +218,7 @@ func (a *Adaptive) probeEnded(start time.Time, o attemptEnd) {
 	p.step = min(2*p.step, 1)
 	// Space the starts given since anew, from the last one.
 	anchor := start
-	if last, ok := a.paced.lastRegular(); ok && last.After(anchor) {
+	if last, ok := a.paced.newest(func(r pacedReq) bool { return r.probe }); ok && last.After(anchor) {
 		anchor = last
 	}
 	a.lastStart, a.next = anchor, anchor.Add(a.gap())
