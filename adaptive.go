@@ -952,8 +952,8 @@ func (a *Adaptive) ceiling() float64 {
 
 // room is how many requests may be in flight: a paced rate's requests
 // per round trip, rounded up (at least one; twice as many for a small
-// bucket, and one more for a probe due or out; no more than Max); an
-// unpaced limit's whole part.
+// bucket, and at its edge one more for a probe due or out; no more than
+// Max); an unpaced limit's whole part.
 func (a *Adaptive) room() int {
 	switch {
 	case a.rate > 0:
@@ -965,8 +965,10 @@ func (a *Adaptive) room() int {
 			n *= 2
 		}
 		room := max(1, int(math.Ceil(n)))
-		if _, due := a.probeStart(a.now()); due || !a.probe.at.IsZero() {
-			room++ // the probe's: the start after it keeps its place
+		if a.edge {
+			if _, due := a.probeStart(a.now()); due || !a.probe.at.IsZero() {
+				room++ // the probe's: the start after it keeps its place
+			}
 		}
 		return int(min(float64(room), a.ceiling()))
 	case math.IsInf(a.limit, 1):

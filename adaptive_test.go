@@ -1342,3 +1342,36 @@ func TestAdaptiveMaxBoundsASmallBucket(t *testing.T) {
 		t.Errorf("room for %d requests in flight; want at most Max, %d", room, most)
 	}
 }
+
+// TestAdaptiveProbeOffTheEdge: a probe out when a cut takes the client off
+// the edge (gaps that do not read as a bucket of one token's) keeps no
+// place of its own: the room is the rate's.
+func TestAdaptiveProbeOffTheEdge(t *testing.T) {
+	t.Parallel()
+	a, clock, last, send := edgeAt(t)
+	probe := fanout.AdaptiveNextStart(a)
+	if probe.Sub(last) >= fanout.AdaptiveGap(a) {
+		t.Fatalf("the next start %v after the last; want a probe", probe.Sub(last))
+	}
+	clock.t = probe
+	p, err := a.Acquire(context.Background())
+	if err != nil || !p.Equal(probe) {
+		t.Fatalf("the probe started %v, %v; want %v", p, err, probe)
+	}
+	last = last.Add(fanout.AdaptiveGap(a))
+	send(last, false)
+	send(last.Add(40*time.Millisecond), true) // a gap of 40ms throttled, 30ms admitted: crossed
+	if q := fanout.AdaptiveQuota(a); q == 1/0.026 {
+		t.Fatal("still at the edge")
+	}
+	// A small bucket's room: twice the rate's requests a round trip.
+	want := max(1, int(math.Ceil(2*a.Stats().Limit)))
+	if room := fanout.AdaptiveRoom(a); room != want {
+		t.Errorf("room for %d off the edge, with the probe out; want %d", room, want)
+	}
+	clock.advance(edgeRTT)
+	a.Release(p, false)
+	if room := fanout.AdaptiveRoom(a); room != want {
+		t.Errorf("room for %d off the edge, the probe answered; want %d", room, want)
+	}
+}
