@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,14 +193,16 @@ type Adaptive struct {
 
 	paced *pacedLog // once paced
 
-	// The first burst: of the requests started before the first cut,
-	// how many the quota admitted and how many it throttled (see
-	// smallBucket).
-	firstCut                      time.Time
-	burstAdmitted, burstThrottled int
-	edge                          bool      // the client paces at the edge of a small bucket (see edge.go)
-	lastStart                     time.Time // the last start pace gave a request other than a probe
-	probe                         probes    // at the edge
+	// The first burst, the requests started before the first cut (see
+	// smallBucket): how many the quota throttled, the earliest start of
+	// those, and the earliest starts of those it admitted.
+	firstCut       time.Time
+	burstThrottled int
+	burstFirstOut  time.Time
+	burstAdmitted  [3]time.Time
+	edge           bool      // the client paces at the edge of a small bucket (see edge.go)
+	lastStart      time.Time // the last start pace gave a request other than a probe
+	probe          probes    // at the edge
 
 	succeeded map[string]time.Time // per operation: when its last request that succeeded ended
 }
@@ -439,7 +442,7 @@ func (a *Adaptive) waitPace(ctx context.Context) (start time.Time, waited bool, 
 		if d <= 0 {
 			return start, waited, nil
 		}
-		if err := sleep(ctx, d); err != nil {
+		if err := sleepExactly(ctx, d, a.spin()); err != nil {
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			switch {
@@ -531,6 +534,48 @@ func (a *Adaptive) gap() time.Duration {
 	return time.Duration(float64(time.Second) / a.rate)
 }
 
+// timerSlack is how late a timer may fire on a machine with nothing else
+// to run: on Linux the runtime's poller waits in whole milliseconds, so a
+// timer fires up to a millisecond after its time (golang.org/issue/44343).
+// Paced starts that late reach a bucket of one token at gaps a millisecond
+// either side of the gap they were paced at: at 200 a second, a fifth of it.
+const timerSlack = time.Millisecond
+
+// spin is how much of a paced wait sleepExactly spends yielding rather
+// than asleep: at the edge of a small bucket, where a start late by a
+// fraction of the gap is the next one's throttle, timerSlack, but no more
+// than a quarter of the gap, so that the yielding takes at most a quarter
+// of a core (at 200 a second, about a tenth). Elsewhere none: a bucket
+// that banks tokens takes a late start as it comes, and the starts after
+// it keep their times.
+func (a *Adaptive) spin() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.edge {
+		return 0
+	}
+	return min(timerSlack, a.gap()/4)
+}
+
+// sleepExactly waits d, or until ctx ends, and ends on time: it sleeps on
+// a timer until spin before the end, and yields the processor to other
+// goroutines for the rest.
+func sleepExactly(ctx context.Context, d, spin time.Duration) error {
+	end := time.Now().Add(d)
+	if d > spin {
+		if err := sleep(ctx, d-spin); err != nil {
+			return err
+		}
+	}
+	for time.Now().Before(end) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		runtime.Gosched()
+	}
+	return nil
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -575,9 +620,12 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 	if a.firstCut.IsZero() || start.Before(a.firstCut) {
 		switch o {
 		case endAnswered:
-			a.burstAdmitted++
+			a.burstAdmit(start)
 		case endThrottled:
 			a.burstThrottled++
+			if a.burstFirstOut.IsZero() || start.Before(a.burstFirstOut) {
+				a.burstFirstOut = start
+			}
 		}
 	}
 	probe := a.edge && start.Equal(a.probe.at)
@@ -762,13 +810,15 @@ func (a *Adaptive) cut(start, now time.Time) {
 			a.setRate(min(l/max(a.rtt, a.opts.ThrottleBackoff).Seconds(), delivered))
 		}
 	default:
-		lo, hi, edge := time.Duration(0), time.Duration(0), false
+		var e edgeReading
+		edge := false
 		if a.smallBucket() {
-			lo, hi, edge = a.log().gaps()
+			e, edge = a.log().gaps()
 		}
+		lo, hi := e.lo, e.hi
 		switch {
 		case edge:
-			refill = a.cutAtEdge(lo, hi)
+			refill = max(a.cutAtEdge(lo, hi), time.Duration(float64(e.run)*(1+edgeMargin)))
 		case a.edge:
 			// A throttle after an edge that is not one itself shows that
 			// the edge was a token the bucket had banked, not its rate:
@@ -806,12 +856,38 @@ func (a *Adaptive) cut(start, now time.Time) {
 
 // smallBucket says whether the client's first burst met a bucket of a
 // token or two: of the requests it started before its first cut (at
-// once, as a fan-out does), two or fewer were admitted and four or more
-// throttled. A bucket of one token banks nothing: every moment paced
-// below its rate is lost for good, and a request paced a little above it
-// is throttled at once. (A bucket of two, or a bigger one another client
-// left empty, looks the same to the first burst: see cut.)
-func (a *Adaptive) smallBucket() bool { return a.burstThrottled >= 4 && a.burstAdmitted <= 2 }
+// once, as a fan-out does), four or more were throttled, and two or fewer
+// admitted that started no later than the first of those. A bucket admits what it
+// banked first; what it admits after its first throttle is its refill,
+// which a burst spread over a few milliseconds meets at any rate. A
+// bucket of one token banks nothing: every moment paced below its rate is
+// lost for good, and a request paced a little above it is throttled at
+// once. (A bucket of two, or a bigger one another client left empty,
+// looks the same to the first burst: see cut.)
+func (a *Adaptive) smallBucket() bool {
+	if a.burstThrottled < 4 {
+		return false
+	}
+	banked := 0
+	for _, t := range a.burstAdmitted {
+		if !t.IsZero() && !t.After(a.burstFirstOut) {
+			banked++
+		}
+	}
+	return banked <= 2
+}
+
+// burstAdmit notes a request of the first burst admitted: it keeps the
+// earliest starts, as many as smallBucket needs.
+func (a *Adaptive) burstAdmit(start time.Time) {
+	for i, t := range a.burstAdmitted {
+		if t.IsZero() || start.Before(t) {
+			copy(a.burstAdmitted[i+1:], a.burstAdmitted[i:])
+			a.burstAdmitted[i] = start
+			return
+		}
+	}
+}
 
 // measure is the quota as the throttle of a paced request started at ts
 // tells it: the least of three measures.

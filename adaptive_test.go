@@ -421,8 +421,8 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 // admitted, four or more throttled) reads the gaps of its paced requests,
 // each from the start of the last one admitted before it, as a bucket of
 // one token answers them, and paces at the edge they show: the longer of
-// the longest gap throttled (lo) and the shortest admitted (hi), 1% more,
-// and as much again as lo ran past hi; the middle of them when hi is half
+// the longest gap throttled (lo) and the shortest admitted (hi), 1% more;
+// the middle of them when hi is half
 // as long again; a quarter past lo when none was admitted yet. Gaps that
 // do not read so, and any other client, are cut as every quota is.
 func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
@@ -436,7 +436,7 @@ func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
 	}{
 		"the edge":                           {8, 1, []time.Duration{30 * ms, 26 * ms}, false, 30300 * time.Microsecond},
 		"two admitted of the first burst":    {8, 2, []time.Duration{30 * ms, 26 * ms}, false, 30300 * time.Microsecond},
-		"a throttled gap past an admitted":   {8, 1, []time.Duration{30 * ms, 28 * ms, 29 * ms}, false, 30290 * time.Microsecond},
+		"a throttled gap past an admitted":   {8, 1, []time.Duration{30 * ms, 28 * ms, 29 * ms}, false, 29290 * time.Microsecond},
 		"a wide edge":                        {8, 1, []time.Duration{40 * ms, 25 * ms}, false, 31623 * time.Microsecond},
 		"none admitted yet":                  {8, 1, []time.Duration{25 * ms}, false, 31563 * time.Microsecond},
 		"crossed gaps":                       {8, 1, []time.Duration{25 * ms, 30 * ms}, false, 0},
@@ -475,10 +475,15 @@ func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
 			}
 			// A bucket of a token refills from the last request it
 			// admitted: the throttled one took nothing.
-			if next, want := fanout.AdaptiveNextStart(a), last.Add(fanout.AdaptiveGap(a)); !next.Equal(want) {
+			want := last.Add(fanout.AdaptiveGap(a))
+			if want.Before(clock.t) {
+				want = clock.t
+			}
+			if next := fanout.AdaptiveNextStart(a); !next.Equal(want) {
 				t.Errorf("next start %v after the last one not throttled; want %v", next.Sub(last), want.Sub(last))
 			}
 			// Successes do not climb: probes do (TestAdaptiveProbesTheEdge).
+			last = want.Add(-fanout.AdaptiveGap(a))
 			for range 8 {
 				last = last.Add(fanout.AdaptiveGap(a))
 				send(last, false)
@@ -1073,9 +1078,8 @@ func (r slowFromFifth) RetryDelay(attempt int, err error) (time.Duration, error)
 // next start keeps its place; one admitted shortens the gap to its own,
 // 1% more, doubles the step, and a throttle of the start right after it
 // cuts nothing. A probe admitted a little short of the longest gap
-// throttled may be the jitter's, and takes the gap to that; one well short
-// of it says the quota grew: the client leaves the edge and climbs by slow
-// start.
+// throttled may be the jitter's, and takes the gap to that (one well short
+// of it: TestAdaptiveProbeFindsTheQuotaGrew).
 func TestAdaptiveProbesTheEdge(t *testing.T) {
 	t.Parallel()
 	const ms = time.Millisecond
@@ -1148,15 +1152,46 @@ func TestAdaptiveProbesTheEdge(t *testing.T) {
 	lo := time.Duration(float64(g) / math.Sqrt(float64(g)/float64(26*ms)))
 	near("the gap after a probe admitted short of lo", gap(), time.Duration(float64(lo)*1.01))
 	last = probe
+	// The next, at twice the step, is admitted at a gap that leaves the
+	// longest throttled the one gap throttled past a tenth over an
+	// admitted one: it is taken for a request that reached the bucket
+	// late, and lo is the second longest, 26ms, which this probe is a
+	// little short of.
 	regulars(fanout.ProbeEvery)
 	probe = fanout.AdaptiveNextStart(a)
 	send(probe, false)
+	near("the gap after a probe admitted a little short of the second longest throttled", gap(), time.Duration(26*1.01*float64(ms)))
+}
+
+// TestAdaptiveProbeFindsTheQuotaGrew: a probe admitted well short of the
+// longest gap throttled says the quota grew: the client leaves the edge,
+// and a success doubles its rate.
+func TestAdaptiveProbeFindsTheQuotaGrew(t *testing.T) {
+	t.Parallel()
+	a, _, last, send := edgeAt(t) // lo 26ms, hi 30ms
+	gap := func() time.Duration { return fanout.AdaptiveGap(a) }
+	// Each probe admitted doubles the step: 8%, then 16% (a little short of
+	// lo), then 32%, well short of it.
+	for i := range 3 {
+		for range fanout.ProbeEvery {
+			last = last.Add(gap())
+			send(last, false)
+		}
+		probe := fanout.AdaptiveNextStart(a)
+		if probe.Sub(last) >= gap() {
+			t.Fatalf("probe %d: the next start %v after the last, at a gap of %v; want a probe", i+1, probe.Sub(last), gap())
+		}
+		send(probe, false)
+		last = probe
+	}
 	if q := fanout.AdaptiveQuota(a); q != 0 {
 		t.Fatalf("quota %v after a probe admitted well short of lo; want none", q)
 	}
 	before := gap()
 	send(fanout.AdaptiveNextStart(a), false)
-	near("the gap after a success past the edge", gap(), before/2)
+	if got := gap(); got < before/2-time.Microsecond || got > before/2+time.Microsecond {
+		t.Fatalf("the gap after a success past the edge: %v; want %v", got, before/2)
+	}
 }
 
 // edgeAt returns a client at the edge of a small bucket (lo 26ms, hi 30ms:
@@ -1344,11 +1379,25 @@ func TestAdaptiveMaxBoundsASmallBucket(t *testing.T) {
 }
 
 // TestAdaptiveProbeOffTheEdge: a probe out when a cut takes the client off
-// the edge (gaps that do not read as a bucket of one token's) keeps no
-// place of its own: the room is the rate's.
+// the edge (gaps that do not read as a bucket of one token's: two
+// throttled gaps past an admitted one, where one may be a request held
+// late) keeps no place of its own: the room is the rate's.
 func TestAdaptiveProbeOffTheEdge(t *testing.T) {
 	t.Parallel()
 	a, clock, last, send := edgeAt(t)
+	// A gap of 40ms throttled, where 30ms was admitted, crosses it by more
+	// than a tenth: alone, with 26ms throttled that does not, it is taken
+	// for a request that reached the bucket late, and the edge stays.
+	send(last.Add(40*time.Millisecond), true)
+	if q := fanout.AdaptiveQuota(a); q != 1/0.026 {
+		t.Fatalf("quota %v after one throttled gap past the edge; want the edge's, %v", q, 1/0.026)
+	}
+	last = fanout.AdaptiveNextStart(a)
+	send(last, false)
+	for range fanout.ProbeEvery {
+		last = last.Add(fanout.AdaptiveGap(a))
+		send(last, false)
+	}
 	probe := fanout.AdaptiveNextStart(a)
 	if probe.Sub(last) >= fanout.AdaptiveGap(a) {
 		t.Fatalf("the next start %v after the last; want a probe", probe.Sub(last))
@@ -1358,9 +1407,10 @@ func TestAdaptiveProbeOffTheEdge(t *testing.T) {
 	if err != nil || !p.Equal(probe) {
 		t.Fatalf("the probe started %v, %v; want %v", p, err, probe)
 	}
+	// A second is not: the gaps do not read as a bucket of one token's.
 	last = last.Add(fanout.AdaptiveGap(a))
 	send(last, false)
-	send(last.Add(40*time.Millisecond), true) // a gap of 40ms throttled, 30ms admitted: crossed
+	send(last.Add(40*time.Millisecond), true)
 	if q := fanout.AdaptiveQuota(a); q == 1/0.026 {
 		t.Fatal("still at the edge")
 	}
@@ -1373,5 +1423,68 @@ func TestAdaptiveProbeOffTheEdge(t *testing.T) {
 	a.Release(p, false)
 	if room := fanout.AdaptiveRoom(a); room != want {
 		t.Errorf("room for %d off the edge, the probe answered; want %d", room, want)
+	}
+}
+
+// TestAdaptiveEdgeAfterARequestHeldLate: of the throttles that follow one
+// admitted request, the edge counts the first: a bucket that met that
+// request late (the machine or the network held it) refills late, and
+// throttles the requests after it at longer gaps, which say how late it
+// was, not where the rate is. The next start still waits them out.
+func TestAdaptiveEdgeAfterARequestHeldLate(t *testing.T) {
+	t.Parallel()
+	a, clock, last, send := edgeAt(t) // lo 26ms, hi 30ms, a gap of 30.3ms
+	g := fanout.AdaptiveGap(a)
+	first := last.Add(g)
+	send(first, true) // 30.3ms: lo
+	want := time.Duration(float64(g) * 1.01)
+	if got := fanout.AdaptiveGap(a); got != want {
+		t.Fatalf("a gap of %v after a throttle at %v; want %v", got, g, want)
+	}
+	second := fanout.AdaptiveNextStart(a)
+	if second.Sub(last) <= g {
+		t.Fatalf("the next start %v after the last admitted; want more than the gap throttled, %v", second.Sub(last), g)
+	}
+	send(second, true)
+	if got := fanout.AdaptiveGap(a); got != want {
+		t.Errorf("a gap of %v after a second throttle at %v from the same admitted request; want %v, as after the first", got, second.Sub(last), want)
+	}
+	if next, least := fanout.AdaptiveNextStart(a), last.Add(time.Duration(float64(second.Sub(last))*1.01)); next.Before(least) || next.Before(clock.t) {
+		t.Errorf("the next start %v after the last admitted; want at least %v, past the second throttled gap", next.Sub(last), least.Sub(last))
+	}
+}
+
+// TestSleepExactly: a paced start's wait ends no earlier than it should,
+// and as its context ends, spinning or not; only a client at the edge of a
+// small bucket spins, at most a quarter of its gap.
+func TestSleepExactly(t *testing.T) {
+	t.Parallel()
+	for _, spin := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond} {
+		start := time.Now()
+		if err := fanout.SleepExactly(context.Background(), 2*time.Millisecond, spin); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d < 2*time.Millisecond {
+			t.Errorf("spin %v: woke after %v; want at least 2ms", spin, d)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := fanout.SleepExactly(ctx, time.Hour, spin); !errors.Is(err, context.Canceled) {
+			t.Errorf("spin %v: %v for a context ended; want context.Canceled", spin, err)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+		err := fanout.SleepExactly(ctx, time.Hour, time.Hour) // all of it spun
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("a wait spun whole: %v as its context ended; want context.DeadlineExceeded", err)
+		}
+	}
+	a, _, _, _ := edgeAt(t)
+	if s, g := fanout.AdaptiveSpin(a), fanout.AdaptiveGap(a); s != min(time.Millisecond, g/4) {
+		t.Errorf("spin %v at the edge with a gap of %v; want %v", s, g, min(time.Millisecond, g/4))
+	}
+	b, _, _ := edgeClient(t, 8, 3) // a bucket that banked three: off the edge
+	if s := fanout.AdaptiveSpin(b); s != 0 {
+		t.Errorf("spin %v off the edge; want none", s)
 	}
 }

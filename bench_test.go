@@ -170,3 +170,30 @@ func BenchmarkStream(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPacedWait: how late a paced start's wait of 2-3ms ends (p50
+// and p90 of its rounds, in µs), on a timer alone and with its last
+// millisecond spun, as a client at the edge of a small bucket waits (see
+// Adaptive). On Linux, with nothing else to run, a timer fires up to a
+// millisecond late.
+func BenchmarkPacedWait(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		spin time.Duration
+	}{{"timer", 0}, {"spun", time.Millisecond}} {
+		b.Run(c.name, func(b *testing.B) {
+			var late []time.Duration
+			for i := 0; b.Loop(); i++ {
+				d := 2*time.Millisecond + time.Duration(i*317%1000)*time.Microsecond
+				start := time.Now()
+				if err := fanout.SleepExactly(context.Background(), d, c.spin); err != nil {
+					b.Fatal(err)
+				}
+				late = append(late, time.Since(start)-d)
+			}
+			slices.Sort(late)
+			b.ReportMetric(float64(late[len(late)/2].Microseconds()), "late-µs-p50")
+			b.ReportMetric(float64(late[len(late)*9/10].Microseconds()), "late-µs-p90")
+		})
+	}
+}

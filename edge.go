@@ -21,11 +21,16 @@ import (
 // A client whose first burst met a small bucket (see smallBucket) reads
 // its paced requests so at each cut, if they read as a bucket of one
 // token's: no admitted gap shorter than a throttled one by more than a
-// tenth (see gaps). It paces at the edge they show:
+// tenth (see gaps). A request that reached the bucket late, because the
+// machine or the network held it, makes the requests after it read
+// short, and one admitted late reads as a short gap admitted: so of the
+// throttles after an admitted request only the first counts, and a lone
+// throttled gap past that tenth, with another that is not, is taken for
+// such a request, not for the edge. It paces at the edge they show:
 //
-//   - its gap is the longer of lo and hi, 1% more, and by as much again as
-//     a throttled gap ran past an admitted one: the jitter between a start
-//     and the bucket;
+//   - its gap is the longer of lo and hi, 1% more: a gap a little too
+//     short is throttled now and then, and costs one start each time,
+//     while a margin for the jitter would cost every start;
 //   - when hi is more than half as long again as lo, the middle of the two
 //     (geometric), where each throttle or admission halves what is not
 //     known; with no admitted gap yet, a quarter past lo;
@@ -73,15 +78,32 @@ type probes struct {
 	since int       // starts since the last probe
 }
 
+// edgeReading is what gaps reads off the paced requests.
+type edgeReading struct {
+	lo  time.Duration // the longest gap throttled
+	hi  time.Duration // the shortest gap admitted
+	run time.Duration // the longest gap throttled since the last request admitted
+}
+
 // gaps reads the requests held, those started since forget, as a bucket
-// of one token would answer them: lo, the longest gap throttled, and hi,
-// the shortest admitted (a gap is the time from the start of the last
-// request admitted before, unknown while a request between is out or was
-// cut short); with no admitted gap yet, hi is a quarter past lo. ok says
-// whether they read so: a gap throttled, and no admitted one shorter than
-// a throttled one by more than edgeCross.
-func (l *pacedLog) gaps() (lo, hi time.Duration, ok bool) {
-	var last time.Duration
+// of one token would answer them (a gap is the time from the start of the
+// last request admitted before, unknown while a request between is out or
+// was cut short); with no admitted gap yet, hi is a quarter past lo. ok
+// says whether they read so: a gap throttled, and no admitted one shorter
+// than a throttled one by more than edgeCross.
+//
+// Of the throttles after one admitted request, lo counts the first, and a
+// later one only at twice its gap or more: a bucket that meets a request
+// late (the machine, the network) refills late, and throttles the
+// requests after it at gaps longer than its rate by as much as it was
+// late. Their gaps say how late that one was, not where the rate is; run
+// keeps them, for the next start to wait out. And the longest throttled
+// gap past edgeCross, when the second longest is not, is taken for a
+// request that reached the bucket late, or for one admitted late: lo is
+// the second.
+func (l *pacedLog) gaps() (e edgeReading, ok bool) {
+	var lo, lo2, hi time.Duration // lo2: the second longest gap throttled
+	var last, first, run time.Duration
 	known := false
 	hi = -1
 	for k := max(0, l.n-remembered); k < l.n; k++ {
@@ -94,11 +116,24 @@ func (l *pacedLog) gaps() (lo, hi time.Duration, ok bool) {
 			if known && (hi < 0 || r.at-last < hi) {
 				hi = r.at - last
 			}
-			last, known = r.at, true
+			last, known, first, run = r.at, true, 0, 0
 		case r.throttled():
-			if known && r.at-last > lo {
-				lo = r.at - last
+			if !known {
+				break
 			}
+			g := r.at - last
+			if first == 0 {
+				first = g
+			}
+			if g == first || g >= 2*first {
+				switch {
+				case g > lo:
+					lo, lo2 = g, lo
+				case g > lo2:
+					lo2 = g
+				}
+			}
+			run = max(run, g)
 		default:
 			known = false
 		}
@@ -106,7 +141,10 @@ func (l *pacedLog) gaps() (lo, hi time.Duration, ok bool) {
 	if lo > 0 && hi < 0 {
 		hi = time.Duration(float64(lo) * (1 + edgeDescent))
 	}
-	return lo, hi, lo > 0 && float64(lo) < float64(hi)*edgeCross
+	if cross := time.Duration(float64(hi) * edgeCross); lo >= cross && lo2 > 0 && lo2 < cross {
+		lo = lo2
+	}
+	return edgeReading{lo, hi, run}, lo > 0 && float64(lo) < float64(hi)*edgeCross
 }
 
 // gapBefore is the gap of the request started at at, if known (see gaps).
@@ -128,9 +166,6 @@ func (l *pacedLog) gapBefore(at time.Duration) (g time.Duration, ok bool) {
 // client faster, the longer one the edge shows.
 func (a *Adaptive) cutAtEdge(lo, hi time.Duration) time.Duration {
 	g := time.Duration(float64(max(lo, hi)) * (1 + edgeMargin))
-	if lo > hi {
-		g += lo - hi
-	}
 	if float64(hi) > edgeWide*float64(lo) {
 		g = time.Duration(math.Sqrt(float64(lo) * float64(hi)))
 	}
@@ -202,7 +237,8 @@ func (a *Adaptive) probeEnded(start time.Time, o attemptEnd) {
 	if !ok {
 		return
 	}
-	switch lo, _, _ := a.paced.gaps(); {
+	e, _ := a.paced.gaps()
+	switch lo := e.lo; {
 	case g >= lo:
 	case float64(g) >= float64(lo)*(1-2*probeStep):
 		g = lo // the jitter's, likely

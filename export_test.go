@@ -102,3 +102,9 @@ func AdaptiveProbeOut(a *Adaptive) time.Time {
 	defer a.mu.Unlock()
 	return a.probe.at
 }
+
+// SleepExactly is the wait a paced start takes, spinning its last spin.
+var SleepExactly = sleepExactly
+
+// AdaptiveSpin is how much of a paced wait a spends yielding.
+func AdaptiveSpin(a *Adaptive) time.Duration { return a.spin() }
