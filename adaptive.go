@@ -144,14 +144,17 @@ func (o *AdaptiveOptions) validate() error {
 // A bucket of one token banks nothing: every moment paced below its rate
 // is lost for good, and a request paced a little above it is throttled at
 // once. A client whose first burst met a bucket of a token or two (of the
-// requests it sent before its first cut, two or fewer admitted and four or
-// more throttled) reads its paced requests as such a bucket answers them:
+// requests it sent before its first cut, four or more throttled, and two
+// or fewer admitted that started no later than the first of those) reads
+// its paced requests as such a bucket answers them:
 // a request is admitted if, and only if, the last one admitted started at
 // least one over the rate before it. The longest such gap throttled and
 // the shortest admitted bracket the rate; the client paces at the edge
 // they show, and does not climb: now and then (one start in 16, or one a
 // second) it probes a gap a little shorter with one request more, which
-// costs no time if throttled and shortens the gap if admitted. Four fifths
+// costs no time if throttled and shortens the gap if admitted; its paced
+// starts end their wait on time, spinning the last millisecond of it (a
+// Go timer fires up to a millisecond late). Four fifths
 // of the quota measured, the law for every other throttle, left such a
 // client at 1.2-1.3x the time the bucket needs. Gaps that do not read so
 // (a bucket of two, or a bigger one another client had left empty, banks
