@@ -203,7 +203,7 @@ func TestAdaptiveAgainstABucket(t *testing.T) {
 		// the first burst, and bank tokens: a banked token read as the
 		// edge, and measured on from there, took 1.3x and 1.15-1.4x.
 		{20, 2, false, jitter, time.Millisecond, 20, 1.1},
-		{100, 10, true, jitter, time.Millisecond, 5, 1.08},
+		{100, 10, true, jitter, time.Millisecond, 5, 1.1},
 		{50, 5, true, jitter, 200 * time.Millisecond, 5, 1.15},
 		{20, 100, false, jitter, time.Millisecond, 5, 1.1},
 		{100, 100, false, jitter, 200 * time.Millisecond, 5, 1.1},

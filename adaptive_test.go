@@ -1435,6 +1435,8 @@ func TestAdaptiveEdgeAfterARequestHeldLate(t *testing.T) {
 	t.Parallel()
 	a, clock, last, send := edgeAt(t) // lo 26ms, hi 30ms, a gap of 30.3ms
 	g := fanout.AdaptiveGap(a)
+	last = last.Add(g) // none throttled after the one before
+	send(last, false)
 	first := last.Add(g)
 	send(first, true) // 30.3ms: lo
 	want := time.Duration(float64(g) * 1.01)
@@ -1486,5 +1488,42 @@ func TestSleepExactly(t *testing.T) {
 	b, _, _ := edgeClient(t, 8, 3) // a bucket that banked three: off the edge
 	if s := fanout.AdaptiveSpin(b); s != 0 {
 		t.Errorf("spin %v off the edge; want none", s)
+	}
+}
+
+// TestAdaptiveEdgeAfterIdle: a throttle of the first request after the
+// client sat idle at the edge (another consumer took the token) holds the
+// next start back a refill, not a hundredth of the time it sat idle.
+func TestAdaptiveEdgeAfterIdle(t *testing.T) {
+	t.Parallel()
+	a, clock, last, send := edgeAt(t)
+	send(last.Add(time.Hour), true)
+	if wait, most := fanout.AdaptiveNextStart(a).Sub(clock.t), 2*fanout.AdaptiveGap(a); wait > most {
+		t.Errorf("the next start %v after a throttle that followed an hour idle; want at most %v", wait, most)
+	}
+}
+
+// TestAdaptiveEdgeAfterTheQuotaFell: at the edge, the bucket's rate falls
+// from 33 a second to 28 (a gap of 36ms): the client finds it in a few
+// throttles, not one each round trip until each refill while its gap
+// creeps up 1% at a time (57 in three seconds did).
+func TestAdaptiveEdgeAfterTheQuotaFell(t *testing.T) {
+	t.Parallel()
+	const rate = 36 * time.Millisecond // the bucket's gap now
+	a, clock, last, send := edgeAt(t)
+	admitted := last
+	throttles := 0
+	for end := clock.t.Add(3 * time.Second); clock.t.Before(end); {
+		at := fanout.AdaptiveNextStart(a)
+		ok := at.Sub(admitted) >= rate
+		if ok {
+			admitted = at
+		} else {
+			throttles++
+		}
+		send(at, !ok)
+	}
+	if throttles > 20 {
+		t.Errorf("%d throttles in three seconds after the quota fell; want at most 20", throttles)
 	}
 }

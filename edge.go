@@ -24,7 +24,9 @@ import (
 // tenth (see gaps). A request that reached the bucket late, because the
 // machine or the network held it, makes the requests after it read
 // short, and one admitted late reads as a short gap admitted: so of the
-// throttles after an admitted request only the first counts, and a lone
+// throttles after an admitted request only the first counts (unless the
+// admitted one before had throttles after it too, or a later one comes at
+// twice its gap: then the rate fell), and a lone
 // throttled gap past that tenth, with another that is not, is taken for
 // such a request, not for the edge. It paces at the edge they show:
 //
@@ -93,11 +95,13 @@ type edgeReading struct {
 // than a throttled one by more than edgeCross.
 //
 // Of the throttles after one admitted request, lo counts the first, and a
-// later one only at twice its gap or more: a bucket that meets a request
-// late (the machine, the network) refills late, and throttles the
-// requests after it at gaps longer than its rate by as much as it was
-// late. Their gaps say how late that one was, not where the rate is; run
-// keeps them, for the next start to wait out. And the longest throttled
+// later one only at twice its gap or more, or if a request was throttled
+// after the admitted one before too: a bucket that meets a request late
+// (the machine, the network) refills late, and throttles the requests
+// after it at gaps longer than its rate by as much as it was late. Their
+// gaps say how late that one was, not where the rate is, unless it comes
+// again after the next (then the rate fell); run keeps them, for the next
+// start to wait out. And the longest throttled
 // gap past edgeCross, when the second longest is not, is taken for a
 // request that reached the bucket late, or for one admitted late: lo is
 // the second.
@@ -105,6 +109,9 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 	var lo, lo2, hi time.Duration // lo2: the second longest gap throttled
 	var last, first, run time.Duration
 	known := false
+	// Whether a request was throttled since the last admitted one (first
+	// is its gap), and since the one admitted before.
+	throttled, before := false, false
 	hi = -1
 	for k := max(0, l.n-remembered); k < l.n; k++ {
 		r := l.reqs[k%remembered]
@@ -116,16 +123,18 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 			if known && (hi < 0 || r.at-last < hi) {
 				hi = r.at - last
 			}
-			last, known, first, run = r.at, true, 0, 0
+			last, known, run = r.at, true, 0
+			throttled, before = false, throttled
 		case r.throttled():
 			if !known {
 				break
 			}
 			g := r.at - last
-			if first == 0 {
-				first = g
+			counts := !throttled || g >= 2*first || before
+			if !throttled {
+				first, throttled = g, true
 			}
-			if g == first || g >= 2*first {
+			if counts {
 				switch {
 				case g > lo:
 					lo, lo2 = g, lo
