@@ -808,6 +808,7 @@ const (
 // throttled.
 func (a *Adaptive) cut(start, now time.Time) {
 	var refill time.Duration // at the edge, the gap it shows (see cutAtEdge)
+	var runOut time.Time     // at the edge, when the throttles since the last admitted are waited out
 	switch {
 	case a.rate == 0: // the first cut, or any without pacing
 		if a.firstCut.IsZero() {
@@ -834,13 +835,15 @@ func (a *Adaptive) cut(start, now time.Time) {
 		lo, hi := e.lo, e.hi
 		switch {
 		case edge:
+			refill = a.cutAtEdge(lo, hi)
 			// The next start also waits out the throttles since the last
 			// request admitted (a request held late takes its token late),
 			// by 1% more, but by no more than a refill past the last of
 			// them: one admitted long ago, before the client sat idle,
 			// says nothing of when the bucket refills.
-			refill = a.cutAtEdge(lo, hi)
-			refill = max(refill, min(time.Duration(float64(e.run)*(1+edgeMargin)), e.run+refill))
+			if e.run > 0 {
+				runOut = a.paced.base.Add(e.at + min(time.Duration(float64(e.run)*(1+edgeMargin)), e.run+refill))
+			}
 		case a.edge:
 			// A throttle after an edge that is not one itself shows that
 			// the edge was a token the bucket had banked, not its rate:
@@ -872,6 +875,9 @@ func (a *Adaptive) cut(start, now time.Time) {
 		a.next, a.lastStart = now, time.Time{}
 		if next := last.Add(refill); next.After(now) {
 			a.next, a.lastStart = next, last
+		}
+		if runOut.After(a.next) {
+			a.next, a.lastStart = runOut, time.Time{}
 		}
 	}
 }

@@ -1503,6 +1503,29 @@ func TestAdaptiveEdgeAfterIdle(t *testing.T) {
 	}
 }
 
+// TestAdaptiveEdgeAfterIdleWithARequestOut: as TestAdaptiveEdgeAfterIdle,
+// with the start after the first still out when the throttle comes: the
+// wait for the throttles since the last admitted request counts from that
+// request, not from the one still out.
+func TestAdaptiveEdgeAfterIdleWithARequestOut(t *testing.T) {
+	t.Parallel()
+	a, clock, _, _ := edgeAt(t)
+	clock.advance(time.Hour)
+	y, err := a.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.t = fanout.AdaptiveNextStart(a)
+	if _, err := a.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock.t = y.Add(40 * time.Millisecond)
+	a.Release(y, true)
+	if wait, most := fanout.AdaptiveNextStart(a).Sub(clock.t), 2*fanout.AdaptiveGap(a); wait > most {
+		t.Errorf("the next start %v after a throttle that followed an hour idle, a request out; want at most %v", wait, most)
+	}
+}
+
 // TestAdaptiveEdgeAfterTheQuotaFell: at the edge, the bucket's rate falls
 // from 33 a second to 28 (a gap of 36ms): the client finds it in a few
 // throttles, not one each round trip until each refill while its gap

@@ -84,7 +84,8 @@ type probes struct {
 type edgeReading struct {
 	lo  time.Duration // the longest gap throttled
 	hi  time.Duration // the shortest gap admitted
-	run time.Duration // the longest gap throttled since the last request admitted
+	run time.Duration // the longest gap throttled since the last request admitted, if none is out since
+	at  time.Duration // when that request started, since the log's base
 }
 
 // gaps reads the requests held, those started since forget, as a bucket
@@ -144,7 +145,7 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 			}
 			run = max(run, g)
 		default:
-			known = false
+			known, run = false, 0
 		}
 	}
 	if lo > 0 && hi < 0 {
@@ -153,7 +154,7 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 	if cross := time.Duration(float64(hi) * edgeCross); lo >= cross && lo2 > 0 && lo2 < cross {
 		lo = lo2
 	}
-	return edgeReading{lo, hi, run}, lo > 0 && float64(lo) < float64(hi)*edgeCross
+	return edgeReading{lo, hi, run, last}, lo > 0 && float64(lo) < float64(hi)*edgeCross
 }
 
 // gapBefore is the gap of the request started at at, if known (see gaps).
