@@ -561,8 +561,8 @@ func (a *Adaptive) spin() time.Duration {
 	return min(timerSlack, a.gap()/4)
 }
 
-// spinning counts the waits spinning now (see sleepExactly).
-var spinning atomic.Int32
+// spinning says whether a wait is spinning now (see sleepExactly).
+var spinning atomic.Bool
 
 // sleepExactly waits d, or until ctx ends, and ends on time: it sleeps on
 // a timer until spin before the end, and yields the processor to other
@@ -570,19 +570,19 @@ var spinning atomic.Int32
 // that clients at the edge of many buckets take at most a core; the
 // others finish their wait on the timer.
 func sleepExactly(ctx context.Context, d, spin time.Duration) error {
+	if spin <= 0 {
+		return sleep(ctx, d)
+	}
 	end := time.Now().Add(d)
 	if d > spin {
 		if err := sleep(ctx, d-spin); err != nil {
 			return err
 		}
 	}
-	if spin <= 0 || spinning.Add(1) > 1 {
-		if spin > 0 {
-			spinning.Add(-1)
-		}
+	if !spinning.CompareAndSwap(false, true) {
 		return sleep(ctx, time.Until(end))
 	}
-	defer spinning.Add(-1)
+	defer spinning.Store(false)
 	for time.Now().Before(end) {
 		if err := ctx.Err(); err != nil {
 			return err
