@@ -501,7 +501,8 @@ const edgeRTT = time.Millisecond
 // edgeClient returns a limit on a fake clock whose first burst of burst
 // requests at once had admitted admitted, and a send that starts a request
 // at at, when pacing lets one start, and ends it after edgeRTT, throttled
-// or not. Its first cut paces it at 40 a second (burst 8).
+// or not. Its first cut paces it at 40 a second (burst 8), and the burst's
+// admitted request doubles that.
 func edgeClient(t *testing.T, burst, admitted int) (*fanout.Adaptive, *fakeClock, func(at time.Time, throttled bool)) {
 	t.Helper()
 	clock := &fakeClock{t: time.Unix(1000, 0)}
@@ -1549,4 +1550,39 @@ func TestAdaptiveEdgeAfterTheQuotaFell(t *testing.T) {
 	if throttles > 20 {
 		t.Errorf("%d throttles in three seconds after the quota fell; want at most 20", throttles)
 	}
+}
+
+// TestAdaptiveEdgeWithARequestOut: at a round trip of many gaps, some
+// with a jitter longer than one, the requests started just before a
+// throttled one are still out when its throttle comes back. Its gap is
+// then not known, but it is no shorter than the one from the last of
+// them: the throttle still finds the edge (read as not known at all, it
+// took the client off it, to the law for every quota, in every cut of a
+// bucket of one token at 200 a second and 200ms).
+func TestAdaptiveEdgeWithARequestOut(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a guard: the room may not be there
+	defer cancel()
+	a, clock, send := edgeClient(t, 8, 1)
+	g := fanout.AdaptiveGap(a) // 12.5ms
+	clock.t = fanout.AdaptiveNextStart(a)
+	first, err := a.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(100 * time.Millisecond) // a round trip of eight gaps: room for two
+	a.Release(first, false)
+	out, err := a.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(out.Add(g), true) // a gap after the one out, nine after the one admitted
+	lo := g                // the throttled gap, as far as is known
+	want := time.Duration(float64(time.Duration(float64(lo)*1.25)) * 1.01)
+	if got := fanout.AdaptiveGap(a); got != want || fanout.AdaptiveSpin(a) == 0 {
+		t.Errorf("a gap of %v (at the edge: %v) after a throttle %v after a request out; want %v, at the edge of a gap throttled at %v",
+			got, fanout.AdaptiveSpin(a) != 0, g, want, g)
+	}
+	clock.advance(edgeRTT)
+	a.Release(out, false)
 }

@@ -90,8 +90,14 @@ type edgeReading struct {
 
 // gaps reads the requests held, those started since forget, as a bucket
 // of one token would answer them (a gap is the time from the start of the
-// last request admitted before, unknown while a request between is out or
-// was cut short); with no admitted gap yet, hi is a quarter past lo. ok
+// last request admitted before); with no admitted gap yet, hi is a quarter
+// past lo. A request between that is still out, or was cut short, may
+// have taken a token or not: the gap of an admitted request is still no
+// longer than from the last admitted, but that of a throttled one is only
+// known to be no shorter than from the last of those, which is what lo
+// counts. (At a round trip of many gaps, jittered by more than one, the
+// requests just before a throttled one are often out when it comes back:
+// read as unknown, it took the client off the edge.) ok
 // says whether they read so: a gap throttled, and no admitted one shorter
 // than a throttled one by more than edgeCross.
 //
@@ -109,6 +115,7 @@ type edgeReading struct {
 func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 	var lo, lo2, hi time.Duration // lo2: the second longest gap throttled
 	var last, first, run time.Duration
+	var from time.Duration // a throttled gap counts from: last, or a later start not answered
 	known := false
 	// Whether a request was throttled since the last admitted one (first
 	// is its gap), and since the one admitted before.
@@ -124,13 +131,13 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 			if known && (hi < 0 || r.at-last < hi) {
 				hi = r.at - last
 			}
-			last, known, run = r.at, true, 0
+			last, from, known, run = r.at, r.at, true, 0
 			throttled, before = false, throttled
 		case r.throttled():
 			if !known {
 				break
 			}
-			g := r.at - last
+			g := r.at - from
 			counts := !throttled || g >= 2*first || before
 			if !throttled {
 				first, throttled = g, true
@@ -145,7 +152,7 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 			}
 			run = max(run, g)
 		default:
-			known, run = false, 0
+			from, run = r.at, 0
 		}
 	}
 	if lo > 0 && hi < 0 {
