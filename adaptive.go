@@ -222,8 +222,12 @@ type pacedLog struct {
 	forget time.Duration // the edge is read from the requests started since (see gaps)
 }
 
-// remembered is how many paced requests a pacedLog holds.
-const remembered = 64
+// remembered is how many paced requests a pacedLog holds: more than a
+// round trip of them, at up to a few hundred a second at 200ms, or the
+// answers of the oldest still out find their entries gone (with 64 a
+// client at 300 a second read no edge at all, and fell to the law for
+// every quota: 1.7x). 4 KiB a paced client.
+const remembered = 256
 
 type pacedReq struct {
 	at    time.Duration // the start, since base

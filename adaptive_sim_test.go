@@ -330,6 +330,7 @@ func TestAdaptiveOnABusyMachine(t *testing.T) {
 		{100, 0.02, 3 * time.Millisecond, 0, 20 * time.Millisecond, 1.2},
 		{200, 0, 0, 15 * time.Millisecond, time.Millisecond, 1.1},
 		{100, 0, 0, 15 * time.Millisecond, 20 * time.Millisecond, 1.12},
+		{200, 0, 0, 15 * time.Millisecond, 200 * time.Millisecond, 1.3},
 	} {
 		n := 1 + int(tc.rate*5)
 		ideal := tc.rtt.Seconds() + float64(n-1)/tc.rate

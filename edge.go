@@ -66,6 +66,9 @@ const (
 	edgeWide    = 1.5  // hi over lo past which the gap goes to the middle
 	edgeDescent = 0.25 // past lo, with no admitted gap yet
 
+	edgeRead     = 64 // requests gaps reads (see readFrom)
+	edgeAnswered = 16 // of them answered, at least
+
 	probeEvery = 16          // starts between probes
 	probeOnce  = time.Second // or a probe at least this often
 	probeStep  = 0.04        // the least step
@@ -88,7 +91,8 @@ type edgeReading struct {
 	at  time.Duration // when that request started, since the log's base
 }
 
-// gaps reads the requests held, those started since forget, as a bucket
+// gaps reads the newest requests held (see readFrom), those started
+// since forget, as a bucket
 // of one token would answer them (a gap is the time from the start of the
 // last request admitted before); with no admitted gap yet, hi is a quarter
 // past lo. A request between that is still out, or was cut short, may
@@ -121,7 +125,7 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 	// is its gap), and since the one admitted before.
 	throttled, before := false, false
 	hi = -1
-	for k := max(0, l.n-remembered); k < l.n; k++ {
+	for k := l.readFrom(); k < l.n; k++ {
 		r := l.reqs[k%remembered]
 		if r.at < l.forget {
 			continue
@@ -162,6 +166,26 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 		lo = lo2
 	}
 	return edgeReading{lo, hi, run, last}, lo > 0 && float64(lo) < float64(hi)*edgeCross
+}
+
+// readFrom is the first request gaps reads: of the newest edgeRead, or
+// further back, to the newest edgeAnswered answered, if fewer answered
+// (at a round trip of many gaps, most of the newest are still out). A
+// reading over more than that counts more held requests as edges, and
+// forgets an edge that was too long later.
+func (l *pacedLog) readFrom() int {
+	k, answered := l.n, 0
+	l.all(func(_ int, r pacedReq) bool {
+		if l.n-k >= edgeRead && answered >= edgeAnswered {
+			return false
+		}
+		if r.admitted() || r.throttled() {
+			answered++
+		}
+		k--
+		return true
+	})
+	return k
 }
 
 // gapBefore is the gap of the request started at at, if known (see gaps).
