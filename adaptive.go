@@ -216,18 +216,23 @@ type Adaptive struct {
 // paced (most never are); its entries are plain numbers, nothing for the
 // collector to scan.
 type pacedLog struct {
-	base   time.Time // what the starts are counted from
-	reqs   [remembered]pacedReq
+	base   time.Time     // what the starts are counted from
+	reqs   []pacedReq    // a ring: request k is reqs[k%len(reqs)]
 	n      int           // requests put so far
 	forget time.Duration // the edge is read from the requests started since (see gaps)
 }
 
-// remembered is how many paced requests a pacedLog holds: more than a
-// round trip of them, at up to a few hundred a second at 200ms, or the
-// answers of the oldest still out find their entries gone (with 64 a
-// client at 300 a second read no edge at all, and fell to the law for
-// every quota: 1.7x). 4 KiB a paced client.
-const remembered = 256
+// A pacedLog holds logFirst requests, and twice as many, up to logMost,
+// each time the requests out would crowd out the answered ones before
+// them: an answer must find its request, and a reading of the edge needs
+// answers (see readFrom). At 300 a second and a round trip of 200ms, 64
+// requests are all out: with no more, a client read no edge at all, and
+// fell to the law for every quota (1.7x the ideal). Most paced clients
+// keep the first 1 KiB.
+const (
+	logFirst = 64
+	logMost  = 4096
+)
 
 type pacedReq struct {
 	at    time.Duration // the start, since base
@@ -243,7 +248,7 @@ func (r pacedReq) throttled() bool { return r.ended && r.end == endThrottled }
 // log returns the client's pacedLog, made on first use.
 func (a *Adaptive) log() *pacedLog {
 	if a.paced == nil {
-		a.paced = &pacedLog{base: a.now()}
+		a.paced = &pacedLog{base: a.now(), reqs: make([]pacedReq, logFirst)}
 	}
 	return a.paced
 }
@@ -251,7 +256,16 @@ func (a *Adaptive) log() *pacedLog {
 func (l *pacedLog) since(t time.Time) time.Duration { return t.Sub(l.base) }
 
 func (l *pacedLog) put(start time.Time, rate float64, probe bool) {
-	l.reqs[l.n%remembered] = pacedReq{at: l.since(start), rate: float32(rate), probe: probe}
+	// The request that is to be the edgeAnswered-th oldest, still out:
+	// the answered ones before it would soon be gone.
+	if size := len(l.reqs); l.n >= size && size < logMost && !l.reqs[(l.n+edgeAnswered)%size].ended {
+		reqs := make([]pacedReq, 2*size)
+		for k := l.n - size; k < l.n; k++ {
+			reqs[k%len(reqs)] = l.reqs[k%size]
+		}
+		l.reqs = reqs
+	}
+	l.reqs[l.n%len(l.reqs)] = pacedReq{at: l.since(start), rate: float32(rate), probe: probe}
 	l.n++
 }
 
@@ -276,8 +290,8 @@ func (l *pacedLog) end(start time.Time, o attemptEnd) {
 // all calls f on the requests held, with their index, newest first, until
 // f returns false.
 func (l *pacedLog) all(f func(int, pacedReq) bool) {
-	for k := l.n - 1; k >= max(0, l.n-remembered); k-- {
-		if !f(k%remembered, l.reqs[k%remembered]) {
+	for k := l.n - 1; k >= max(0, l.n-len(l.reqs)); k-- {
+		if !f(k%len(l.reqs), l.reqs[k%len(l.reqs)]) {
 			return
 		}
 	}
@@ -718,6 +732,9 @@ func (a *Adaptive) giveBack(start time.Time) {
 	if !start.IsZero() && start.Equal(a.probe.at) {
 		a.probe.at = time.Time{}
 	}
+	if a.paced != nil && !start.IsZero() {
+		a.paced.end(start, endCutShort) // not out: it took no token, but says nothing
+	}
 	a.wake()
 }
 
@@ -1007,7 +1024,7 @@ func (l *pacedLog) answered(from, to time.Duration) (done, ok int) {
 // throttled too (had a token come in since, they would have had it). With
 // no throttle between, nothing: a client that sends little says little of
 // its quota, and one shared with others throttles it for their requests
-// too. When every start remembered was throttled, one over the time since
+// too. When every start held was throttled, one over the time since
 // the oldest.
 func (l *pacedLog) bound(t time.Duration) float64 {
 	between, since := 0, time.Duration(0)

@@ -52,6 +52,7 @@ type simRun struct {
 	wall                        time.Duration
 	requests, throttled, failed int
 	maxAttempt                  int
+	logSize                     int             // paced requests the limit's log held at the end
 	admitted                    []time.Duration // when, since the start
 }
 
@@ -146,6 +147,7 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 		}
 	}
 	run.wall = clock.t.Sub(t0)
+	run.logSize = fanout.AdaptiveLogSize(a)
 	return run
 }
 
@@ -342,6 +344,29 @@ func TestAdaptiveOnABusyMachine(t *testing.T) {
 				t.Errorf("%v a second, %.0f%% of requests held %v, first burst over %v, round trip %v (seed %d): %d failed, %.2fx the ideal; want none failed, at most %.2fx",
 					tc.rate, 100*tc.stall, tc.stallFor, tc.spread, tc.rtt, seed, r.failed, got, tc.most)
 			}
+		}
+	}
+}
+
+// TestAdaptiveLogGrows: the log of paced requests grows while the requests
+// out would crowd out the answered ones (TestAdaptiveOnABusyMachine's
+// cell at 200ms, with 40 or more out), and only then: a client paced at 5
+// a second, a millisecond's round trip, keeps the first size.
+func TestAdaptiveLogGrows(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rate        float64
+		rtt         time.Duration
+		least, most int
+	}{
+		{5, time.Millisecond, fanout.LogFirst, fanout.LogFirst},
+		{200, 200 * time.Millisecond, 2 * fanout.LogFirst, fanout.LogMost},
+	} {
+		b := newSimBucket(tc.rate, 1)
+		b.spread = 15 * time.Millisecond
+		r := simulate(t, b, tc.rtt, 1+int(tc.rate*5), 64, 0)
+		if r.logSize < tc.least || r.logSize > tc.most {
+			t.Errorf("%v a second, round trip %v: the log held %d requests; want %d to %d", tc.rate, tc.rtt, r.logSize, tc.least, tc.most)
 		}
 	}
 }

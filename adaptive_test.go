@@ -1586,3 +1586,22 @@ func TestAdaptiveEdgeWithARequestOut(t *testing.T) {
 	clock.advance(edgeRTT)
 	a.Release(out, false)
 }
+
+// TestAdaptiveNotSentIsNotOut: attempts given back unsent (the wrapped
+// retryer refused them, or their context ended first) are not requests
+// out: a client that gives back many does not grow its log as if they
+// were (with them out, it doubled to 256 in 200 of them).
+func TestAdaptiveNotSentIsNotOut(t *testing.T) {
+	t.Parallel()
+	a, clock, _, _ := edgeAt(t)
+	r := fanout.AdaptiveRetryer(failingRetryer{retry.NewStandard()}, a)
+	for range 200 {
+		clock.t = fanout.AdaptiveNextStart(a)
+		if _, err := r.GetAttemptToken(context.Background()); err == nil {
+			t.Fatal("GetAttemptToken: no error")
+		}
+	}
+	if n := fanout.AdaptiveLogSize(a); n != fanout.LogFirst {
+		t.Errorf("the log holds %d requests after 200 given back; want %d", n, fanout.LogFirst)
+	}
+}

@@ -126,7 +126,7 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 	throttled, before := false, false
 	hi = -1
 	for k := l.readFrom(); k < l.n; k++ {
-		r := l.reqs[k%remembered]
+		r := l.reqs[k%len(l.reqs)]
 		if r.at < l.forget {
 			continue
 		}

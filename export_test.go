@@ -108,3 +108,20 @@ var SleepExactly = sleepExactly
 
 // AdaptiveSpin is how much of a paced wait a spends yielding.
 func AdaptiveSpin(a *Adaptive) time.Duration { return a.spin() }
+
+// The first and the largest size of a paced log.
+const (
+	LogFirst = logFirst
+	LogMost  = logMost
+)
+
+// AdaptiveLogSize is how many paced requests a's log holds, 0 before it
+// has one.
+func AdaptiveLogSize(a *Adaptive) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.paced == nil {
+		return 0
+	}
+	return len(a.paced.reqs)
+}
