@@ -218,17 +218,20 @@ type Adaptive struct {
 type pacedLog struct {
 	base   time.Time     // what the starts are counted from
 	reqs   []pacedReq    // a ring: request k is reqs[k%len(reqs)]
+	first  int           // the oldest request held at most: a ring grown holds none before
 	n      int           // requests put so far
+	out    int           // of those held, the ones not ended yet
 	forget time.Duration // the edge is read from the requests started since (see gaps)
 }
 
 // A pacedLog holds logFirst requests, and twice as many, up to logMost,
-// each time the requests out would crowd out the answered ones before
-// them: an answer must find its request, and a reading of the edge needs
-// answers (see readFrom). At 300 a second and a round trip of 200ms, 64
-// requests are all out: with no more, a client read no edge at all, and
-// fell to the law for every quota (1.7x the ideal). Most paced clients
-// keep the first 1 KiB.
+// when the requests out would crowd out the answered ones before them: an
+// answer must find its request, and a reading of the edge needs answers
+// (see readFrom). Paced at 260-280 a second against a quota of 200 (its
+// climb in its first second), at a round trip of 200ms, a client had all
+// of 64 requests out: with no more, it read no edge at all, and fell to
+// the law for every quota (1.7x the ideal). Most paced clients keep the
+// first 1 KiB; one request out for minutes does not grow it.
 const (
 	logFirst = 64
 	logMost  = 4096
@@ -244,6 +247,7 @@ type pacedReq struct {
 
 func (r pacedReq) admitted() bool  { return r.ended && r.end == endAnswered }
 func (r pacedReq) throttled() bool { return r.ended && r.end == endThrottled }
+func (r pacedReq) notSent() bool   { return r.ended && r.end == endNotSent }
 
 // log returns the client's pacedLog, made on first use.
 func (a *Adaptive) log() *pacedLog {
@@ -256,17 +260,22 @@ func (a *Adaptive) log() *pacedLog {
 func (l *pacedLog) since(t time.Time) time.Duration { return t.Sub(l.base) }
 
 func (l *pacedLog) put(start time.Time, rate float64, probe bool) {
-	// The request that is to be the edgeAnswered-th oldest, still out:
-	// the answered ones before it would soon be gone.
-	if size := len(l.reqs); l.n >= size && size < logMost && !l.reqs[(l.n+edgeAnswered)%size].ended {
-		reqs := make([]pacedReq, 2*size)
-		for k := l.n - size; k < l.n; k++ {
-			reqs[k%len(reqs)] = l.reqs[k%size]
+	if size := len(l.reqs); l.n-l.first >= size { // full: the oldest goes, or the ring grows
+		switch {
+		case l.out >= size-edgeAnswered && size < logMost:
+			reqs := make([]pacedReq, 2*size)
+			l.first = l.n - size
+			for k := l.first; k < l.n; k++ {
+				reqs[k%len(reqs)] = l.reqs[k%size]
+			}
+			l.reqs = reqs
+		case !l.reqs[l.n%size].ended:
+			l.out-- // its answer will not find it
 		}
-		l.reqs = reqs
 	}
 	l.reqs[l.n%len(l.reqs)] = pacedReq{at: l.since(start), rate: float32(rate), probe: probe}
 	l.n++
+	l.out++
 }
 
 // end marks how the request that started at start ended, if it is held:
@@ -284,13 +293,14 @@ func (l *pacedLog) end(start time.Time, o attemptEnd) {
 	})
 	if i >= 0 {
 		l.reqs[i].ended, l.reqs[i].end = true, o
+		l.out--
 	}
 }
 
 // all calls f on the requests held, with their index, newest first, until
 // f returns false.
 func (l *pacedLog) all(f func(int, pacedReq) bool) {
-	for k := l.n - 1; k >= max(0, l.n-len(l.reqs)); k-- {
+	for k := l.n - 1; k >= max(l.first, l.n-len(l.reqs)); k-- {
 		if !f(k%len(l.reqs), l.reqs[k%len(l.reqs)]) {
 			return
 		}
@@ -640,6 +650,7 @@ const (
 	endAnswered  attemptEnd = iota // an answer other than a throttle: a success to the limit
 	endThrottled                   // a throttle: cuts the limit
 	endCutShort                    // ended by its context, or with an error that could not be looked into: says nothing of the service
+	endNotSent                     // given back before it was sent (in a pacedLog only): as if never started
 )
 
 func (a *Adaptive) end(start time.Time, o attemptEnd) {
@@ -733,7 +744,7 @@ func (a *Adaptive) giveBack(start time.Time) {
 		a.probe.at = time.Time{}
 	}
 	if a.paced != nil && !start.IsZero() {
-		a.paced.end(start, endCutShort) // not out: it took no token, but says nothing
+		a.paced.end(start, endNotSent)
 	}
 	a.wake()
 }
@@ -892,7 +903,7 @@ func (a *Adaptive) cut(start, now time.Time) {
 	// have taken a token), at the gap the edge shows, even where the rate
 	// cannot follow it (minRate): the next start, at the old gap, would be
 	// throttled again.
-	if last, ok := a.paced.newest(pacedReq.throttled); ok {
+	if last, ok := a.paced.newest(func(r pacedReq) bool { return r.throttled() || r.notSent() }); ok {
 		a.next, a.lastStart = now, time.Time{}
 		if next := last.Add(refill); next.After(now) {
 			a.next, a.lastStart = next, last
@@ -1029,7 +1040,7 @@ func (l *pacedLog) answered(from, to time.Duration) (done, ok int) {
 func (l *pacedLog) bound(t time.Duration) float64 {
 	between, since := 0, time.Duration(0)
 	l.all(func(_ int, r pacedReq) bool {
-		if r.at >= t {
+		if r.at >= t || r.notSent() {
 			return true
 		}
 		since = t - r.at

@@ -1605,3 +1605,28 @@ func TestAdaptiveNotSentIsNotOut(t *testing.T) {
 		t.Errorf("the log holds %d requests after 200 given back; want %d", n, fanout.LogFirst)
 	}
 }
+
+// TestAdaptiveEdgeAfterAProbeNotSent: a probe given back unsent, between
+// the last admitted request and a throttled one, took no token: the
+// throttled gap counts from the admitted request, as if the probe had
+// never started (counted from the probe, as from a request that may have
+// taken one, the gap was a few milliseconds and said nothing).
+func TestAdaptiveEdgeAfterAProbeNotSent(t *testing.T) {
+	t.Parallel()
+	a, clock, last, send := edgeAt(t) // lo 26ms, hi 30ms
+	probe := fanout.AdaptiveNextStart(a)
+	if probe.Sub(last) >= fanout.AdaptiveGap(a) {
+		t.Fatalf("the next start %v after the last; want a probe", probe.Sub(last))
+	}
+	clock.t = probe
+	r := fanout.AdaptiveRetryer(failingRetryer{retry.NewStandard()}, a)
+	if _, err := r.GetAttemptToken(context.Background()); err == nil {
+		t.Fatal("GetAttemptToken: no error")
+	}
+	next := fanout.AdaptiveNextStart(a)
+	send(next, true)
+	if q, want := fanout.AdaptiveQuota(a), 1/next.Sub(last).Seconds(); q != want {
+		t.Errorf("quota %.2f a second after a throttle %v after the last admitted request, a probe given back between; want %.2f",
+			q, next.Sub(last), want)
+	}
+}

@@ -101,7 +101,8 @@ type edgeReading struct {
 // known to be no shorter than from the last of those, which is what lo
 // counts. (At a round trip of many gaps, jittered by more than one, the
 // requests just before a throttled one are often out when it comes back:
-// read as unknown, it took the client off the edge.) ok
+// read as unknown, it took the client off the edge.) One given back
+// unsent took nothing, and is read as never started. ok
 // says whether they read so: a gap throttled, and no admitted one shorter
 // than a throttled one by more than edgeCross.
 //
@@ -154,7 +155,10 @@ func (l *pacedLog) gaps() (e edgeReading, ok bool) {
 					lo2 = g
 				}
 			}
-			run = max(run, g)
+			if from == last { // the run is waited out from last: none out since
+				run = max(run, g)
+			}
+		case r.notSent():
 		default:
 			from, run = r.at, 0
 		}
@@ -192,7 +196,7 @@ func (l *pacedLog) readFrom() int {
 func (l *pacedLog) gapBefore(at time.Duration) (g time.Duration, ok bool) {
 	l.all(func(_ int, r pacedReq) bool {
 		switch {
-		case r.at >= at || r.throttled():
+		case r.at >= at || r.throttled() || r.notSent():
 			return true
 		case r.admitted():
 			g, ok = at-r.at, true
