@@ -123,7 +123,7 @@ func (o *AdaptiveOptions) validate() error {
 // request per round trip, by more than the round trip: a quota of 5 per
 // second against a millisecond's round trip is a two-hundredth of a
 // request per round trip), with at most the rate times the round trip in
-// flight.
+// flight (at least two: one request that hangs does not stop a client).
 //
 // A quota's token bucket lets through its rate and throttles the excess,
 // so each throttle of a paced request measures the quota: the rate it was
@@ -306,6 +306,12 @@ func (l *pacedLog) all(f func(int, pacedReq) bool) {
 		}
 	}
 }
+
+// minRoom is the least room a paced client has for requests in flight:
+// its starts are spaced, and a rate times a round trip below one request
+// would otherwise let one request that hangs (a connection that stalls,
+// with no deadline) stop the client until it ends.
+const minRoom = 2
 
 // minRate is the slowest an Adaptive paces a client: one request every ten
 // seconds. A client that sees nothing but throttles would otherwise cut
@@ -1087,7 +1093,7 @@ func (a *Adaptive) ceiling() float64 {
 }
 
 // room is how many requests may be in flight: a paced rate's requests
-// per round trip, rounded up (at least one; twice as many for a small
+// per round trip, rounded up (at least minRoom; twice as many for a small
 // bucket, and at its edge one more for a probe due or out; no more than
 // Max); an unpaced limit's whole part.
 func (a *Adaptive) room() int {
@@ -1100,7 +1106,7 @@ func (a *Adaptive) room() int {
 			// bucket of a token banks none of the time.
 			n *= 2
 		}
-		room := max(1, int(math.Ceil(n)))
+		room := max(minRoom, int(math.Ceil(n)))
 		if a.edge {
 			if _, due := a.probeStart(a.now()); due || !a.probe.at.IsZero() {
 				room++ // the probe's: the start after it keeps its place

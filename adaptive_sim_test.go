@@ -389,3 +389,25 @@ func TestAdaptiveLogGrows(t *testing.T) {
 		}
 	}
 }
+
+// TestAdaptiveARequestThatHangs: a paced client whose rate times its
+// round trip is under one request keeps going while one of its requests
+// hangs for half a minute (a connection that stalls, with no deadline):
+// with room for one request in flight, it stopped until that request
+// ended (51s for 20s of calls at 200 a second, a millisecond's round trip).
+// The wall is that of the calls, but for the one that hangs.
+func TestAdaptiveARequestThatHangs(t *testing.T) {
+	t.Parallel()
+	for _, rate := range []float64{20, 200} {
+		n := 1 + int(rate*20)
+		b := newSimBucket(rate, 1)
+		b.slow, b.slowFor = 100, 30*time.Second
+		r := simulate(t, b, time.Millisecond, n, 64, 0)
+		// The request that hangs starts in the first second or two, and
+		// the run ends when it does, 30s later.
+		if most := 32 * time.Second; r.failed > 0 || r.wall > most {
+			t.Errorf("%v a second, a millisecond's round trip, one request out for 30s: %v for %d calls, %d failed; want none failed, at most %v",
+				rate, r.wall, n, r.failed, most)
+		}
+	}
+}

@@ -1416,7 +1416,7 @@ func TestAdaptiveProbeOffTheEdge(t *testing.T) {
 		t.Fatal("still at the edge")
 	}
 	// A small bucket's room: twice the rate's requests a round trip.
-	want := max(1, int(math.Ceil(2*a.Stats().Limit)))
+	want := max(fanout.MinRoom, int(math.Ceil(2*a.Stats().Limit)))
 	if room := fanout.AdaptiveRoom(a); room != want {
 		t.Errorf("room for %d off the edge, with the probe out; want %d", room, want)
 	}

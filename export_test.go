@@ -109,10 +109,12 @@ var SleepExactly = sleepExactly
 // AdaptiveSpin is how much of a paced wait a spends yielding.
 func AdaptiveSpin(a *Adaptive) time.Duration { return a.spin() }
 
-// The first and the largest size of a paced log.
+// The first and the largest size of a paced log, and the least room of a
+// paced client.
 const (
 	LogFirst = logFirst
 	LogMost  = logMost
+	MinRoom  = minRoom
 )
 
 // AdaptiveLogSize is how many paced requests a's log holds, 0 before it
