@@ -450,21 +450,28 @@ func deadlineThenFailFast(errBad error, look func(context.Context)) func(t *test
 func TestItemTimeoutDeadline(t *testing.T) {
 	t.Parallel()
 	const timeout = time.Minute
-	callers := time.Now().Add(timeout / 2)
 	for name, tc := range map[string]struct {
-		ctx    context.Context
-		theirs bool // the caller's deadline is the item's
+		callers time.Duration // from the subtest's start, if any
+		theirs  bool          // the caller's deadline is the item's
 	}{
-		"none of the caller's":  {context.Background(), false},
-		"the caller's, earlier": {deadline(t, callers), true},
-		"the caller's, later":   {deadline(t, callers.Add(timeout)), false},
+		"none of the caller's":  {0, false},
+		"the caller's, earlier": {timeout / 2, true},
+		"the caller's, later":   {timeout * 3 / 2, false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			// The caller's deadline counts from here: a parallel subtest may
+			// start long after its parent (one started 35s after, on a busy
+			// machine, and found a deadline "later" than ItemTimeout's the
+			// earlier of the two).
 			before := time.Now()
+			ctx, callers := context.Background(), before.Add(tc.callers)
+			if tc.callers > 0 {
+				ctx = deadline(t, callers)
+			}
 			var d, after time.Time
 			var ok bool
-			fanout.New[int](withTimeout(timeout)).Run(tc.ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
+			fanout.New[int](withTimeout(timeout)).Run(ctx, []string{"a"}, func(ctx context.Context, _ string) (int, error) {
 				d, ok = ctx.Deadline()
 				after = time.Now()
 				return 0, nil
