@@ -123,7 +123,8 @@ func (o *AdaptiveOptions) validate() error {
 // request per round trip, by more than the round trip: a quota of 5 per
 // second against a millisecond's round trip is a two-hundredth of a
 // request per round trip), with at most the rate times the round trip in
-// flight (at least two: one request that hangs does not stop a client).
+// flight (at least two, Max permitting: one request that hangs does not
+// stop a client).
 //
 // A quota's token bucket lets through its rate and throttles the excess,
 // so each throttle of a paced request measures the quota: the rate it was
@@ -231,7 +232,9 @@ type pacedLog struct {
 // climb in its first second), at a round trip of 200ms, a client had all
 // of 64 requests out: with no more, it read no edge at all, and fell to
 // the law for every quota (1.7x the ideal). Most paced clients keep the
-// first 1 KiB; one request out for minutes does not grow it.
+// first 1 KiB; one request out for minutes does not grow it. (Requests cut
+// short count as ended: a log that holds many has fewer answers to read,
+// and does not grow for them.)
 const (
 	logFirst = 64
 	logMost  = 4096
@@ -307,7 +310,8 @@ func (l *pacedLog) all(f func(int, pacedReq) bool) {
 	}
 }
 
-// minRoom is the least room a paced client has for requests in flight:
+// minRoom is the least room a paced client has for requests in flight,
+// Max permitting:
 // its starts are spaced, and a rate times a round trip below one request
 // would otherwise let one request that hangs (a connection that stalls,
 // with no deadline) stop the client until it ends.
