@@ -252,6 +252,12 @@ func (r pacedReq) admitted() bool  { return r.ended && r.end == endAnswered }
 func (r pacedReq) throttled() bool { return r.ended && r.end == endThrottled }
 func (r pacedReq) notSent() bool   { return r.ended && r.end == endNotSent }
 
+// answered says whether the quota answered r: admitted or throttled.
+func (r pacedReq) answered() bool { return r.admitted() || r.throttled() }
+
+// tookNone says whether r surely took no token: throttled, or never sent.
+func (r pacedReq) tookNone() bool { return r.throttled() || r.notSent() }
+
 // log returns the client's pacedLog, made on first use.
 func (a *Adaptive) log() *pacedLog {
 	if a.paced == nil {
@@ -908,12 +914,12 @@ func (a *Adaptive) cut(start, now time.Time) {
 	if !a.edge {
 		return
 	}
-	// A bucket of a token refills from the last request it admitted (the
-	// throttled one took nothing; one not answered yet, or cut short, may
-	// have taken a token), at the gap the edge shows, even where the rate
+	// A bucket of a token refills from the last request it admitted (one
+	// throttled or never sent took nothing; one not answered yet, or cut
+	// short, may have taken a token), at the gap the edge shows, even where the rate
 	// cannot follow it (minRate): the next start, at the old gap, would be
 	// throttled again.
-	if last, ok := a.paced.newest(func(r pacedReq) bool { return r.throttled() || r.notSent() }); ok {
+	if last, ok := a.paced.newest(pacedReq.tookNone); ok {
 		a.next, a.lastStart = now, time.Time{}
 		if next := last.Add(refill); next.After(now) {
 			a.next, a.lastStart = next, last
@@ -1028,7 +1034,7 @@ func (l *pacedLog) answered(from, to time.Duration) (done, ok int) {
 		if r.at <= from {
 			return false
 		}
-		if r.at <= to && (r.admitted() || r.throttled()) {
+		if r.at <= to && r.answered() {
 			done++
 			if r.admitted() {
 				ok++

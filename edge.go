@@ -183,7 +183,7 @@ func (l *pacedLog) readFrom() int {
 		if l.n-k >= edgeRead && answered >= edgeAnswered {
 			return false
 		}
-		if r.admitted() || r.throttled() {
+		if r.answered() {
 			answered++
 		}
 		k--
@@ -196,7 +196,7 @@ func (l *pacedLog) readFrom() int {
 func (l *pacedLog) gapBefore(at time.Duration) (g time.Duration, ok bool) {
 	l.all(func(_ int, r pacedReq) bool {
 		switch {
-		case r.at >= at || r.throttled() || r.notSent():
+		case r.at >= at || r.tookNone():
 			return true
 		case r.admitted():
 			g, ok = at-r.at, true
