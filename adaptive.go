@@ -317,10 +317,9 @@ func (l *pacedLog) all(f func(int, pacedReq) bool) {
 }
 
 // minRoom is the least room a paced client has for requests in flight,
-// Max permitting:
-// its starts are spaced, and a rate times a round trip below one request
-// would otherwise let one request that hangs (a connection that stalls,
-// with no deadline) stop the client until it ends.
+// Max permitting: its starts are spaced, and a rate times a round trip
+// below one request would otherwise let one request that hangs (a
+// connection that stalls, with no deadline) stop the client until it ends.
 const minRoom = 2
 
 // minRate is the slowest an Adaptive paces a client: one request every ten

@@ -36,6 +36,18 @@ func newSimBucket(rate float64, burst int) *simBucket {
 // simStart is when a simulation starts.
 var simStart = time.Unix(1000, 0)
 
+// request draws a request sent at at: its round trip, rtt plus up to a
+// fifth more, and when it reaches the bucket, up to jitter later, and a
+// share stall of them stallFor later still.
+func (b *simBucket) request(rng *rand.Rand, at time.Time, rtt time.Duration) (d time.Duration, arrival time.Time) {
+	d = rtt + time.Duration(rng.Float64()*float64(rtt)/5)
+	arrival = at.Add(time.Duration(rng.Float64() * float64(b.jitter)))
+	if b.stall > 0 && rng.Float64() < b.stall {
+		arrival = arrival.Add(b.stallFor)
+	}
+	return d, arrival
+}
+
 func (b *simBucket) admit(t time.Time) bool {
 	if !b.until.IsZero() && t.After(b.until) {
 		b.rate, b.until = b.then, time.Time{}
@@ -114,13 +126,9 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := rtt + time.Duration(rng.Float64()*float64(rtt)/5)
+			d, arrival := bucket.request(rng, clock.t, rtt)
 			if sent++; sent == bucket.slow {
 				d = bucket.slowFor
-			}
-			arrival := clock.t.Add(time.Duration(rng.Float64() * float64(bucket.jitter)))
-			if bucket.stall > 0 && rng.Float64() < bucket.stall {
-				arrival = arrival.Add(bucket.stallFor)
 			}
 			ok := bucket.admit(arrival)
 			if ok {
@@ -424,8 +432,8 @@ func TestAdaptiveARequestThatHangs(t *testing.T) {
 // first burst comes back, which from then on starts a request every gap.
 // Like simulate's, it sends its first limit calls at once (over the
 // bucket's spread), works limit calls at a time, a throttled one waiting
-// simBackoff after its answer, and draws each request's round trip and
-// arrival as simulate does; it fails no call. It returns the time the last
+// simBackoff after its answer, and draws each request as simulate does
+// (simBucket.request); it fails no call. It returns the time the last
 // call ended.
 func fixedPace(b *simBucket, rtt time.Duration, items, limit int, seed uint64, gap time.Duration) time.Duration {
 	rng := rand.New(rand.NewPCG(seed, 2))
@@ -438,11 +446,7 @@ func fixedPace(b *simBucket, rtt time.Duration, items, limit int, seed uint64, g
 	var wall time.Time
 	done, handed := 0, 0
 	send := func(at time.Time, attempt int) {
-		d := rtt + time.Duration(rng.Float64()*float64(rtt)/5)
-		arrival := at.Add(time.Duration(rng.Float64() * float64(b.jitter)))
-		if b.stall > 0 && rng.Float64() < b.stall {
-			arrival = arrival.Add(b.stallFor)
-		}
+		d, arrival := b.request(rng, at, rtt)
 		end := at.Add(d)
 		ends = slices.Insert(ends, sort.Search(len(ends), func(i int) bool { return ends[i].After(end) }), end)
 		if b.admit(arrival) {
