@@ -50,9 +50,10 @@ type AdaptiveOptions struct {
 	// Increase is added to the limit over each round of successful
 	// requests (limit successes) when pacing is disabled; above 0. A paced
 	// client climbs by the quota it measured (see Adaptive), and past a
-	// quarter above it, by this fraction a round trip. Default:
-	// DefaultAdaptiveIncrease, a slow climb, since each step above the
-	// client's quota costs a throttled request.
+	// quarter above it, by this fraction a round trip at least (more as
+	// round trips pass with no throttle). Default: DefaultAdaptiveIncrease,
+	// a slow climb, since each step above the client's quota costs a
+	// throttled request.
 	Increase float64
 
 	// Rate and Burst, when Rate is positive, add a token bucket in front of
@@ -134,9 +135,10 @@ func (o *AdaptiveOptions) validate() error {
 // was throttled too (had a token come in since, they would have had it);
 // or less, what was delivered since the last cut, when at most half the
 // requests since were admitted. The rate falls to four fifths of that,
-// climbs back by 5% a round trip, and past the quota measured by 1%,
-// hunting around it; a quarter past it without a throttle, the quota may
-// have grown, and it climbs by Increase a round trip. Below the quota
+// climbs back by 5% a round trip, and past the quota measured by 1% at
+// first, hunting around it; the step doubles every two round trips that
+// pass with no throttle (the quota may have grown, or been measured low),
+// and a quarter past the quota it is at least Increase. Below the quota
 // (before the first measure, after a deeper cut), it doubles each round
 // trip, as a TCP slow start does. Below one request per round trip a
 // round trip is a success, and near the quota it climbs at least 5% a
@@ -191,6 +193,7 @@ type Adaptive struct {
 	next    time.Time     // pacing: the earliest next start
 	delayed time.Time     // the last start that pacing or the limit delayed: the client was limited then
 	lastCut time.Time
+	passed  time.Time // when the rate passed the quota measured, since the last cut
 	spaced  int       // how many times starts were spaced anew: at each cut, and as a probe shortens the gap
 	epoch   time.Time // the last cut, or the first request
 	okSince int       // successes since epoch
@@ -689,8 +692,11 @@ func (a *Adaptive) end(start time.Time, o attemptEnd) {
 		}
 	}
 	probe := a.edge && start.Equal(a.probe.at)
-	if probe {
+	switch {
+	case probe:
 		a.probeEnded(start, o)
+	case a.edge:
+		a.probeHeld()
 	}
 	switch o {
 	case endThrottled:
@@ -773,16 +779,18 @@ func (a *Adaptive) giveBack(start time.Time) {
 // trip of successes. With pacing, the rate grows by where it stands to
 // the quota last measured (see cut), by a factor a round trip (n
 // successes, n the requests per round trip, at least 1): from rateCut of
-// it to the quota, by rateClimb; from there to the quota over rateCut, by
+// it to the quota, by rateClimb; past it, by what pastQuota gives, from
 // rateProbe, hunting just around it (a bucket of one token banks nothing
 // of what a limit below it leaves unused, and every step past it is a
-// throttle); past that, by Increase, as the quota may have grown (or a bucket that
+// throttle), to Increase and more as the round trips pass with no
+// throttle (the quota may have grown, or been measured low; a bucket that
 // refilled while the client was below its rate lets it through for a
-// while: a doubling there would drain it and overshoot), but for a rate
-// below one request per round trip, whose successes are each far apart,
-// which doubles, as it does below the quota or before any is measured,
-// as a TCP slow start does: after a storm of throttles, a client at one
-// request in ten seconds is back in ten successes.
+// while: a doubling at once there would drain it and overshoot). Below
+// one request per round trip, whose successes are each far apart, a rate
+// past the quota climbs by rateProbe, and a quarter past it doubles, as it
+// does below the quota or before any is measured, as a TCP slow start
+// does: after a storm of throttles, a client at one request in ten
+// seconds is back in ten successes.
 func (a *Adaptive) increase(now time.Time) {
 	if a.opts.DisablePacing || a.rate == 0 {
 		if a.opts.DisablePacing || !math.IsInf(a.limit, 1) {
@@ -795,9 +803,12 @@ func (a *Adaptive) increase(now time.Time) {
 	}
 	n := a.perRTT() // successes a round trip
 	f := 2.0        // the factor a round trip
+	if q := a.quota; q > 0 && a.rate >= q && a.passed.IsZero() {
+		a.passed = now
+	}
 	switch q := a.quota; {
-	case q > 0 && a.rate >= q/rateCut && n >= 1:
-		f = 1 + a.opts.Increase
+	case q > 0 && a.rate >= q && n >= 1:
+		f = 1 + a.pastQuota(now)
 	case q > 0 && a.rate >= q && a.rate < q/rateCut:
 		f = 1 + rateProbe
 	case q > 0 && a.rate >= rateCut*q && a.rate < q:
@@ -805,6 +816,25 @@ func (a *Adaptive) increase(now time.Time) {
 	}
 	// A factor a round trip, or at least hunting's a second.
 	a.setRate(a.rate * max(math.Pow(f, 1/max(1, n)), math.Pow(1+huntPerSecond, a.gap().Seconds())))
+}
+
+// pastQuota is the step a round trip of a rate past the quota measured:
+// rateProbe at first, doubled for every two round trips (counted as at
+// least four gaps, for a round trip shorter than that says little of a
+// bucket) since the rate passed the quota with no throttle, up to a
+// doubling a round trip; and a quarter past the quota, at least Increase.
+// A quota measured right is met again within the first few steps. One
+// measured low, say by a lone throttle of a request the machine held on
+// its way, which halves the measure, is left behind in seconds: at 1% a
+// round trip, a client at 200ms that measured 80 a second of a quota of
+// 200 took 7 s to find it again (TestAdaptiveQuotaMeasuredLow).
+func (a *Adaptive) pastQuota(now time.Time) float64 {
+	trips := float64(now.Sub(a.passed)) / float64(max(a.rtt, 4*a.gap()))
+	step := min(1, rateProbe*math.Pow(2, trips/2))
+	if a.rate >= a.quota/rateCut {
+		step = max(step, a.opts.Increase)
+	}
+	return step
 }
 
 // The law of a paced limit near its quota (see Adaptive): cut to rateCut
@@ -893,13 +923,17 @@ func (a *Adaptive) cut(start, now time.Time) {
 			}
 		case a.edge:
 			// A throttle after an edge that is not one itself shows that
-			// the edge was a token the bucket had banked, not its rate:
-			// the quota is below it, but likely not as far as a measure
+			// the edge was a token the bucket had banked, not its rate
+			// (or that a request held on its way crossed the gaps): the
+			// quota may be below it, but likely not as far as a measure
 			// over the few requests since says. The rate follows the
 			// measure (the quota may have fallen far), and climbs back
-			// towards four fifths of the edge by slow start.
+			// towards the edge: by slow start to four fifths of it, then
+			// by rateClimb. (From four fifths of it, by rateProbe, the
+			// climb took seconds at 200ms.) The next throttle measures
+			// the quota again.
 			m := a.measure(start, now)
-			a.quota = max(m, rateCut*a.quota)
+			a.quota = max(m, a.quota)
 			a.setRate(rateCut * m)
 		default:
 			a.quota = a.measure(start, now)
@@ -907,7 +941,7 @@ func (a *Adaptive) cut(start, now time.Time) {
 		}
 		a.edge = edge
 	}
-	a.lastCut, a.epoch, a.okSince = now, now, 0
+	a.lastCut, a.epoch, a.okSince, a.passed = now, now, 0, time.Time{}
 	a.spaced++
 	a.next = now.Add(a.gap())
 	if !a.edge {

@@ -504,7 +504,7 @@ func fixedPace(b *simBucket, rtt time.Duration, items, limit int, seed uint64, g
 // one, retry the calls throttled near the end sooner. At 200 a second and
 // 200ms it is 1.14x the bucket's ideal.
 //
-// The limit's distance to the reference, 6-14% here, may not grow by more
+// The limit's distance to the reference, 5-13% here, may not grow by more
 // than a few points. Part of it, at 200ms, is the first second, where each
 // reading of the edge takes a round trip; the rest is the gap the limit
 // settles at: a throttle moves it up 1%, an admitted probe down 3%, and a
@@ -518,12 +518,12 @@ func TestAdaptiveAgainstAFixedPace(t *testing.T) {
 		least, most    float64 // the reference's median, over the ideal
 		limitOverBound float64 // the limit's median over the reference's, at most
 	}{
-		{200, time.Millisecond, 1.06, 1.1, 1.1},
+		{200, time.Millisecond, 1.06, 1.1, 1.09},
 		{100, 20 * time.Millisecond, 1.03, 1.07, 1.1},
-		{200, 20 * time.Millisecond, 1.06, 1.1, 1.09},
+		{200, 20 * time.Millisecond, 1.06, 1.1, 1.08},
 		{50, 200 * time.Millisecond, 1.06, 1.11, 1.12},
-		{100, 200 * time.Millisecond, 1.08, 1.12, 1.17},
-		{200, 200 * time.Millisecond, 1.12, 1.16, 1.14},
+		{100, 200 * time.Millisecond, 1.08, 1.12, 1.15},
+		{200, 200 * time.Millisecond, 1.12, 1.16, 1.12},
 	} {
 		n := 1 + int(tc.rate*5)
 		ideal := tc.rtt.Seconds() + float64(n-1)/tc.rate
@@ -568,6 +568,52 @@ func TestAdaptiveAgainstAFixedPace(t *testing.T) {
 		case limit > tc.limitOverBound*bound:
 			t.Errorf("%v a second, round trip %v: the limit's median is %.3fx the ideal, %.3fx the reference's %.3fx; want at most %.2fx",
 				tc.rate, tc.rtt, limit, limit/bound, bound, tc.limitOverBound)
+		}
+	}
+}
+
+// TestAdaptiveQuotaGrows: a quota that grows (another client of it went
+// quiet; a raise came through) is found in a few seconds at a round trip
+// of 200ms. Past the quota it measured, a client climbs by 1% a round
+// trip at first, and the step doubles every two round trips with no
+// throttle: at 1% a round trip up to a quarter past it and 7% after, a
+// client took 6-6.3s to be back at nine tenths of a quota grown from 100
+// to 200 a second, and 7.3-9.5s from 20 to 100 and from 50 to 200. The
+// same climb finds a quota measured low: a lone throttle of a request the
+// machine held on its way halves the measure (the slowest of 96 runs of
+// TestAdaptiveAgainstAFixedPace's busy machine at 200 a second took 1.97x
+// the ideal so, and 1.60x now).
+func TestAdaptiveQuotaGrows(t *testing.T) {
+	t.Parallel()
+	const grows = 3 * time.Second
+	for _, tc := range []struct {
+		from, to float64
+		burst    int
+		most     time.Duration
+	}{
+		{100, 200, 10, 3 * time.Second},
+		{50, 200, 10, 6 * time.Second},
+		{20, 100, 10, 4500 * time.Millisecond},
+		{100, 200, 100, 3 * time.Second},
+	} {
+		for seed := range uint64(8) {
+			b := newSimBucket(tc.from, tc.burst)
+			b.until, b.then = simStart.Add(grows), tc.to
+			r := simulate(t, b, 200*time.Millisecond, int(tc.from*3+tc.to*8), 64, seed)
+			// The first second after the quota grew with nine tenths of
+			// it admitted.
+			n, back := int(0.9*tc.to), time.Duration(-1)
+			for i, at := range r.admitted {
+				if at > grows && i+n-1 < len(r.admitted) && r.admitted[i+n-1]-at <= time.Second {
+					back = at - grows
+					break
+				}
+			}
+			t.Logf("%v to %v a second, burst %d (seed %d): back in %v", tc.from, tc.to, tc.burst, seed, back)
+			if r.failed > 0 || back < 0 || back > tc.most {
+				t.Errorf("%v to %v a second, burst %d, round trip 200ms (seed %d): %d calls failed, %d a second %v after it grew; want none failed, within %v",
+					tc.from, tc.to, tc.burst, seed, r.failed, n, back, tc.most)
+			}
 		}
 	}
 }

@@ -377,8 +377,12 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 		r = grown(r, 0.05)
 		want(r)
 	}
+	var passed time.Time // the success that found the rate past the quota
 	for r < quota/0.8 {
 		request(false)
+		if passed.IsZero() {
+			passed = clock.t
+		}
 		r = grown(r, 0.01)
 		want(r)
 	}
@@ -388,10 +392,18 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 	if r*rtt.Seconds() < 1 {
 		t.Fatalf("the test wants a rate of a request per round trip or more by now: %v", r*rtt.Seconds())
 	}
-	// Past it, and at more than one request a round trip, Increase (7%) a
-	// round trip: this start still waited for the gap of the rate before.
+	// Past it, and at more than one request a round trip, 1% a round trip
+	// doubled for every two round trips, counted as at least four gaps,
+	// since the rate passed the quota (and at least Increase, 7%, a quarter
+	// past it): no throttle for that long, and the quota was measured low.
+	// This start still waited for the gap of the rate before.
 	request(false)
-	r = grown(r, 0.07)
+	trips := float64(clock.t.Sub(passed)) / float64(max(rtt, time.Duration(4*float64(time.Second)/r)))
+	step := min(1, 0.01*math.Pow(2, trips/2))
+	if step <= 0.07 {
+		t.Fatalf("the test wants a step past Increase by now: %v after %.1f round trips", step, trips)
+	}
+	r = grown(r, step)
 	want(r)
 	// But one request at a time cannot use more than one a round trip: a
 	// start that pacing did not delay, with the limit far from full, says
@@ -493,6 +505,18 @@ func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startAt starts a request of a at at, on clock, and fails the test if
+// pacing does not let it start then.
+func startAt(t *testing.T, a *fanout.Adaptive, clock *fakeClock, at time.Time) time.Time {
+	t.Helper()
+	clock.t = at
+	s, err := a.Acquire(context.Background())
+	if err != nil || !s.Equal(at) {
+		t.Fatalf("Acquire at %v: started %v, %v", at, s, err)
+	}
+	return s
 }
 
 // edgeRTT is the round trip of edgeClient's requests.
@@ -1271,15 +1295,7 @@ func TestAdaptiveProbeCancelled(t *testing.T) {
 	for i, s := range burst[:7] {
 		a.Release(s, i >= 1) // a small bucket
 	}
-	start := func(at time.Time) time.Time {
-		t.Helper()
-		clock.t = at
-		s, err := a.Acquire(context.Background())
-		if err != nil || !s.Equal(at) {
-			t.Fatalf("Acquire at %v: %v, %v", at, s, err)
-		}
-		return s
-	}
+	start := func(at time.Time) time.Time { return startAt(t, a, clock, at) }
 	end := func(s, at time.Time, throttled bool) { clock.t = at; a.Release(s, throttled) }
 	t0 := fanout.AdaptiveNextStart(a)
 	r1 := start(t0)
@@ -1379,6 +1395,50 @@ func TestAdaptiveMaxBoundsASmallBucket(t *testing.T) {
 	}
 }
 
+// TestAdaptiveProbeWaitsForTheRequestBefore: a probe admitted while the
+// request started before it is still out (at a round trip of many gaps,
+// jittered by more than one, a third of the probes admitted at 200 a
+// second and 200ms) has a gap known once that one is answered: from it,
+// if it was admitted, and the gap shortens to it; from the one admitted
+// before, if it was throttled. Taken as unknown, such probes were lost.
+func TestAdaptiveProbeWaitsForTheRequestBefore(t *testing.T) {
+	t.Parallel()
+	for _, before := range []struct {
+		throttled bool
+		shortens  bool
+	}{{false, true}, {true, false}} {
+		a, clock, last, send := edgeAt(t)
+		g := fanout.AdaptiveGap(a)
+		for range fanout.ProbeEvery - 1 {
+			last = last.Add(g)
+			send(last, false)
+		}
+		r := startAt(t, a, clock, last.Add(g))
+		probe := fanout.AdaptiveNextStart(a)
+		if d := probe.Sub(r); d >= g {
+			t.Fatalf("the next start %v after the last; want a probe, before the gap %v", d, g)
+		}
+		p := startAt(t, a, clock, probe)
+		clock.advance(edgeRTT)
+		a.Release(p, false)
+		if got := fanout.AdaptiveGap(a); got != g {
+			t.Fatalf("the gap %v after the probe was admitted, the request before it out; want %v, until that one is answered", got, g)
+		}
+		clock.advance(edgeRTT)
+		a.Release(r, before.throttled)
+		// Admitted, the request before the probe makes its gap the
+		// probe's, 1% more; throttled, at the gap, it cuts to 1% over it,
+		// and the probe's gap, from the one admitted before, is longer.
+		want := time.Duration(float64(g) * 1.01)
+		if before.shortens {
+			want = time.Duration(float64(probe.Sub(r)) * 1.01)
+		}
+		if got := fanout.AdaptiveGap(a); (got - want).Abs() > time.Microsecond {
+			t.Errorf("the request before the probe throttled: %v; the gap %v once it was answered; want %v", before.throttled, got, want)
+		}
+	}
+}
+
 // TestAdaptiveProbeOffTheEdge: a probe out when a cut takes the client off
 // the edge (gaps that do not read as a bucket of one token's: two
 // throttled gaps past an admitted one, where one may be a request held
@@ -1412,8 +1472,13 @@ func TestAdaptiveProbeOffTheEdge(t *testing.T) {
 	last = last.Add(fanout.AdaptiveGap(a))
 	send(last, false)
 	send(last.Add(40*time.Millisecond), true)
-	if q := fanout.AdaptiveQuota(a); q == 1/0.026 {
+	if fanout.AdaptiveAtEdge(a) {
 		t.Fatal("still at the edge")
+	}
+	// The quota the climb aims at is still the edge's: the measure over
+	// the few requests since says less.
+	if q := fanout.AdaptiveQuota(a); q != 1/0.026 {
+		t.Errorf("quota %v off the edge; want the edge's, %v", q, 1/0.026)
 	}
 	// A small bucket's room: twice the rate's requests a round trip.
 	want := max(fanout.MinRoom, int(math.Ceil(2*a.Stats().Limit)))

@@ -77,6 +77,13 @@ func AdaptiveQuota(a *Adaptive) float64 {
 	return a.quota
 }
 
+// AdaptiveAtEdge says whether a paces at the edge of a small bucket.
+func AdaptiveAtEdge(a *Adaptive) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.edge
+}
+
 // AdaptiveServed says whether a's quota serves a call that started at
 // since.
 func AdaptiveServed(a *Adaptive, since time.Time) bool { return a.served("", since) }
