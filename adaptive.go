@@ -136,9 +136,11 @@ func (o *AdaptiveOptions) validate() error {
 // or less, what was delivered since the last cut, when at most half the
 // requests since were admitted. The rate falls to four fifths of that,
 // climbs back by 5% a round trip, and past the quota measured by 1% at
-// first, hunting around it; the step doubles every two round trips that
-// pass with no throttle (the quota may have grown, or been measured low),
-// and a quarter past the quota it is at least Increase. Below the quota
+// first, hunting around it; from one request per round trip up, after
+// four round trips since the rate first passed the quota after the last
+// cut, the step doubles every two, up to a quarter a round trip (the
+// quota may have grown, or been measured low), and a quarter past the
+// quota it is at least Increase. Below the quota
 // (before the first measure, after a deeper cut), it doubles each round
 // trip, as a TCP slow start does. Below one request per round trip a
 // round trip is a success, and near the quota it climbs at least 5% a
@@ -819,18 +821,24 @@ func (a *Adaptive) increase(now time.Time) {
 }
 
 // pastQuota is the step a round trip of a rate past the quota measured:
-// rateProbe at first, doubled for every two round trips (counted as at
-// least four gaps, for a round trip shorter than that says little of a
-// bucket) since the rate passed the quota with no throttle, up to a
-// doubling a round trip; and a quarter past the quota, at least Increase.
-// A quota measured right is met again within the first few steps. One
+// rateProbe for the first rushAfter round trips (counted as at least four
+// gaps, for a round trip shorter than that says little of a bucket) since
+// the rate first passed the quota after the last cut, where a quota
+// measured right is met again; then doubled every two round trips, up to
+// rateRush; and a quarter past the quota, at least Increase. A quota
 // measured low, say by a lone throttle of a request the machine held on
-// its way, which halves the measure, is left behind in seconds: at 1% a
-// round trip, a client at 200ms that measured 80 a second of a quota of
-// 200 took 7 s to find it again (TestAdaptiveQuotaMeasuredLow).
+// its way, which halves the measure, or one that grew, is found in
+// seconds: at 1% a round trip up to a quarter past it and Increase after,
+// a client at 200ms took 6-6.4 s to find a quota grown from 100 to 200 a
+// second, 7.3-9.7 s from 20 to 100 or from 50 to 200
+// (TestAdaptiveQuotaGrows). Doubling from the first round trip, it
+// throttled a quarter to a half more requests hunting at a steady quota
+// (TestAdaptiveHuntsAtAQuota). Below one request per round trip, past the
+// quota it climbs by rateProbe a success, and doubles a quarter past it
+// (see increase).
 func (a *Adaptive) pastQuota(now time.Time) float64 {
 	trips := float64(now.Sub(a.passed)) / float64(max(a.rtt, 4*a.gap()))
-	step := min(1, rateProbe*math.Pow(2, trips/2))
+	step := min(rateRush, rateProbe*math.Pow(2, max(0, trips-rushAfter)/2))
 	if a.rate >= a.quota/rateCut {
 		step = max(step, a.opts.Increase)
 	}
@@ -839,13 +847,23 @@ func (a *Adaptive) pastQuota(now time.Time) float64 {
 
 // The law of a paced limit near its quota (see Adaptive): cut to rateCut
 // of the quota measured, climb by rateClimb a round trip, about five round
-// trips back to the quota, and past it by rateProbe. minRTT is the least round trip the limit
+// trips back to the quota, and past it by rateProbe at first (see
+// pastQuota). minRTT is the least round trip the limit
 // counts: a clock too coarse to see one must not make a rate of it
 // infinite.
 const (
 	rateCut   = 0.8
 	rateClimb = 0.05
 	rateProbe = 0.01
+	// rateRush is the most pastQuota climbs a round trip: a bucket that
+	// banked tokens while the client was idle or below it lets a climb
+	// through until they run out, and at a doubling a round trip the
+	// client would be far past its quota by then, and every request of
+	// the round trip after throttled. A quarter finds a quota grown
+	// two- to fourfold as soon, and fivefold 0.3 s later, in the
+	// simulation (TestAdaptiveQuotaGrows).
+	rateRush  = 0.25
+	rushAfter = 4 // round trips past the quota at rateProbe before the step grows
 	// huntPerSecond is the least a paced limit climbs a second: below one
 	// request per round trip, a climb by the round trip is one by success,
 	// and at one success in ten seconds, 1% a success is 0.1% a second.
@@ -878,8 +896,8 @@ const (
 // first burst met a small bucket (see smallBucket), whose requests read
 // as a bucket of one token's, to the edge those requests show (see
 // edge.go); a throttle at the edge whose requests do not read so cuts the
-// rate to rateCut of the quota it measures, but takes the quota, which the
-// climb aims at, no lower than rateCut of the edge. Without pacing there
+// rate to rateCut of the quota it measures, but keeps the edge's as the
+// quota the climb aims at, if higher. Without pacing there
 // is nothing to measure, and each cut is by Decrease. The next start waits
 // for the new gap: from now, or at the edge, from the last start not
 // throttled.

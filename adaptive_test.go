@@ -323,7 +323,8 @@ func TestAdaptiveOptions(t *testing.T) {
 // on a fake clock, one request at a time, each started when pacing lets
 // it: the first cut paces; successes double the rate each round trip
 // until a throttle measures the quota; the rate hunts just under it, then
-// past it by Increase; a success the pacing did not delay does not raise
+// past it by 1% and more as round trips pass with no throttle; a success
+// the pacing did not delay does not raise
 // it; a run of throttles floors it at one request every ten seconds, and
 // successes bring it back.
 func TestAdaptiveLearnsAQuota(t *testing.T) {
@@ -393,13 +394,14 @@ func TestAdaptiveLearnsAQuota(t *testing.T) {
 		t.Fatalf("the test wants a rate of a request per round trip or more by now: %v", r*rtt.Seconds())
 	}
 	// Past it, and at more than one request a round trip, 1% a round trip
-	// doubled for every two round trips, counted as at least four gaps,
-	// since the rate passed the quota (and at least Increase, 7%, a quarter
-	// past it): no throttle for that long, and the quota was measured low.
-	// This start still waited for the gap of the rate before.
+	// for four round trips, counted as at least four gaps, since the rate
+	// passed the quota, then doubled for every two, up to a quarter (and at
+	// least Increase, 7%, a quarter past it): no throttle for that long, and
+	// the quota was measured low. This start still waited for the gap of
+	// the rate before.
 	request(false)
 	trips := float64(clock.t.Sub(passed)) / float64(max(rtt, time.Duration(4*float64(time.Second)/r)))
-	step := min(1, 0.01*math.Pow(2, trips/2))
+	step := min(0.25, 0.01*math.Pow(2, max(0, trips-4)/2))
 	if step <= 0.07 {
 		t.Fatalf("the test wants a step past Increase by now: %v after %.1f round trips", step, trips)
 	}
@@ -1400,13 +1402,16 @@ func TestAdaptiveMaxBoundsASmallBucket(t *testing.T) {
 // jittered by more than one, a third of the probes admitted at 200 a
 // second and 200ms) has a gap known once that one is answered: from it,
 // if it was admitted, and the gap shortens to it; from the one admitted
-// before, if it was throttled. Taken as unknown, such probes were lost.
+// before, if it was throttled. Taken as unknown, such probes were lost. A
+// cut before that answer reads the edge anew, and the probe with it: it
+// is not taken after.
 func TestAdaptiveProbeWaitsForTheRequestBefore(t *testing.T) {
 	t.Parallel()
 	for _, before := range []struct {
 		throttled bool
+		cut       bool // a throttle a gap after the probe, before the request before it is answered
 		shortens  bool
-	}{{false, true}, {true, false}} {
+	}{{false, false, true}, {true, false, false}, {false, true, false}} {
 		a, clock, last, send := edgeAt(t)
 		g := fanout.AdaptiveGap(a)
 		for range fanout.ProbeEvery - 1 {
@@ -1424,17 +1429,25 @@ func TestAdaptiveProbeWaitsForTheRequestBefore(t *testing.T) {
 		if got := fanout.AdaptiveGap(a); got != g {
 			t.Fatalf("the gap %v after the probe was admitted, the request before it out; want %v, until that one is answered", got, g)
 		}
-		clock.advance(edgeRTT)
-		a.Release(r, before.throttled)
 		// Admitted, the request before the probe makes its gap the
 		// probe's, 1% more; throttled, at the gap, it cuts to 1% over it,
 		// and the probe's gap, from the one admitted before, is longer.
 		want := time.Duration(float64(g) * 1.01)
+		if before.cut {
+			q := startAt(t, a, clock, probe.Add(g+time.Millisecond))
+			clock.advance(edgeRTT)
+			a.Release(q, true)
+			if want = fanout.AdaptiveGap(a); want == g {
+				t.Fatalf("the gap %v after a throttle a gap after the probe; want a cut", want)
+			}
+		}
+		clock.advance(edgeRTT)
+		a.Release(r, before.throttled)
 		if before.shortens {
 			want = time.Duration(float64(probe.Sub(r)) * 1.01)
 		}
 		if got := fanout.AdaptiveGap(a); (got - want).Abs() > time.Microsecond {
-			t.Errorf("the request before the probe throttled: %v; the gap %v once it was answered; want %v", before.throttled, got, want)
+			t.Errorf("the request before the probe throttled: %v, a cut between: %v; the gap %v once it was answered; want %v", before.throttled, before.cut, got, want)
 		}
 	}
 }

@@ -47,11 +47,12 @@ import (
 // probe is throttled, that start finds the token the probe did not take.
 // If the probe is admitted, its gap, 1% more, is the new gap (by at most
 // twice the step), and the step doubles for the next probe; if not, the
-// step starts over. A probe's gap is known once the request before it is
-// answered: at a round trip of many gaps, jittered by more than one, that
-// one is often still out when the probe's answer comes (a third of the
-// probes admitted, at 200 a second and 200ms), and the probe waits for it. Either way it cuts nothing, nor does a throttle of the
-// start after it, which the probe may have caused.
+// step starts over. Either way it cuts nothing, nor does a throttle of
+// the start after it, which the probe may have caused. An admitted
+// probe's gap is known once the request before it is answered: at a
+// round trip of many gaps, jittered by more than one, that one is often
+// still out when the probe's answer comes (a third of the probes
+// admitted, at 200 a second and 200ms), and the probe waits for it.
 //
 // A probe admitted at a gap shorter than lo says the bucket is faster
 // than it was, or that the jitter favoured it: a little short, the gap
