@@ -832,7 +832,7 @@ func (a *Adaptive) increase(now time.Time) {
 // a client at 200ms took 6-6.4 s to find a quota grown from 100 to 200 a
 // second, 7.3-9.7 s from 20 to 100 or from 50 to 200
 // (TestAdaptiveQuotaGrows). Doubling from the first round trip, it
-// throttled a quarter to a half more requests hunting at a steady quota
+// throttled 15-45% more requests hunting at a steady quota
 // (TestAdaptiveHuntsAtAQuota). Below one request per round trip, past the
 // quota it climbs by rateProbe a success, and doubles a quarter past it
 // (see increase).
@@ -855,7 +855,8 @@ const (
 	rateCut   = 0.8
 	rateClimb = 0.05
 	rateProbe = 0.01
-	// rateRush is the most pastQuota climbs a round trip: a bucket that
+	// rateRush is the most pastQuota climbs a round trip (unless Increase
+	// is more): a bucket that
 	// banked tokens while the client was idle or below it lets a climb
 	// through until they run out, and at a doubling a round trip the
 	// client would be far past its quota by then, and every request of

@@ -52,7 +52,8 @@ import (
 // probe's gap is known once the request before it is answered: at a
 // round trip of many gaps, jittered by more than one, that one is often
 // still out when the probe's answer comes (a third of the probes
-// admitted, at 200 a second and 200ms), and the probe waits for it.
+// admitted, at 200 a second and 200ms), and the probe waits for it; a
+// cut before that answer reads the edge anew, and drops it.
 //
 // A probe admitted at a gap shorter than lo says the bucket is faster
 // than it was, or that the jitter favoured it: a little short, the gap
