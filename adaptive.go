@@ -856,13 +856,12 @@ const (
 	rateClimb = 0.05
 	rateProbe = 0.01
 	// rateRush is the most pastQuota climbs a round trip (unless Increase
-	// is more): a bucket that
-	// banked tokens while the client was idle or below it lets a climb
-	// through until they run out, and at a doubling a round trip the
-	// client would be far past its quota by then, and every request of
-	// the round trip after throttled. A quarter finds a quota grown
-	// two- to fourfold as soon, and fivefold 0.3 s later, in the
-	// simulation (TestAdaptiveQuotaGrows).
+	// is more): a bucket that banked tokens while the client was idle or
+	// below it lets a climb through until they run out, and at a doubling
+	// a round trip the client would be far past its quota by then, and
+	// every request of the round trip after throttled. A quarter finds a
+	// quota grown two- to fourfold as soon, and fivefold 0.3 s later, in
+	// the simulation (TestAdaptiveQuotaGrows).
 	rateRush  = 0.25
 	rushAfter = 4 // round trips past the quota at rateProbe before the step grows
 	// huntPerSecond is the least a paced limit climbs a second: below one

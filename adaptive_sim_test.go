@@ -621,9 +621,8 @@ func TestAdaptiveQuotaGrows(t *testing.T) {
 // TestAdaptiveHuntsAtAQuota: at a quota that does not change, a minute of
 // calls throttles 5-32% more requests than the climb past the quota at 1%
 // a round trip did (135-155, 228-237 and 79-105 requests in these cells;
-// 144-162, 240-249 and 104-134 now),
-// since the step grows only after four round trips past the quota with no
-// throttle, counted from the last cut. Doubling from the first round trip
+// 144-162, 240-249 and 104-134 now), since the step grows only after four
+// round trips past the quota with no throttle, counted from the last cut. Doubling from the first round trip
 // past it, it throttled up to 178, 306 and 150; counted from the first
 // time past it rather than from the last cut, 230-249, 828-859 and
 // 259-291.

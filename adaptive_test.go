@@ -324,9 +324,8 @@ func TestAdaptiveOptions(t *testing.T) {
 // it: the first cut paces; successes double the rate each round trip
 // until a throttle measures the quota; the rate hunts just under it, then
 // past it by 1% and more as round trips pass with no throttle; a success
-// the pacing did not delay does not raise
-// it; a run of throttles floors it at one request every ten seconds, and
-// successes bring it back.
+// the pacing did not delay does not raise it; a run of throttles floors it
+// at one request every ten seconds, and successes bring it back.
 func TestAdaptiveLearnsAQuota(t *testing.T) {
 	t.Parallel()
 	const rtt = 10 * time.Millisecond
@@ -551,11 +550,7 @@ func edgeClient(t *testing.T, burst, admitted int) (*fanout.Adaptive, *fakeClock
 		if next := fanout.AdaptiveNextStart(a); at.Before(next) || at.Before(clock.t) {
 			t.Fatalf("a start at %v, before the next start %v or the clock %v", at, next, clock.t)
 		}
-		clock.t = at
-		s, err := a.Acquire(context.Background())
-		if err != nil || !s.Equal(at) {
-			t.Fatalf("Acquire at %v: started %v, %v", at, s, err)
-		}
+		s := startAt(t, a, clock, at)
 		clock.advance(edgeRTT)
 		a.Release(s, throttled)
 	}
