@@ -196,6 +196,7 @@ type Adaptive struct {
 	delayed time.Time     // the last start that pacing or the limit delayed: the client was limited then
 	lastCut time.Time
 	passed  time.Time // when the rate passed the quota measured, since the last cut
+	usedAt  time.Time // the last success while the limit was used
 	spaced  int       // how many times starts were spaced anew: at each cut, and as a probe shortens the gap
 	epoch   time.Time // the last cut, or the first request
 	okSince int       // successes since epoch
@@ -805,6 +806,13 @@ func (a *Adaptive) increase(now time.Time) {
 	}
 	n := a.perRTT() // successes a round trip
 	f := 2.0        // the factor a round trip
+	// The round trips past the quota are those the limit was used in: a
+	// client idle for a while, or below its limit, has shown nothing of
+	// the quota meanwhile (and the bucket may have banked tokens).
+	if idle := now.Sub(a.usedAt) - a.trip(); !a.passed.IsZero() && idle > a.trip() {
+		a.passed = a.passed.Add(idle)
+	}
+	a.usedAt = now
 	if q := a.quota; q > 0 && a.rate >= q && a.passed.IsZero() {
 		a.passed = now
 	}
@@ -821,10 +829,11 @@ func (a *Adaptive) increase(now time.Time) {
 }
 
 // pastQuota is the step a round trip of a rate past the quota measured:
-// rateProbe for the first rushAfter round trips (counted as at least four
-// gaps, for a round trip shorter than that says little of a bucket) since
-// the rate first passed the quota after the last cut, where a quota
-// measured right is met again; then doubled every two round trips, up to
+// rateProbe for the first rushAfter round trips (see trip) the limit was
+// used in since the rate first passed the quota after the last cut, where
+// a quota measured right is met again (a client that went idle past the
+// quota, and came back to a bucket that banked tokens meanwhile, climbed
+// at rateRush from its first round trip back: TestAdaptiveAfterIdle); then doubled every two round trips, up to
 // rateRush; and a quarter past the quota, at least Increase. A quota
 // measured low, say by a lone throttle of a request the machine held on
 // its way, which halves the measure, or one that grew, is found in
@@ -837,13 +846,17 @@ func (a *Adaptive) increase(now time.Time) {
 // quota it climbs by rateProbe a success, and doubles a quarter past it
 // (see increase).
 func (a *Adaptive) pastQuota(now time.Time) float64 {
-	trips := float64(now.Sub(a.passed)) / float64(max(a.rtt, 4*a.gap()))
+	trips := float64(now.Sub(a.passed)) / float64(a.trip())
 	step := min(rateRush, rateProbe*math.Pow(2, max(0, trips-rushAfter)/2))
 	if a.rate >= a.quota/rateCut {
 		step = max(step, a.opts.Increase)
 	}
 	return step
 }
+
+// trip is a round trip as pastQuota counts them: at least four gaps, for
+// a round trip shorter than that says little of a bucket.
+func (a *Adaptive) trip() time.Duration { return max(a.rtt, 4*a.gap()) }
 
 // The law of a paced limit near its quota (see Adaptive): cut to rateCut
 // of the quota measured, climb by rateClimb a round trip, about five round

@@ -27,6 +27,8 @@ type simBucket struct {
 	then                float64
 	slow                int           // the slow-th request sent, if set, takes slowFor
 	slowFor             time.Duration // (a connection that hangs)
+	pause               int           // if set, the callers hand out no item past the pause-th
+	pauseFor            time.Duration // until pauseFor after a worker is first free for one
 }
 
 func newSimBucket(rate float64, burst int) *simBucket {
@@ -70,6 +72,8 @@ type simRun struct {
 	maxAttempt                  int
 	logSize                     int             // paced requests the limit's log held at the end
 	admitted                    []time.Duration // when, since the start
+	throttledAt                 []time.Duration // when, since the start
+	resumed                     time.Duration   // when the items after a pause were handed out, since the start
 }
 
 // simulate drives an Adaptive on a fake clock through items calls made by
@@ -133,6 +137,8 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 			ok := bucket.admit(arrival)
 			if ok {
 				run.admitted = append(run.admitted, arrival.Sub(t0))
+			} else {
+				run.throttledAt = append(run.throttledAt, arrival.Sub(t0))
 			}
 			if w.attempt == 1 {
 				w.first = s
@@ -156,8 +162,15 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 				run.failed++
 			}
 			if next < items {
+				at := clock.t
+				if next == bucket.pause && run.resumed == 0 {
+					run.resumed = at.Add(bucket.pauseFor).Sub(t0)
+				}
+				if r := t0.Add(run.resumed); bucket.pause > 0 && next >= bucket.pause && r.After(at) {
+					at = r
+				}
 				next++
-				ready = append(ready, wait{at: clock.t, attempt: 1})
+				ready = append(ready, wait{at: at, attempt: 1})
 			}
 		}
 	}
@@ -582,19 +595,23 @@ func TestAdaptiveAgainstAFixedPace(t *testing.T) {
 // 6-6.4s, and 7.3-9.7s. The same climb finds a quota measured low: a lone
 // throttle of a request the machine held on its way halves the measure
 // (the slowest of 96 runs of TestAdaptiveAgainstAFixedPace's busy machine
-// at 200 a second and 200ms took 1.97x the ideal so, and 1.66x now).
+// at 200 a second and 200ms took 1.97x the ideal so, and 1.66x now). The
+// step's cap keeps the climb from overshooting the grown quota: with none,
+// 41-49 requests were throttled from 20 to 100 a second, and 19-24 with
+// it.
 func TestAdaptiveQuotaGrows(t *testing.T) {
 	t.Parallel()
 	const grows = 3 * time.Second
 	for _, tc := range []struct {
-		from, to float64
-		burst    int
-		most     time.Duration
+		from, to  float64
+		burst     int
+		most      time.Duration
+		throttled int // at most, after it grew
 	}{
-		{100, 200, 10, 3500 * time.Millisecond},
-		{50, 200, 10, 5 * time.Second},
-		{20, 100, 10, 5500 * time.Millisecond},
-		{100, 200, 100, 4 * time.Second},
+		{100, 200, 10, 3500 * time.Millisecond, 48},
+		{50, 200, 10, 5 * time.Second, 40},
+		{20, 100, 10, 5500 * time.Millisecond, 32},
+		{100, 200, 100, 4 * time.Second, 64},
 	} {
 		for seed := range uint64(8) {
 			b := newSimBucket(tc.from, tc.burst)
@@ -609,10 +626,16 @@ func TestAdaptiveQuotaGrows(t *testing.T) {
 					break
 				}
 			}
-			t.Logf("%v to %v a second, burst %d (seed %d): back in %v", tc.from, tc.to, tc.burst, seed, back)
-			if r.failed > 0 || back < 0 || back > tc.most {
-				t.Errorf("%v to %v a second, burst %d, round trip 200ms (seed %d): %d calls failed, %d a second %v after it grew; want none failed, within %v",
-					tc.from, tc.to, tc.burst, seed, r.failed, n, back, tc.most)
+			throttled := 0
+			for _, at := range r.throttledAt {
+				if at > grows {
+					throttled++
+				}
+			}
+			t.Logf("%v to %v a second, burst %d (seed %d): back in %v, %d throttled", tc.from, tc.to, tc.burst, seed, back, throttled)
+			if r.failed > 0 || back < 0 || back > tc.most || throttled > tc.throttled {
+				t.Errorf("%v to %v a second, burst %d, round trip 200ms (seed %d): %d calls failed, %d a second %v after it grew, %d requests throttled after; want none failed, within %v, at most %d throttled",
+					tc.from, tc.to, tc.burst, seed, r.failed, n, back, throttled, tc.most, tc.throttled)
 			}
 		}
 	}
@@ -643,6 +666,43 @@ func TestAdaptiveHuntsAtAQuota(t *testing.T) {
 			if r.failed > 0 || r.throttled > tc.most {
 				t.Errorf("%v a second, burst %d, round trip %v (seed %d): %d calls failed, %d of %d requests throttled; want none failed, at most %d throttled",
 					tc.rate, tc.burst, tc.rtt, seed, r.failed, r.throttled, r.requests, tc.most)
+			}
+		}
+	}
+}
+
+// TestAdaptiveAfterIdle: a client that goes idle past its quota, for ten
+// seconds after twenty seconds' calls, comes back to a bucket that banked
+// tokens meanwhile, and a climb that speeds up past the quota would drain
+// them and overshoot. The round trips past the quota are counted only
+// while the limit is used: counted by the clock, half the runs of these
+// cells climbed by a quarter a round trip from their first back, and 35-39
+// and 12-13 requests were throttled in the two seconds after (0-21 and 0-5
+// now). With no cap on the climb (see rateRush), 60-152.
+func TestAdaptiveAfterIdle(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rate  float64
+		burst int
+		most  int // throttled in the two seconds after
+	}{
+		{50, 100, 25},
+		{50, 10, 8},
+	} {
+		for seed := range uint64(16) {
+			b := newSimBucket(tc.rate, tc.burst)
+			n := int(tc.rate * 20)
+			b.pause, b.pauseFor = n, 10*time.Second
+			r := simulate(t, b, 200*time.Millisecond, 2*n, 64, seed)
+			throttled := 0
+			for _, at := range r.throttledAt {
+				if at >= r.resumed && at < r.resumed+2*time.Second {
+					throttled++
+				}
+			}
+			if r.failed > 0 || throttled > tc.most {
+				t.Errorf("%v a second, burst %d, round trip 200ms (seed %d), idle 10s: %d calls failed, %d requests throttled in the two seconds after; want none failed, at most %d throttled",
+					tc.rate, tc.burst, seed, r.failed, throttled, tc.most)
 			}
 		}
 	}
