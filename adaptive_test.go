@@ -926,6 +926,50 @@ func TestAdaptiveMeasureOnLittle(t *testing.T) {
 	}
 }
 
+// TestAdaptiveRetryAtThePace: a paced client retries a throttled attempt
+// at once, its pace spacing the retry from its other starts; before its
+// first throttle, and without pacing, it backs off. A back-off on top of
+// the pace left the quota's tokens unused at the end of a fan-out, where
+// nothing else was waiting for them: over HTTP, in 16 pairs of one-second
+// cells of 20 a second and no round trip, the slowest run took 1.75x the
+// ideal, and 1.12x with none.
+func TestAdaptiveRetryAtThePace(t *testing.T) {
+	t.Parallel()
+	throttle := &smithy.GenericAPIError{Code: "Throttling"}
+	for _, disable := range []bool{false, true} {
+		clock := &fakeClock{t: time.Unix(1000, 0)}
+		a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) {
+			o.DisablePacing = disable
+			o.ThrottleBackoff = time.Hour
+		})
+		r := fanout.AdaptiveRetryer(retry.NewStandard(), a)
+		delay := func() time.Duration {
+			t.Helper()
+			d, err := r.RetryDelay(1, throttle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		if d := delay(); d == 0 {
+			t.Errorf("pacing disabled: %v; a retry delay of 0 before the first throttle; want a back-off", disable)
+		}
+		start, err := a.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.advance(10 * time.Millisecond)
+		a.Release(start, true)
+		if d := delay(); (d == 0) == disable {
+			t.Errorf("pacing disabled: %v; a retry delay of %v after a throttle; want a back-off only without pacing", disable, d)
+		}
+		// Not a throttle: the wrapped retryer's own delay.
+		if d, err := r.RetryDelay(1, &smithy.GenericAPIError{Code: "InternalError"}); err != nil || d == 0 {
+			t.Errorf("pacing disabled: %v; a retry delay of %v, %v for a 500; want the standard retryer's", disable, d, err)
+		}
+	}
+}
+
 // TestThrottledWhileServed: a call throttled at its fifth attempt while
 // its client's quota lets the client's other requests through goes on, up
 // to twice the attempts. (On a slow quota with a burst, the throttles of
