@@ -69,11 +69,8 @@ type AdaptiveOptions struct {
 	Burst int
 
 	// ThrottleBackoff is the base of the wait before retrying a throttled
-	// attempt of a client not paced yet (before its first throttle, or
-	// with DisablePacing): at most ThrottleBackoff x 2^(attempt-1),
-	// jittered, and never longer than the retryer's own delay; above 0. A
-	// paced client retries a throttled attempt at its pace, with no
-	// back-off. The first cut also
+	// attempt: at most ThrottleBackoff x 2^(attempt-1), jittered, and never
+	// longer than the retryer's own delay; above 0. The first cut also
 	// counts a round trip as at least ThrottleBackoff (see Adaptive).
 	// Default: DefaultAdaptiveThrottleBackoff.
 	ThrottleBackoff time.Duration
@@ -1139,13 +1136,6 @@ func (l *pacedLog) bound(t time.Duration) float64 {
 	return 1 / since.Seconds()
 }
 
-// pacing says whether the client is paced.
-func (a *Adaptive) pacing() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.rate > 0
-}
-
 // perRTT is the limit in requests per round trip: the requests in flight
 // it allows, or, paced, its rate times the round trip (below 1 when it
 // spaces starts by more than the round trip).
@@ -1515,21 +1505,14 @@ func (r *adaptiveRetryer) MaxAttempts() int {
 	return 2 * m
 }
 
-// RetryDelay shortens the wait before retrying a throttled attempt: the
-// adaptive limit already slows the client down, and a retry sleeping for
-// seconds only stretches the fan-out. A paced client retries at once, and
-// its pace spaces the retry from its other starts: a back-off on top left
-// the quota's tokens unused at the end of a fan-out, where no other
-// request was waiting for them (TestAdaptiveRetryAtThePace). Before its
-// first throttle, or without pacing, the wait is at most ThrottleBackoff
-// x 2^(attempt-1), jittered.
+// RetryDelay shortens the wait before retrying a throttled attempt to at
+// most ThrottleBackoff x 2^(attempt-1), jittered: the adaptive limit
+// already slows the client down, and a retry sleeping for seconds only
+// stretches the fan-out.
 func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
 	d, derr := r.RetryerV2.RetryDelay(attempt, err)
 	if derr != nil || !isThrottle(err) {
 		return d, derr
-	}
-	if r.a.pacing() {
-		return 0, nil
 	}
 	ceiling := r.a.opts.ThrottleBackoff << min(max(attempt-1, 0), 10)
 	return min(d, time.Duration(rand.Int64N(int64(ceiling)+1))), nil

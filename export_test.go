@@ -134,6 +134,3 @@ func AdaptiveLogSize(a *Adaptive) int {
 	}
 	return len(a.paced.reqs)
 }
-
-// AdaptivePacing says whether a is paced.
-func AdaptivePacing(a *Adaptive) bool { return a.pacing() }
