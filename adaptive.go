@@ -137,8 +137,8 @@ func (o *AdaptiveOptions) validate() error {
 // requests since were admitted. The rate falls to four fifths of that,
 // climbs back by 5% a round trip, and past the quota measured by 1% at
 // first, hunting around it; from one request per round trip up, after
-// four round trips since the rate first passed the quota after the last
-// cut, the step doubles every two, up to a quarter a round trip (the
+// four round trips (those the limit was used in) since the rate first
+// passed the quota after the last cut, the step doubles every two, up to a quarter a round trip (the
 // quota may have grown, or been measured low), and a quarter past the
 // quota it is at least Increase. Below the quota
 // (before the first measure, after a deeper cut), it doubles each round
@@ -195,7 +195,9 @@ type Adaptive struct {
 	next    time.Time     // pacing: the earliest next start
 	delayed time.Time     // the last start that pacing or the limit delayed: the client was limited then
 	lastCut time.Time
-	passed  time.Time // when the rate passed the quota measured, since the last cut
+	// passed is when the rate passed the quota measured, since the last
+	// cut, moved on by the spells the limit was not used in (see increase).
+	passed  time.Time
 	usedAt  time.Time // the last success while the limit was used
 	spaced  int       // how many times starts were spaced anew: at each cut, and as a probe shortens the gap
 	epoch   time.Time // the last cut, or the first request
@@ -808,7 +810,9 @@ func (a *Adaptive) increase(now time.Time) {
 	f := 2.0        // the factor a round trip
 	// The round trips past the quota are those the limit was used in: a
 	// client idle for a while, or below its limit, has shown nothing of
-	// the quota meanwhile (and the bucket may have banked tokens).
+	// the quota meanwhile (and the bucket may have banked tokens). A spell
+	// of more than two round trips since the last success that used it
+	// counts as one.
 	if idle := now.Sub(a.usedAt) - a.trip(); !a.passed.IsZero() && idle > a.trip() {
 		a.passed = a.passed.Add(idle)
 	}
@@ -831,18 +835,20 @@ func (a *Adaptive) increase(now time.Time) {
 // pastQuota is the step a round trip of a rate past the quota measured:
 // rateProbe for the first rushAfter round trips (see trip) the limit was
 // used in since the rate first passed the quota after the last cut, where
-// a quota measured right is met again (a client that went idle past the
-// quota, and came back to a bucket that banked tokens meanwhile, climbed
-// at rateRush from its first round trip back: TestAdaptiveAfterIdle); then doubled every two round trips, up to
-// rateRush; and a quarter past the quota, at least Increase. A quota
-// measured low, say by a lone throttle of a request the machine held on
-// its way, which halves the measure, or one that grew, is found in
-// seconds: at 1% a round trip up to a quarter past it and Increase after,
-// a client at 200ms took 6-6.4 s to find a quota grown from 100 to 200 a
-// second, 7.3-9.7 s from 20 to 100 or from 50 to 200
-// (TestAdaptiveQuotaGrows). Doubling from the first round trip, it
-// throttled 15-45% more requests hunting at a steady quota
-// (TestAdaptiveHuntsAtAQuota). Below one request per round trip, past the
+// a quota measured right is met again; then doubled every two round trips,
+// up to rateRush; and a quarter past the quota, at least Increase. A spell
+// of more than two round trips with no success while the limit was used
+// counts as one (see increase): a client idle past the quota, back to a
+// bucket that banked tokens meanwhile, would otherwise climb by rateRush
+// from its first round trip back (TestAdaptiveAfterIdle). A quota measured
+// low, say by a lone throttle of a request the machine held on its way,
+// which halves the measure, or one that grew, is found in seconds: a
+// client at 200ms takes 2.6-2.9 s to be back at nine tenths of a quota
+// grown from 100 to 200 a second, 2.8-4.6 s from 20 to 100 or from 50 to
+// 200, where at 1% a round trip up to a quarter past the quota and
+// Increase after it took 6-6.4 s and 7.3-9.7 s (TestAdaptiveQuotaGrows).
+// Doubling from the first round trip, it throttled 15-45% more requests
+// hunting at a steady quota (TestAdaptiveHuntsAtAQuota). Below one request per round trip, past the
 // quota it climbs by rateProbe a success, and doubles a quarter past it
 // (see increase).
 func (a *Adaptive) pastQuota(now time.Time) float64 {
@@ -1180,7 +1186,7 @@ func (a *Adaptive) room() int {
 			// bucket of a token banks none of the time.
 			n *= 2
 		}
-		room := max(minRoom, int(math.Ceil(n)))
+		room := max(minRoom, requests(math.Ceil(n)))
 		if a.edge {
 			if _, due := a.probeStart(a.now()); due || !a.probe.at.IsZero() {
 				room++ // the probe's: the start after it keeps its place
@@ -1190,8 +1196,20 @@ func (a *Adaptive) room() int {
 	case math.IsInf(a.limit, 1):
 		return math.MaxInt
 	}
-	return int(a.limit)
+	return requests(a.limit)
 }
+
+// requests is n requests as an int: at most maxRequests, which no limit
+// can tell from none (an Increase of 1e300 grows the limit past what an
+// int holds).
+func requests(n float64) int {
+	if !(n < maxRequests) {
+		return maxRequests
+	}
+	return int(n)
+}
+
+const maxRequests = 1 << 40
 
 func (a *Adaptive) wake() {
 	for len(a.waiters) > 0 && a.inflight < a.room() {
@@ -1514,7 +1532,12 @@ func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, err
 	if derr != nil || !isThrottle(err) {
 		return d, derr
 	}
-	ceiling := r.a.opts.ThrottleBackoff << min(max(attempt-1, 0), 10)
+	ceiling := r.a.opts.ThrottleBackoff
+	if n := min(max(attempt-1, 0), 10); ceiling <= (math.MaxInt64-1)>>n {
+		ceiling <<= n
+	} else {
+		ceiling = math.MaxInt64 - 1 // a back-off of centuries, not one that overflows
+	}
 	return min(d, time.Duration(rand.Int64N(int64(ceiling)+1))), nil
 }
 

@@ -678,7 +678,9 @@ func TestAdaptiveHuntsAtAQuota(t *testing.T) {
 // while the limit is used: counted by the clock, half the runs of these
 // cells climbed by a quarter a round trip from their first back, and 35-39
 // and 12-13 requests were throttled in the two seconds after (0-21 and 0-5
-// now). With no cap on the climb (see rateRush), 60-152.
+// now). With no cap on the climb (see rateRush), up to 52 in the first
+// cell, and with neither, up to 152; TestAdaptiveQuotaGrows pins the cap
+// more tightly.
 func TestAdaptiveAfterIdle(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

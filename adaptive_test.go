@@ -945,20 +945,33 @@ func TestAdaptiveBacksOffWhilePaced(t *testing.T) {
 			o.ThrottleBackoff = time.Millisecond
 		})
 		r := fanout.AdaptiveRetryer(retry.NewStandard(), a)
+		// Each attempt's delays, drawn 32 times: at most the ceiling,
+		// jittered (not all alike), and growing with the attempts (one
+		// over the last attempt's ceiling by the fourth). A 500 keeps the
+		// wrapped retryer's delay, seconds.
 		check := func(when string) {
 			t.Helper()
-			var waited bool
 			for attempt := 1; attempt <= 4; attempt++ {
-				for range 8 {
+				most := time.Millisecond << (attempt - 1)
+				var ds []time.Duration
+				for range 32 {
 					d, err := r.RetryDelay(attempt, throttle)
-					if most := time.Millisecond << (attempt - 1); err != nil || d < 0 || d > most {
+					if err != nil || d < 0 || d > most {
 						t.Fatalf("pacing disabled: %v, %s: a retry delay of %v, %v at attempt %d; want at most %v", disable, when, d, err, attempt, most)
 					}
-					waited = waited || d > 0
+					ds = append(ds, d)
+				}
+				if slices.Min(ds) == slices.Max(ds) || attempt > 1 && slices.Max(ds) <= most/2 {
+					t.Errorf("pacing disabled: %v, %s: retry delays %v to %v at attempt %d in 32 draws; want a jittered back-off up to %v", disable, when, slices.Min(ds), slices.Max(ds), attempt, most)
 				}
 			}
-			if !waited {
-				t.Errorf("pacing disabled: %v, %s: no retry delay in 32 draws; want a back-off", disable, when)
+			var longest time.Duration
+			for range 32 {
+				d, _ := r.RetryDelay(4, &smithy.GenericAPIError{Code: "InternalError"})
+				longest = max(longest, d)
+			}
+			if longest <= 8*time.Millisecond {
+				t.Errorf("pacing disabled: %v, %s: retry delays up to %v for a 500 at attempt 4; want the standard retryer's", disable, when, longest)
 			}
 		}
 		check("before a throttle")
@@ -972,6 +985,61 @@ func TestAdaptiveBacksOffWhilePaced(t *testing.T) {
 			t.Fatal("not paced after a throttle")
 		}
 		check("after a throttle")
+	}
+}
+
+// TestAdaptiveExtremeOptions: options at the ends of what validate accepts
+// neither panic nor stall a client. A ThrottleBackoff of a hundred years
+// overflowed the back-off's doubling, and RetryDelay panicked in
+// rand.Int64N (from the first attempt with the longest Duration); an
+// Increase of 1e300 grew the limit past what an int holds, and the room
+// its conversion gave was negative without pacing (no request could start
+// again) and two with it (a client paced at no gap, held to two requests
+// in flight, through the same conversion); now it is as good as no limit,
+// until the next throttle.
+func TestAdaptiveExtremeOptions(t *testing.T) {
+	t.Parallel()
+	throttle := &smithy.GenericAPIError{Code: "Throttling"}
+	for _, backoff := range []time.Duration{100 * 365 * 24 * time.Hour, math.MaxInt64} {
+		a := newAdaptive(t, nil, func(o *fanout.AdaptiveOptions) { o.ThrottleBackoff = backoff })
+		r := fanout.AdaptiveRetryer(retry.NewStandard(), a)
+		for attempt := 1; attempt <= 16; attempt++ {
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Errorf("ThrottleBackoff %v: RetryDelay panicked at attempt %d: %v", backoff, attempt, p)
+					}
+				}()
+				if d, err := r.RetryDelay(attempt, throttle); err != nil || d < 0 {
+					t.Errorf("ThrottleBackoff %v: a retry delay of %v, %v at attempt %d; want one of 0 or more", backoff, d, err, attempt)
+				}
+			}()
+		}
+	}
+	// Without pacing, the limit climbs by Increase over each round of
+	// successes; one round of 1e300 is past any int.
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.DisablePacing, o.Increase = true, 1e300 })
+	acquire := func() time.Time {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := a.Acquire(ctx)
+		if err != nil {
+			t.Fatalf("Increase 1e300, no pacing: %v (%+v, room %d); want a start", err, a.Stats(), fanout.AdaptiveRoom(a))
+		}
+		return s
+	}
+	var burst []time.Time
+	for range 8 {
+		burst = append(burst, acquire())
+	}
+	clock.advance(10 * time.Millisecond)
+	for i, s := range burst {
+		a.Release(s, i == 0)
+	}
+	for range 64 {
+		acquire()
 	}
 }
 
