@@ -136,15 +136,14 @@ func (o *AdaptiveOptions) validate() error {
 // or less, what was delivered since the last cut, when at most half the
 // requests since were admitted. The rate falls to four fifths of that,
 // climbs back by 5% a round trip, and past the quota measured by 1% at
-// first, hunting around it; from one request per round trip up, after
-// four round trips (those the limit was used in) since the rate first
-// passed the quota after the last cut, the step doubles every two, up to a quarter a round trip (the
-// quota may have grown, or been measured low), and a quarter past the
-// quota it is at least Increase. Below the quota
-// (before the first measure, after a deeper cut), it doubles each round
-// trip, as a TCP slow start does. Below one request per round trip a
-// round trip is a success, and near the quota it climbs at least 5% a
-// second.
+// first, hunting around it; from one request per round trip up, after four
+// round trips (those the limit was used in) since the rate first passed the
+// quota after the last cut, the step doubles every two, up to a quarter a
+// round trip (the quota may have grown, or been measured low), and a quarter
+// past the quota it is at least Increase. Below the quota (before the first
+// measure, after a deeper cut), it doubles each round trip, as a TCP slow
+// start does. Below one request per round trip a round trip is a success,
+// and near the quota it climbs at least 5% a second.
 //
 // A bucket of one token banks nothing: every moment paced below its rate
 // is lost for good, and a request paced a little above it is throttled at
@@ -834,23 +833,23 @@ func (a *Adaptive) increase(now time.Time) {
 
 // pastQuota is the step a round trip of a rate past the quota measured:
 // rateProbe for the first rushAfter round trips (see trip) the limit was
-// used in since the rate first passed the quota after the last cut, where
-// a quota measured right is met again; then doubled every two round trips,
-// up to rateRush; and a quarter past the quota, at least Increase. A spell
-// of more than two round trips with no success while the limit was used
-// counts as one (see increase): a client idle past the quota, back to a
-// bucket that banked tokens meanwhile, would otherwise climb by rateRush
-// from its first round trip back (TestAdaptiveAfterIdle). A quota measured
-// low, say by a lone throttle of a request the machine held on its way,
-// which halves the measure, or one that grew, is found in seconds: a
-// client at 200ms takes 2.6-2.9 s to be back at nine tenths of a quota
-// grown from 100 to 200 a second, 2.8-4.6 s from 20 to 100 or from 50 to
-// 200, where at 1% a round trip up to a quarter past the quota and
-// Increase after it took 6-6.4 s and 7.3-9.7 s (TestAdaptiveQuotaGrows).
-// Doubling from the first round trip, it throttled 15-45% more requests
-// hunting at a steady quota (TestAdaptiveHuntsAtAQuota). Below one request per round trip, past the
-// quota it climbs by rateProbe a success, and doubles a quarter past it
-// (see increase).
+// used in since the rate first passed the quota after the last cut, where a
+// quota measured right is met again; then doubled every two round trips, up
+// to rateRush; and a quarter past the quota, at least Increase. A spell of
+// more than two round trips with no success while the limit was used counts
+// as one (see increase): a client idle past the quota, back to a bucket that
+// banked tokens meanwhile, would otherwise climb by rateRush from its first
+// round trip back (TestAdaptiveAfterIdle). A quota measured low, say by a
+// lone throttle of a request the machine held on its way, which halves the
+// measure, or one that grew, is found in seconds: a client at 200ms takes
+// 2.6-2.9 s to be back at nine tenths of a quota grown from 100 to 200 a
+// second, 2.8-4.6 s from 20 to 100 or from 50 to 200, where at 1% a round
+// trip up to a quarter past the quota and Increase after it took 6-6.4 s and
+// 7.3-9.7 s (TestAdaptiveQuotaGrows). Doubling from the first round trip, it
+// throttled 15-45% more requests hunting at a steady quota
+// (TestAdaptiveHuntsAtAQuota). Below one request per round trip, past the
+// quota it climbs by rateProbe a success, and doubles a quarter past it (see
+// increase).
 func (a *Adaptive) pastQuota(now time.Time) float64 {
 	trips := float64(now.Sub(a.passed)) / float64(a.trip())
 	step := min(rateRush, rateProbe*math.Pow(2, max(0, trips-rushAfter)/2))
@@ -1199,9 +1198,9 @@ func (a *Adaptive) room() int {
 	return requests(a.limit)
 }
 
-// requests is n requests as an int: at most maxRequests, which no limit
-// can tell from none (an Increase of 1e300 grows the limit past what an
-// int holds).
+// requests is n requests as an int, at most maxRequests: a count no
+// caller can tell from no limit at all (an Increase of 1e300 grows the
+// limit past what an int holds).
 func requests(n float64) int {
 	if !(n < maxRequests) {
 		return maxRequests
@@ -1209,7 +1208,7 @@ func requests(n float64) int {
 	return int(n)
 }
 
-const maxRequests = 1 << 40
+const maxRequests = 1 << 30 // an int of 32 bits holds it
 
 func (a *Adaptive) wake() {
 	for len(a.waiters) > 0 && a.inflight < a.room() {

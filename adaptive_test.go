@@ -1041,6 +1041,19 @@ func TestAdaptiveExtremeOptions(t *testing.T) {
 	for range 64 {
 		acquire()
 	}
+
+	// Paced, the climb past a quarter over the quota is by Increase a
+	// round trip, and one step of 1e300 leaves no gap: the room is then
+	// no limit's, not two.
+	clock = &fakeClock{t: time.Unix(1000, 0)}
+	a = newAdaptive(t, clock, func(o *fanout.AdaptiveOptions) { o.Increase = 1e300 })
+	_, request := pacedRequests(t, a, clock, 10*time.Millisecond)
+	for i := range 240 {
+		request(i == 30 || i == 200 || i == 201)
+	}
+	if room := fanout.AdaptiveRoom(a); fanout.AdaptiveGap(a) != 0 || room < 64 {
+		t.Errorf("Increase 1e300, paced: %+v, a gap of %v, room %d, past a quarter over the quota; want no gap, and as good as no limit", a.Stats(), fanout.AdaptiveGap(a), room)
+	}
 }
 
 // TestThrottledWhileServed: a call throttled at its fifth attempt while
