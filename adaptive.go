@@ -69,8 +69,9 @@ type AdaptiveOptions struct {
 	Burst int
 
 	// ThrottleBackoff is the base of the wait before retrying a throttled
-	// attempt: at most ThrottleBackoff x 2^(attempt-1), jittered, and never
-	// longer than the retryer's own delay; above 0. The first cut also
+	// attempt: at most ThrottleBackoff x 2^(attempt-1), the doubling
+	// stopping at the eleventh attempt, jittered, and never longer than
+	// the retryer's own delay; above 0. The first cut also
 	// counts a round trip as at least ThrottleBackoff (see Adaptive).
 	// Default: DefaultAdaptiveThrottleBackoff.
 	ThrottleBackoff time.Duration
@@ -1523,9 +1524,10 @@ func (r *adaptiveRetryer) MaxAttempts() int {
 }
 
 // RetryDelay shortens the wait before retrying a throttled attempt to at
-// most ThrottleBackoff x 2^(attempt-1), jittered: the adaptive limit
-// already slows the client down, and a retry sleeping for seconds only
-// stretches the fan-out.
+// most ThrottleBackoff x 2^min(attempt-1, 10), jittered: the adaptive
+// limit already slows the client down, and a retry sleeping for seconds
+// only stretches the fan-out. A back-off that would overflow a Duration is
+// the longest one.
 func (r *adaptiveRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
 	d, derr := r.RetryerV2.RetryDelay(attempt, err)
 	if derr != nil || !isThrottle(err) {
