@@ -813,8 +813,8 @@ func (a *Adaptive) increase(now time.Time) {
 	// the quota meanwhile (and the bucket may have banked tokens). A spell
 	// of more than two round trips since the last success that used it
 	// counts as one.
-	if idle := now.Sub(a.usedAt) - a.trip(); !a.passed.IsZero() && idle > a.trip() {
-		a.passed = a.passed.Add(idle)
+	if trip := a.trip(); !a.passed.IsZero() && now.Sub(a.usedAt) > 2*trip {
+		a.passed = a.passed.Add(now.Sub(a.usedAt) - trip)
 	}
 	a.usedAt = now
 	if q := a.quota; q > 0 && a.rate >= q && a.passed.IsZero() {

@@ -76,6 +76,18 @@ type simRun struct {
 	resumed                     time.Duration   // when the items after a pause were handed out, since the start
 }
 
+// throttledIn is how many requests were throttled from from to to, since
+// the start, the first excluded.
+func (r simRun) throttledIn(from, to time.Duration) int {
+	n := 0
+	for _, at := range r.throttledAt {
+		if at > from && at <= to {
+			n++
+		}
+	}
+	return n
+}
+
 // simulate drives an Adaptive on a fake clock through items calls made by
 // limit workers against bucket, each request taking
 // rtt plus up to a fifth more; a throttled call retries after half of
@@ -626,12 +638,7 @@ func TestAdaptiveQuotaGrows(t *testing.T) {
 					break
 				}
 			}
-			throttled := 0
-			for _, at := range r.throttledAt {
-				if at > grows {
-					throttled++
-				}
-			}
+			throttled := r.throttledIn(grows, r.wall)
 			t.Logf("%v to %v a second, burst %d (seed %d): back in %v, %d throttled", tc.from, tc.to, tc.burst, seed, back, throttled)
 			if r.failed > 0 || back < 0 || back > tc.most || throttled > tc.throttled {
 				t.Errorf("%v to %v a second, burst %d, round trip 200ms (seed %d): %d calls failed, %d a second %v after it grew, %d requests throttled after; want none failed, within %v, at most %d throttled",
@@ -696,12 +703,7 @@ func TestAdaptiveAfterIdle(t *testing.T) {
 			n := int(tc.rate * 20)
 			b.pause, b.pauseFor = n, 10*time.Second
 			r := simulate(t, b, 200*time.Millisecond, 2*n, 64, seed)
-			throttled := 0
-			for _, at := range r.throttledAt {
-				if at >= r.resumed && at < r.resumed+2*time.Second {
-					throttled++
-				}
-			}
+			throttled := r.throttledIn(r.resumed, r.resumed+2*time.Second)
 			if r.failed > 0 || throttled > tc.most {
 				t.Errorf("%v a second, burst %d, round trip 200ms (seed %d), idle 10s: %d calls failed, %d requests throttled in the two seconds after; want none failed, at most %d throttled",
 					tc.rate, tc.burst, seed, r.failed, throttled, tc.most)
