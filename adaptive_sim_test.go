@@ -29,6 +29,8 @@ type simBucket struct {
 	slowFor             time.Duration // (a connection that hangs)
 	pause               int           // if set, the callers hand out no item past the pause-th
 	pauseFor            time.Duration // until pauseFor after a worker is first free for one
+	join                int           // if set, join more workers (another fan-out on the client)
+	joinAt              time.Duration // start at joinAt, each with an item of its own
 }
 
 func newSimBucket(rate float64, burst int) *simBucket {
@@ -74,6 +76,7 @@ type simRun struct {
 	admitted                    []time.Duration // when, since the start
 	throttledAt                 []time.Duration // when, since the start
 	resumed                     time.Duration   // when the items after a pause were handed out, since the start
+	peak                        float64         // the highest finite limit, in requests a round trip (before the join, if any)
 }
 
 // throttledIn is how many requests were throttled from from to to, since
@@ -111,19 +114,24 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 		at, first time.Time
 		attempt   int
 	}
-	var inflight []req
-	var ready []wait // workers ready to send, by time
+	byAt := func(w wait) time.Time { return w.at }
+	var inflight []req // by end
+	var ready []wait   // workers ready to send, by time
 	for i := range min(limit, items) {
 		ready = append(ready, wait{at: t0.Add(bucket.spread * time.Duration(i) / time.Duration(limit)), attempt: 1})
 	}
-	next := min(limit, items) // items handed out
-	sent := 0                 // requests sent
+	for range min(bucket.join, items-min(limit, items)) {
+		ready = append(ready, wait{at: t0.Add(bucket.joinAt), attempt: 1})
+	}
+	next := min(limit+bucket.join, items) // items handed out
+	sent := 0                             // requests sent
 	var run simRun
 	ctx := context.Background()
 	for len(inflight) > 0 || len(ready) > 0 {
-		sort.Slice(ready, func(i, j int) bool { return ready[i].at.Before(ready[j].at) })
-		sort.Slice(inflight, func(i, j int) bool { return inflight[i].end.Before(inflight[j].end) })
 		st := a.Stats()
+		if !math.IsInf(st.Limit, 1) && (bucket.join == 0 || clock.t.Before(t0.Add(bucket.joinAt))) {
+			run.peak = max(run.peak, st.Limit)
+		}
 		room := st.InFlight < fanout.AdaptiveRoom(a)
 		canStart := time.Time{}
 		if len(ready) > 0 && room {
@@ -155,7 +163,7 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 			if w.attempt == 1 {
 				w.first = s
 			}
-			inflight = append(inflight, req{start: s, end: clock.t.Add(max(d, time.Microsecond)), first: w.first, ok: ok, attempt: w.attempt})
+			inflight = insertSorted(inflight, req{start: s, end: clock.t.Add(max(d, time.Microsecond)), first: w.first, ok: ok, attempt: w.attempt}, func(r req) time.Time { return r.end })
 			continue
 		}
 		r := inflight[0]
@@ -167,7 +175,7 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 		switch {
 		case !r.ok && (r.attempt < fanout.DefaultMaxAttempts || r.attempt < 2*fanout.DefaultMaxAttempts && fanout.AdaptiveServed(a, r.first)):
 			run.throttled++
-			ready = append(ready, wait{at: clock.t.Add(simBackoff(r.attempt)), first: r.first, attempt: r.attempt + 1})
+			ready = insertSorted(ready, wait{at: clock.t.Add(simBackoff(r.attempt)), first: r.first, attempt: r.attempt + 1}, byAt)
 		default:
 			if !r.ok {
 				run.throttled++
@@ -182,13 +190,20 @@ func simulate(t *testing.T, bucket *simBucket, rtt time.Duration, items, limit i
 					at = r
 				}
 				next++
-				ready = append(ready, wait{at: at, attempt: 1})
+				ready = insertSorted(ready, wait{at: at, attempt: 1}, byAt)
 			}
 		}
 	}
 	run.wall = clock.t.Sub(t0)
 	run.logSize = fanout.AdaptiveLogSize(a)
 	return run
+}
+
+// insertSorted inserts v into s, sorted by key, after the elements of
+// the same key.
+func insertSorted[T any](s []T, v T, key func(T) time.Time) []T {
+	i := sort.Search(len(s), func(i int) bool { return key(s[i]).After(key(v)) })
+	return slices.Insert(s, i, v)
 }
 
 // simBackoff is the wait before a throttled call's next attempt, after
@@ -707,6 +722,45 @@ func TestAdaptiveAfterIdle(t *testing.T) {
 			if r.failed > 0 || throttled > tc.most {
 				t.Errorf("%v a second, burst %d, round trip 200ms (seed %d), idle 10s: %d calls failed, %d requests throttled in the two seconds after; want none failed, at most %d throttled",
 					tc.rate, tc.burst, seed, r.failed, throttled, tc.most)
+			}
+		}
+	}
+}
+
+// TestAdaptiveClimbsOnlyWhileUsed: a fan-out whose own Limit binds below
+// its client's limit, on a quota that grew far past it, leaves the limit
+// to climb no higher than twice what it keeps in flight; another fan-out
+// on the client, joining with a Limit of its own, then meets a pace near
+// what was used, not one far past it. The limit counted as used every
+// success with a start that had waited for its pace, which the fan-out's
+// starts do whenever answers come in together: it climbed to 305-330
+// requests a round trip in the first cell and 31-38 in the second (140-142
+// and 17-18 now), and in the first, 94-139 requests were throttled in the
+// half second after the join (64-85 now).
+func TestAdaptiveClimbsOnlyWhileUsed(t *testing.T) {
+	t.Parallel()
+	const grows, joins, after = 3 * time.Second, 6 * time.Second, 500 * time.Millisecond
+	for _, tc := range []struct {
+		from, to    float64
+		limit, join int
+		peak        float64 // requests a round trip, at most, before the join
+		throttled   int     // at most, in the half second after it
+	}{
+		{100, 10000, 64, 256, 160, 90},
+		{100, 1000, 8, 64, 20, 30},
+	} {
+		rtt := 20 * time.Millisecond
+		items := int(tc.from*3) + int(float64(tc.limit)/rtt.Seconds()*3) + int(float64(tc.limit+tc.join)/rtt.Seconds()*after.Seconds())
+		for seed := range uint64(8) {
+			b := newSimBucket(tc.from, 10)
+			b.until, b.then = simStart.Add(grows), tc.to
+			b.join, b.joinAt = tc.join, joins
+			r := simulate(t, b, rtt, items, tc.limit, seed)
+			throttled := r.throttledIn(joins, joins+after)
+			t.Logf("%v to %v a second, Limit %d, %d more (seed %d): the limit reached %.1f, %d throttled after the join", tc.from, tc.to, tc.limit, tc.join, seed, r.peak, throttled)
+			if r.failed > 0 || r.peak > tc.peak || throttled > tc.throttled {
+				t.Errorf("%v to %v a second, Limit %d, %d more at %v (seed %d): %d calls failed, the limit reached %.1f a round trip before the join, %d requests throttled in the %v after; want none failed, at most %v, at most %d",
+					tc.from, tc.to, tc.limit, tc.join, joins, seed, r.failed, r.peak, throttled, after, tc.peak, tc.throttled)
 			}
 		}
 	}

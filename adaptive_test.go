@@ -121,18 +121,30 @@ func TestAdaptiveArithmetic(t *testing.T) {
 		a.Release(acquire(), true)
 	}
 	want(1, 0)
-	// Each success adds Increase/limit: about Increase per round.
+	// Each success adds Increase/limit: about Increase per round, while
+	// the requests in flight, the one answered with them, fill half the
+	// limit or more.
 	a.Release(acquire(), false)
 	want(2, 0)
+	held := acquire()
 	a.Release(acquire(), false)
 	a.Release(acquire(), false)
-	want(2.9, 0) // 2 + 1/2 + 1/2.5
+	want(2.9, 1)           // 2 + 1/2 + 1/2.5
+	a.Release(held, false) // one of 2.9: not used
+	want(2.9, 0)
 	// Never above Max.
+	var out []time.Time
 	for range 1000 {
+		for len(out) < int(a.Stats().Limit)-1 {
+			out = append(out, acquire())
+		}
 		a.Release(acquire(), false)
 	}
-	want(16, 0)
-	if st := a.Stats(); st.Throttles != 3+1+10 || st.Requests != 1+4+1+10+3+1000 {
+	want(16, 15)
+	for _, s := range out {
+		a.Release(s, false)
+	}
+	if st := a.Stats(); st.Throttles != 3+1+10 || st.Requests != 1+4+1+10+4+1000+15 {
 		t.Errorf("counts %+v", st)
 	}
 }
