@@ -172,7 +172,7 @@ func (o *AdaptiveOptions) validate() error {
 //
 // The limit climbs only while the client uses it, as TCP's congestion
 // window does (RFC 7661): while the requests in flight fill it, or fill
-// half of it or more as starts wait for their pace. A limit the callers
+// half of it or more as starts wait for their pace (see used). A limit the callers
 // leave unused says nothing of the quota, and would let another fan-out
 // on the client out far past it. Without pacing (DisablePacing) the limit
 // is a plain AIMD limit on requests in flight: cut by Decrease, raised by
@@ -839,8 +839,9 @@ func (a *Adaptive) increase(now time.Time) {
 // used says whether the callers use the limit, as a success at now
 // sees it: the requests in flight (those waiting for their paced start
 // among them, and the one answered) fill it, or fill half of it while
-// starts wait for their pace (one did in the last two gaps); unpaced,
-// fill half of it, as TCP's window is used (RFC 7661).
+// starts wait (one waited for its pace, or for room, in the last two
+// gaps); unpaced, fill half of it. (TCP's window counts as used from half
+// full too, RFC 7661, over a few round trips rather than at each answer.)
 //
 // A start held back by a crowd of a moment, answers that came in
 // together, says little of a limit the requests in flight fill a fraction
@@ -874,8 +875,8 @@ const usedShare = 0.5
 // round trip back (TestAdaptiveAfterIdle). A quota measured low, say by a
 // lone throttle of a request the machine held on its way, which halves the
 // measure, or one that grew, is found in seconds: a client at 200ms takes
-// 2.6-2.9 s to be back at nine tenths of a quota grown from 100 to 200 a
-// second, 2.8-4.6 s from 20 to 100 or from 50 to 200, where at 1% a round
+// 1.5-3.4 s to be back at nine tenths of a quota grown from 100 to 200 a
+// second, 2.7-3.1 s from 50 to 200 and 3.3-4.7 s from 20 to 100, where at 1% a round
 // trip up to a quarter past the quota and Increase after it took 6-6.4 s and
 // 7.3-9.7 s (TestAdaptiveQuotaGrows). Doubling from the first round trip, it
 // throttled 15-45% more requests hunting at a steady quota

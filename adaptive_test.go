@@ -1520,11 +1520,19 @@ func TestAdaptiveMaxBoundsASmallBucket(t *testing.T) {
 	for _, s := range burst[1:] {
 		a.Release(s, true) // a small bucket
 	}
-	for range 40 { // climbs to Max a round trip
-		clock.t = fanout.AdaptiveNextStart(a)
-		s, _ := a.Acquire(context.Background())
+	for range 40 { // two requests a round trip: a limit they use climbs
+		var out []time.Time
+		for range 2 {
+			if next := fanout.AdaptiveNextStart(a); next.After(clock.t) {
+				clock.t = next
+			}
+			s, _ := a.Acquire(context.Background())
+			out = append(out, s)
+		}
 		clock.advance(200 * time.Millisecond)
-		a.Release(s, false)
+		for _, s := range out {
+			a.Release(s, false)
+		}
 	}
 	if l := a.Stats().Limit; 2*l <= most {
 		t.Fatalf("limit %v after 40 successes; want more than half of Max %d", l, most)
