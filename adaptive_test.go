@@ -1853,3 +1853,43 @@ func TestAdaptiveEdgeAfterAProbeNotSent(t *testing.T) {
 			q, next.Sub(last), want)
 	}
 }
+
+// TestPoolLimitClimbsOnlyWhileUsed: over HTTP, a client paced after its
+// first burst met a small bucket, then used by a fan-out of Limit 8 on a
+// quota far above what eight calls in flight send, keeps its limit at
+// about twice what is in flight (as TestAdaptiveClimbsOnlyWhileUsed in
+// the simulation): 16.9-17.6 requests a round trip in three runs, where
+// counting every start held back by a crowd of answers as use let it
+// climb to 58-71 in two seconds.
+func TestPoolLimitClimbsOnlyWhileUsed(t *testing.T) {
+	t.Parallel()
+	srv := newFake(t, fanouttest.Config{
+		Instances: 1, Latency: fanouttest.Latency{Fixed: 20 * time.Millisecond, Jitter: 4 * time.Millisecond},
+		Throttle: fanouttest.Buckets{NonMutating: fanouttest.Bucket{Burst: 4, PerSecond: 2000}},
+	})
+	pool := newPool(t, srv.AWSConfig("us-east-1"), ec2.NewFromConfig)
+	describe := fanout.Classified(func(ctx context.Context, region string) (int, error) {
+		out, err := pool.Get(region).DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
+		if err != nil {
+			return 0, err
+		}
+		return len(out.Reservations), nil
+	})
+	run := func(limit int64, n int) fanout.AdaptiveStats {
+		t.Helper()
+		f := fanout.New[int](func(o *fanout.Options) { o.Limit = limit })
+		res, err := f.Run(context.Background(), slices.Repeat([]string{"us-east-1"}, n), describe)
+		if err != nil || len(res) != n {
+			t.Fatalf("Limit %d, %d calls: %d results, %v", limit, n, len(res), err)
+		}
+		return pool.Stats()["us-east-1"]
+	}
+	// At once, on a bucket of 4: throttled, and paced after.
+	if st := run(32, 32); st.Throttles == 0 || math.IsInf(st.Limit, 1) {
+		t.Fatalf("after a first burst of 32 on a bucket of 4: %+v; want throttles, and a limit", st)
+	}
+	const limit = 8 // calls in flight, some 400 a second: a fifth of the quota
+	if st := run(limit, 800); st.Limit > 2.5*(limit+1) {
+		t.Errorf("limit %.1f requests a round trip after a fan-out of Limit %d; want at most %v", st.Limit, limit, 2.5*(limit+1))
+	}
+}
