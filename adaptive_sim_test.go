@@ -768,3 +768,33 @@ func TestAdaptiveClimbsOnlyWhileUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestAdaptiveProbesOnlyWhileUsed: at the edge of a small bucket, a probe
+// admitted shortens the gap only while the limit is used (see
+// TestAdaptiveClimbsOnlyWhileUsed), and by no more than the requests in
+// flight use. A fan-out of Limit 8, far below a quota of 2,000 or 10,000
+// a second, at 20ms, whose first burst read as a small bucket: its probes
+// are admitted, and, taken as they came, took the limit to 98-997 requests
+// a round trip in the first cell and 16-126 in the second (32 runs); it
+// stays at 13-18 now, about twice the 8 in flight.
+func TestAdaptiveProbesOnlyWhileUsed(t *testing.T) {
+	t.Parallel()
+	const limit = 8
+	for _, tc := range []struct {
+		rate  float64
+		burst int
+	}{
+		{2000, 2},
+		{10000, 1},
+	} {
+		for seed := range uint64(8) {
+			b := newSimBucket(tc.rate, tc.burst)
+			b.stall, b.stallFor = 0.02, 3*time.Millisecond
+			r := simulate(t, b, 20*time.Millisecond, 1200, limit, seed)
+			if most := 2.2 * (limit + 1); r.failed > 0 || r.peak > most {
+				t.Errorf("%v a second, burst %d, Limit %d, round trip 20ms (seed %d): %d calls failed, the limit reached %.1f requests a round trip; want none failed, at most %.1f",
+					tc.rate, tc.burst, limit, seed, r.failed, r.peak, most)
+			}
+		}
+	}
+}

@@ -44,6 +44,14 @@ func AdaptiveGap(a *Adaptive) time.Duration {
 	return a.gap()
 }
 
+// PoolAdaptive is the adaptive limit of p's client for region, in the
+// config's own account; nil if it has none yet.
+func PoolAdaptive[C any](p *ClientPool[C], region string) *Adaptive {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.limiters[acctRegion{region: region}]
+}
+
 // LimitWaiting is how many callers are blocked on f's Limit.
 func LimitWaiting[T any](f *Fanout[T]) int64 { return f.sem.waiting.Load() }
 
