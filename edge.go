@@ -46,7 +46,9 @@ import (
 // nothing but an attempt: the start after it keeps its place, and if the
 // probe is throttled, that start finds the token the probe did not take.
 // If the probe is admitted, its gap, 1% more, is the new gap (by at most
-// twice the step), and the step doubles for the next probe; if not, the
+// twice the step, and only while the limit is used, to no shorter than the
+// requests in flight use: see used; otherwise the gap and the step stay as
+// they are), and the step doubles for the next probe; if not, the
 // step starts over. Either way it cuts nothing, nor does a throttle of
 // the start after it, which the probe may have caused. An admitted
 // probe's gap is known once the request before it is answered: at a
@@ -318,7 +320,7 @@ func (a *Adaptive) probeAdmitted(start time.Time, g time.Duration) {
 	case g >= lo:
 	case float64(g) >= float64(lo)*(1-2*probeStep):
 		g = lo // the jitter's, likely
-	default: // the quota grew
+	default: // the quota grew: off the edge; increase climbs, while the limit is used
 		a.paced.forget = a.paced.since(start)
 		a.edge, a.quota = false, 0
 	}
