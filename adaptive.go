@@ -851,7 +851,7 @@ func (a *Adaptive) increase(now time.Time) {
 // 20ms; TestAdaptiveClimbsOnlyWhileUsed). Requiring the limit filled
 // outright stopped the climb a request or so above the fan-out's Limit,
 // where the pace spaced out the starts that came in crowds: such runs
-// took 4-17% longer, and other tests of the law failed.
+// took 3-17% longer, and other tests of the law failed.
 func (a *Adaptive) used(now time.Time) bool {
 	filled := float64(a.inflight+1) / a.perRTT()
 	if a.rate == 0 { // a limit on requests in flight alone
