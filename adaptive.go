@@ -864,6 +864,12 @@ func (a *Adaptive) used(now time.Time) bool {
 // while the limit is used (see used).
 const usedShare = 0.5
 
+// usedGap is the shortest gap the requests in flight use: paced at it,
+// they and the one answered fill usedShare of the limit (see used).
+func (a *Adaptive) usedGap() time.Duration {
+	return time.Duration(float64(a.rtt) * usedShare / float64(a.inflight+1))
+}
+
 // pastQuota is the step a round trip of a rate past the quota measured:
 // rateProbe for the first rushAfter round trips (see trip) the limit was
 // used in since the rate first passed the quota after the last cut, where a

@@ -325,8 +325,7 @@ func (a *Adaptive) probeAdmitted(start time.Time, g time.Duration) {
 		a.edge, a.quota = false, 0
 	}
 	g = max(time.Duration(float64(g)*(1+edgeMargin)), time.Duration(float64(a.gap())/(1+2*p.step)))
-	// No shorter than the requests in flight use (see used).
-	g = max(g, time.Duration(float64(a.rtt)*usedShare/float64(a.inflight+1)))
+	g = max(g, a.usedGap())
 	if g >= a.gap() || !a.used(a.now()) {
 		return
 	}
