@@ -666,6 +666,49 @@ func TestAdaptiveQuotaGrows(t *testing.T) {
 	}
 }
 
+// TestAdaptiveQuotaGrowsAtTheEdge: a quota that grows while a client paces
+// at the edge of a bucket of one token is found by its probes, one a
+// second at low rates. A probe admitted a little short of the longest gap
+// throttled may be the jitter's, and is taken at that gap; but the second
+// in a row says that gap is the old quota's. Taking each for the jitter's,
+// the client held the old rate until the throttles at it left the
+// requests the edge is read from: 18.1-18.3s to be back at nine tenths of
+// a quota grown from 5 to 50 a second, 6.2s from 20 to 100; now 11.1-11.2s
+// and 5.4-5.5s. (Taking the second for the quota grown, off the edge by
+// slow start, found them in 6.3s and 2.9s, but a bucket of two, whose
+// banked token admits such probes, then took 1.03x its ideal at the median
+// rather than 1.001x, 1.33x at the slowest.)
+func TestAdaptiveQuotaGrowsAtTheEdge(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		from, to float64
+		burst    int
+		grows    time.Duration
+		most     time.Duration
+	}{
+		{5, 50, 1, 2 * time.Second, 13 * time.Second},
+		{20, 100, 1, 3 * time.Second, 5800 * time.Millisecond},
+		{5, 50, 2, 2 * time.Second, 2 * time.Second}, // not read as an edge
+	} {
+		for seed := range uint64(8) {
+			b := newSimBucket(tc.from, tc.burst)
+			b.until, b.then = simStart.Add(tc.grows), tc.to
+			r := simulate(t, b, 20*time.Millisecond, int(tc.from*tc.grows.Seconds())+int(tc.to*10), 64, seed)
+			n, back := int(0.9*tc.to), time.Duration(-1)
+			for i, at := range r.admitted {
+				if at > tc.grows && i+n-1 < len(r.admitted) && r.admitted[i+n-1]-at <= time.Second {
+					back = at - tc.grows
+					break
+				}
+			}
+			if r.failed > 0 || back < 0 || back > tc.most {
+				t.Errorf("%v to %v a second, burst %d, round trip 20ms (seed %d): %d calls failed, %d a second %v after it grew; want none failed, within %v",
+					tc.from, tc.to, tc.burst, seed, r.failed, n, back, tc.most)
+			}
+		}
+	}
+}
+
 // TestAdaptiveHuntsAtAQuota: at a quota that does not change, a minute of
 // calls throttles 5-32% more requests than the climb past the quota at 1%
 // a round trip did (135-155, 228-237 and 79-105 requests in these cells;

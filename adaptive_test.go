@@ -1316,15 +1316,21 @@ func TestAdaptiveProbesTheEdge(t *testing.T) {
 	lo := time.Duration(float64(g) / math.Sqrt(float64(g)/float64(26*ms)))
 	near("the gap after a probe admitted short of lo", gap(), time.Duration(float64(lo)*1.01))
 	last = probe
-	// The next, at twice the step, is admitted at a gap that leaves the
+	// The next, at the same step, is admitted at a gap that leaves the
 	// longest throttled the one gap throttled past a tenth over an
 	// admitted one: it is taken for a request that reached the bucket
 	// late, and lo is the second longest, 26ms, which this probe is a
-	// little short of.
+	// little short of too. Two in a row say lo is the old quota's: the
+	// gaps from the first of them on are read anew, and this probe's
+	// gap is the gap, 1% more.
 	regulars(fanout.ProbeEvery)
 	probe = fanout.AdaptiveNextStart(a)
+	pg := probe.Sub(last)
+	if pg >= 26*ms {
+		t.Fatalf("the fourth probe's gap: %v; want one short of 26ms", pg)
+	}
 	send(probe, false)
-	near("the gap after a probe admitted a little short of the second longest throttled", gap(), time.Duration(26*1.01*float64(ms)))
+	near("the gap after a second probe in a row admitted a little short of lo", gap(), time.Duration(float64(pg)*1.01))
 }
 
 // TestAdaptiveProbeFindsTheQuotaGrew: a probe admitted well short of the

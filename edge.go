@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"cmp"
 	"math"
 	"time"
 )
@@ -59,7 +60,12 @@ import (
 //
 // A probe admitted at a gap shorter than lo says the bucket is faster
 // than it was, or that the jitter favoured it: a little short, the gap
-// goes to lo, 1% more. Well short of it (by twice the least step), the
+// goes to lo, 1% more; but the next probe admitted a little short too,
+// while the limit is used, says lo is the old quota's: the gaps from the
+// first of the two on are read anew, and the probe's gap is taken as any
+// admitted probe's is. (A bucket of two, whose banked token admits such
+// probes, drains as the gap shortens, and the throttle that follows reads
+// the edge again.) Well short of it (by twice the least step), the
 // client takes it that the quota grew: it leaves the edge, forgets the
 // gaps before, and climbs by slow start; the next throttle finds the edge
 // again. Requests that do not read as a bucket of one token's (a bucket of
@@ -89,6 +95,7 @@ type probes struct {
 	step  float64   // the next probe's gap is the gap over 1+step
 	since int       // starts since the last probe
 	held  time.Time // the start of a probe admitted whose gap waits on the request before it, still out
+	short time.Time // the start of the first of the probes admitted in a row just short of lo, if any
 }
 
 // edgeReading is what gaps reads off the paced requests.
@@ -228,7 +235,7 @@ func (a *Adaptive) cutAtEdge(lo, hi time.Duration) time.Duration {
 	}
 	a.quota = 1 / lo.Seconds()
 	a.setRate(min(1/g.Seconds(), a.rate))
-	a.probe.at, a.probe.won, a.probe.held, a.probe.since = time.Time{}, time.Time{}, time.Time{}, 0
+	a.probe.at, a.probe.won, a.probe.held, a.probe.short, a.probe.since = time.Time{}, time.Time{}, time.Time{}, time.Time{}, 0
 	a.probe.step = max(a.probeStep(), math.Sqrt(float64(g)/float64(lo))-1)
 	if a.rate > minRate {
 		return a.gap()
@@ -286,7 +293,7 @@ func (a *Adaptive) probeEnded(start time.Time, o attemptEnd) {
 	p := &a.probe
 	p.at = time.Time{}
 	if o != endAnswered {
-		p.step = a.probeStep()
+		p.step, p.short = a.probeStep(), time.Time{}
 		return
 	}
 	p.won, p.held = start, start
@@ -316,10 +323,17 @@ func (a *Adaptive) probeHeld() {
 func (a *Adaptive) probeAdmitted(start time.Time, g time.Duration) {
 	p := &a.probe
 	e, _ := a.paced.gaps()
+	short := p.short
+	p.short = time.Time{}
 	switch lo := e.lo; {
 	case g >= lo:
 	case float64(g) >= float64(lo)*(1-2*probeStep):
-		g = lo // the jitter's, likely
+		if short.IsZero() || !a.used(a.now()) {
+			p.short = cmp.Or(short, start)
+			g = lo // the jitter's, likely
+			break
+		}
+		a.paced.forget = a.paced.since(short) // the second in a row: lo is the old quota's
 	default: // the quota grew: off the edge; increase climbs, while the limit is used
 		a.paced.forget = a.paced.since(start)
 		a.edge, a.quota = false, 0
