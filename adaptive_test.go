@@ -1333,6 +1333,68 @@ func TestAdaptiveProbesTheEdge(t *testing.T) {
 	near("the gap after a second probe in a row admitted a little short of lo", gap(), time.Duration(float64(pg)*1.01))
 }
 
+// TestAdaptiveProbesInARowAcrossACut: two probes admitted a little short
+// of the longest gap throttled are two in a row though a cut comes
+// between them. A request held on its way throttles the one after it at
+// the client's own gap, and the cut that follows raises the gap 1%: at a
+// round trip of 200ms, where such a cut comes between most probes, the
+// count started over at each, every probe was clamped, and the gap climbed
+// 1% a cut for seconds.
+func TestAdaptiveProbesInARowAcrossACut(t *testing.T) {
+	t.Parallel()
+	a, _, last, send := edgeAt(t) // lo 26ms, hi 30ms
+	gap := func() time.Duration { return fanout.AdaptiveGap(a) }
+	regulars := func(n int) {
+		t.Helper()
+		for range n {
+			next := fanout.AdaptiveNextStart(a)
+			if next.Before(last.Add(gap())) { // not a probe
+				next = last.Add(gap())
+			}
+			last = next
+			send(last, false)
+		}
+	}
+	probe := func(throttled bool) time.Duration {
+		t.Helper()
+		regulars(fanout.ProbeEvery)
+		p := fanout.AdaptiveNextStart(a)
+		if p.Sub(last) >= gap() {
+			t.Fatalf("the next start %v after the last, at a gap of %v; want a probe", p.Sub(last), gap())
+		}
+		g := p.Sub(last)
+		send(p, throttled)
+		last = p
+		return g
+	}
+	lo := probe(true) // the longest gap throttled
+	probe(false)      // admitted at 4% short of the gap, past lo
+	if g := probe(false); g >= lo {
+		t.Fatalf("the third probe's gap %v; want one short of lo %v", g, lo)
+	}
+	clamped := gap()
+	// A throttle at the gap, after admitted ones: the cut raises it, and
+	// the throttle's gap is the longest.
+	regulars(2)
+	lo = gap()
+	last = last.Add(lo)
+	send(last, true)
+	if gap() <= clamped {
+		t.Fatalf("the gap after a throttle at it: %v; want more than %v", gap(), clamped)
+	}
+	before := gap()
+	regulars(fanout.ProbeEvery)
+	p := fanout.AdaptiveNextStart(a)
+	g := p.Sub(last)
+	if g >= lo || float64(g) < float64(lo)*(1-2*fanout.ProbeStep) {
+		t.Fatalf("the fourth probe's gap %v; want one a little short of lo %v", g, lo)
+	}
+	send(p, false)
+	if want := time.Duration(float64(g) * 1.01); gap() < want-time.Microsecond || gap() > want+time.Microsecond {
+		t.Fatalf("the gap after the second probe in a row admitted a little short of lo: %v; want %v, the probe's 1%% more (it was %v)", gap(), want, before)
+	}
+}
+
 // TestAdaptiveProbeFindsTheQuotaGrew: a probe admitted well short of the
 // longest gap throttled says the quota grew: the client leaves the edge,
 // and a success doubles its rate.

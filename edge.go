@@ -63,9 +63,12 @@ import (
 // goes to lo, 1% more; but the next probe admitted a little short too,
 // while the limit is used, says lo is the old quota's: the gaps from the
 // first of the two on are read anew, and the probe's gap is taken as any
-// admitted probe's is. (A bucket of two, whose banked token admits such
-// probes, drains as the gap shortens, and the throttle that follows reads
-// the edge again.) Well short of it (by twice the least step), the
+// admitted probe's is. A cut between the two does not break the row: a
+// request held on its way throttles the one after it at the client's own
+// gap, and at a round trip of many gaps such a cut comes between most
+// probes, each raising the gap 1%. (A bucket of two, whose banked token
+// admits such probes, drains as the gap shortens, and the throttle that
+// follows reads the edge again.) Well short of it (by twice the least step), the
 // client takes it that the quota grew: it leaves the edge, forgets the
 // gaps before, and climbs by slow start; the next throttle finds the edge
 // again. Requests that do not read as a bucket of one token's (a bucket of
@@ -95,7 +98,7 @@ type probes struct {
 	step  float64   // the next probe's gap is the gap over 1+step
 	since int       // starts since the last probe
 	held  time.Time // the start of a probe admitted whose gap waits on the request before it, still out
-	short time.Time // the start of the first of the probes admitted in a row just short of lo, if any
+	short time.Time // the start of the first of two probes in a row admitted a little short of lo, if one was
 }
 
 // edgeReading is what gaps reads off the paced requests.
@@ -235,7 +238,7 @@ func (a *Adaptive) cutAtEdge(lo, hi time.Duration) time.Duration {
 	}
 	a.quota = 1 / lo.Seconds()
 	a.setRate(min(1/g.Seconds(), a.rate))
-	a.probe.at, a.probe.won, a.probe.held, a.probe.short, a.probe.since = time.Time{}, time.Time{}, time.Time{}, time.Time{}, 0
+	a.probe.at, a.probe.won, a.probe.held, a.probe.since = time.Time{}, time.Time{}, time.Time{}, 0 // short lives on
 	a.probe.step = max(a.probeStep(), math.Sqrt(float64(g)/float64(lo))-1)
 	if a.rate > minRate {
 		return a.gap()

@@ -111,6 +111,9 @@ func SetPoolClock[C any](p *ClientPool[C], now func() time.Time) {
 // bucket.
 const ProbeEvery = probeEvery
 
+// ProbeStep is the least step of a probe of the edge.
+const ProbeStep = probeStep
+
 // AdaptiveProbeOut is the start of a's probe out, or zero.
 func AdaptiveProbeOut(a *Adaptive) time.Time {
 	a.mu.Lock()
