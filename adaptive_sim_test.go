@@ -544,7 +544,7 @@ func fixedPace(b *simBucket, rtt time.Duration, items, limit int, seed uint64, g
 // one, retry the calls throttled near the end sooner. At 200 a second and
 // 200ms it is 1.14x the bucket's ideal.
 //
-// The limit's distance to the reference, 5-13% here, may not grow by more
+// The limit's distance to the reference, 5-12% here, may not grow by more
 // than a few points. Part of it, at 200ms, is the first second, where each
 // reading of the edge takes a round trip; the rest is the gap the limit
 // settles at: a throttle moves it up 1%, an admitted probe down 3%, and a
