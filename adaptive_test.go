@@ -1331,6 +1331,19 @@ func TestAdaptiveProbesTheEdge(t *testing.T) {
 	}
 	send(probe, false)
 	near("the gap after a second probe in a row admitted a little short of lo", gap(), time.Duration(float64(pg)*1.01))
+	// With nothing throttled since, the next probe, at twice the step,
+	// is well short of the lo the row forgot: the quota grew.
+	last = probe
+	regulars(fanout.ProbeEvery)
+	probe = fanout.AdaptiveNextStart(a)
+	if g := probe.Sub(last); float64(g) >= 26*(1-2*fanout.ProbeStep)*float64(ms) {
+		t.Fatalf("the fifth probe's gap: %v; want one well short of 26ms", g)
+	}
+	send(probe, false)
+	if fanout.AdaptiveAtEdge(a) || fanout.AdaptiveQuota(a) != 0 {
+		t.Fatalf("at the edge %v, quota %v, after a probe well short of the lo a row forgot; want off the edge, no quota",
+			fanout.AdaptiveAtEdge(a), fanout.AdaptiveQuota(a))
+	}
 }
 
 // TestAdaptiveProbesInARowAcrossACut: two probes admitted a little short
@@ -1392,6 +1405,14 @@ func TestAdaptiveProbesInARowAcrossACut(t *testing.T) {
 	send(p, false)
 	if want := time.Duration(float64(g) * 1.01); gap() < want-time.Microsecond || gap() > want+time.Microsecond {
 		t.Fatalf("the gap after the second probe in a row admitted a little short of lo: %v; want %v, the probe's 1%% more (it was %v)", gap(), want, before)
+	}
+	// The edge is read from the first of the two on: a throttle at the
+	// new gap cuts to it, not back to the lo before.
+	regulars(2)
+	last = last.Add(gap())
+	send(last, true)
+	if gap() >= lo {
+		t.Fatalf("the gap after a throttle at the gap the row found: %v; want less than the lo before it, %v", gap(), lo)
 	}
 }
 

@@ -60,20 +60,22 @@ import (
 //
 // A probe admitted at a gap shorter than lo says the bucket is faster
 // than it was, or that the jitter favoured it: a little short, the gap
-// goes to lo, 1% more; but the next probe admitted a little short too,
-// while the limit is used, says lo is the old quota's: the gaps from the
-// first of the two on are read anew, and the probe's gap is taken as any
-// admitted probe's is. A cut between the two does not break the row: a
-// request held on its way throttles the one after it at the client's own
-// gap, and at a round trip of many gaps such a cut comes between most
-// probes, each raising the gap 1%. (A bucket of two, whose banked token
-// admits such probes, drains as the gap shortens, and the throttle that
-// follows reads the edge again.) Well short of it (by twice the least step), the
-// client takes it that the quota grew: it leaves the edge, forgets the
-// gaps before, and climbs by slow start; the next throttle finds the edge
-// again. Requests that do not read as a bucket of one token's (a bucket of
-// two, or a bigger one another client had left empty, banks tokens) take
-// the client back to the law for every quota (see cut).
+// goes to lo, 1% more; but the next probe admitted a little short too says
+// lo is the old quota's: the gaps from the first of the two on (or from
+// the last cut, if later) are read anew, the probe's gap is taken as any
+// admitted probe's is, and until a cut reads the edge again, the lo
+// forgotten stands in for one with no throttle read since. A cut at the
+// edge between the two does not break the row: a request held on its way
+// throttles the one after it at the client's own gap, and at a round trip
+// of many gaps such a cut comes between most probes, each raising the gap
+// 1%. (A bucket of two, whose banked token admits such probes, drains as
+// the gap shortens, and the throttle that follows reads the edge again.)
+// Well short of lo (by twice the least step), the client takes it that
+// the quota grew: it leaves the edge, forgets the gaps before, and climbs
+// by slow start; the next throttle finds the edge again. Requests that do
+// not read as a bucket of one token's (a bucket of two, or a bigger one
+// another client had left empty, banks tokens) take the client back to
+// the law for every quota (see cut).
 
 // The edge's constants (see above).
 const (
@@ -92,13 +94,14 @@ const (
 
 // probes is what a client at the edge keeps of its probes.
 type probes struct {
-	at    time.Time // the start of the probe out, if any
-	won   time.Time // the start of the last probe admitted
-	last  time.Time // the start of the last probe
-	step  float64   // the next probe's gap is the gap over 1+step
-	since int       // starts since the last probe
-	held  time.Time // the start of a probe admitted whose gap waits on the request before it, still out
-	short time.Time // the start of the first of two probes in a row admitted a little short of lo, if one was
+	at    time.Time     // the start of the probe out, if any
+	won   time.Time     // the start of the last probe admitted
+	last  time.Time     // the start of the last probe
+	step  float64       // the next probe's gap is the gap over 1+step
+	since int           // starts since the last probe
+	held  time.Time     // the start of a probe admitted whose gap waits on the request before it, still out
+	short time.Time     // the start of the first of two probes in a row admitted a little short of lo, if one was
+	gone  time.Duration // the lo the last row forgot, until a cut reads the edge again
 }
 
 // edgeReading is what gaps reads off the paced requests.
@@ -238,7 +241,10 @@ func (a *Adaptive) cutAtEdge(lo, hi time.Duration) time.Duration {
 	}
 	a.quota = 1 / lo.Seconds()
 	a.setRate(min(1/g.Seconds(), a.rate))
-	a.probe.at, a.probe.won, a.probe.held, a.probe.since = time.Time{}, time.Time{}, time.Time{}, 0 // short lives on
+	a.probe.at, a.probe.won, a.probe.held, a.probe.since, a.probe.gone = time.Time{}, time.Time{}, time.Time{}, 0, 0
+	if !a.edge { // a row lives on through a cut at the edge, not through one that finds it
+		a.probe.short = time.Time{}
+	}
 	a.probe.step = max(a.probeStep(), math.Sqrt(float64(g)/float64(lo))-1)
 	if a.rate > minRate {
 		return a.gap()
@@ -326,20 +332,23 @@ func (a *Adaptive) probeHeld() {
 func (a *Adaptive) probeAdmitted(start time.Time, g time.Duration) {
 	p := &a.probe
 	e, _ := a.paced.gaps()
-	short := p.short
+	first := p.short
 	p.short = time.Time{}
-	switch lo := e.lo; {
-	case g >= lo:
-	case float64(g) >= float64(lo)*(1-2*probeStep):
-		if short.IsZero() || !a.used(a.now()) {
-			p.short = cmp.Or(short, start)
-			g = lo // the jitter's, likely
-			break
-		}
-		a.paced.forget = a.paced.since(short) // the second in a row: lo is the old quota's
-	default: // the quota grew: off the edge; increase climbs, while the limit is used
+	lo := cmp.Or(e.lo, p.gone) // what the last row forgot, if nothing throttled is read since
+	switch {
+	case float64(g) < float64(lo)*(1-2*probeStep): // the quota grew: off the edge; increase climbs, while the limit is used
 		a.paced.forget = a.paced.since(start)
-		a.edge, a.quota = false, 0
+		a.edge, a.quota, p.gone = false, 0, 0
+	case g >= e.lo:
+	case first.IsZero():
+		p.short = start
+		g = e.lo // the jitter's, likely
+	default: // the second in a row: lo is the old quota's
+		if a.lastCut.After(first) {
+			first = a.lastCut
+		}
+		a.paced.forget = a.paced.since(first)
+		p.gone = e.lo
 	}
 	g = max(time.Duration(float64(g)*(1+edgeMargin)), time.Duration(float64(a.gap())/(1+2*p.step)))
 	g = max(g, a.usedGap())
