@@ -338,7 +338,7 @@ func (a *Adaptive) probeAdmitted(start time.Time, g time.Duration) {
 	switch {
 	case float64(g) < float64(lo)*(1-2*probeStep): // the quota grew: off the edge; increase climbs, while the limit is used
 		a.paced.forget = a.paced.since(start)
-		a.edge, a.quota, p.gone = false, 0, 0
+		a.edge, a.quota = false, 0
 	case g >= e.lo:
 	case first.IsZero():
 		p.short = start
