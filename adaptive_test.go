@@ -495,7 +495,7 @@ func TestAdaptiveAtTheEdgeOfASmallBucket(t *testing.T) {
 				}
 				return
 			}
-			if g := fanout.AdaptiveGap(a); g < tc.gap-time.Microsecond || g > tc.gap+time.Microsecond {
+			if g := fanout.AdaptiveGap(a); !nearGap(g, tc.gap) {
 				t.Fatalf("a gap of %v after the cut; want %v", g, tc.gap)
 			}
 			// A bucket of a token refills from the last request it
@@ -1255,7 +1255,7 @@ func TestAdaptiveProbesTheEdge(t *testing.T) {
 	gap := func() time.Duration { return fanout.AdaptiveGap(a) }
 	near := func(what string, got, want time.Duration) {
 		t.Helper()
-		if got < want-time.Microsecond || got > want+time.Microsecond {
+		if !nearGap(got, want) {
 			t.Fatalf("%s: %v; want %v", what, got, want)
 		}
 	}
@@ -1275,13 +1275,7 @@ func TestAdaptiveProbesTheEdge(t *testing.T) {
 	if next := fanout.AdaptiveNextStart(a); !next.Equal(last.Add(g)) {
 		t.Fatalf("the start after a probe throttled %v after the one before it; want %v", next.Sub(last), g)
 	}
-	regulars := func(n int) {
-		t.Helper()
-		for range n {
-			last = last.Add(gap())
-			send(last, false)
-		}
-	}
+	regulars := func(n int) { last = regularStarts(a, send, last, n) }
 	regulars(fanout.ProbeEvery)
 
 	// The next, at the first step, 4%, is admitted; the start given
@@ -1357,17 +1351,7 @@ func TestAdaptiveProbesInARowAcrossACut(t *testing.T) {
 	t.Parallel()
 	a, _, last, send := edgeAt(t) // lo 26ms, hi 30ms
 	gap := func() time.Duration { return fanout.AdaptiveGap(a) }
-	regulars := func(n int) {
-		t.Helper()
-		for range n {
-			next := fanout.AdaptiveNextStart(a)
-			if next.Before(last.Add(gap())) { // not a probe
-				next = last.Add(gap())
-			}
-			last = next
-			send(last, false)
-		}
-	}
+	regulars := func(n int) { last = regularStarts(a, send, last, n) }
 	probe := func(throttled bool) time.Duration {
 		t.Helper()
 		regulars(fanout.ProbeEvery)
@@ -1403,7 +1387,7 @@ func TestAdaptiveProbesInARowAcrossACut(t *testing.T) {
 		t.Fatalf("the fourth probe's gap %v; want one a little short of lo %v", g, lo)
 	}
 	send(p, false)
-	if want := time.Duration(float64(g) * 1.01); gap() < want-time.Microsecond || gap() > want+time.Microsecond {
+	if want := time.Duration(float64(g) * 1.01); !nearGap(gap(), want) {
 		t.Fatalf("the gap after the second probe in a row admitted a little short of lo: %v; want %v, the probe's 1%% more (it was %v)", gap(), want, before)
 	}
 	// The edge is read from the first of the two on: a throttle at the
@@ -1426,10 +1410,7 @@ func TestAdaptiveProbeFindsTheQuotaGrew(t *testing.T) {
 	// Each probe admitted doubles the step: 8%, then 16% (a little short of
 	// lo), then 32%, well short of it.
 	for i := range 3 {
-		for range fanout.ProbeEvery {
-			last = last.Add(gap())
-			send(last, false)
-		}
+		last = regularStarts(a, send, last, fanout.ProbeEvery)
 		probe := fanout.AdaptiveNextStart(a)
 		if probe.Sub(last) >= gap() {
 			t.Fatalf("probe %d: the next start %v after the last, at a gap of %v; want a probe", i+1, probe.Sub(last), gap())
@@ -1442,9 +1423,30 @@ func TestAdaptiveProbeFindsTheQuotaGrew(t *testing.T) {
 	}
 	before := gap()
 	send(fanout.AdaptiveNextStart(a), false)
-	if got := gap(); got < before/2-time.Microsecond || got > before/2+time.Microsecond {
+	if got := gap(); !nearGap(got, before/2) {
 		t.Fatalf("the gap after a success past the edge: %v; want %v", got, before/2)
 	}
+}
+
+// regularStarts sends n requests, admitted, from last: each a gap after
+// the one before, or at the next start if that is later (after a cut),
+// never at a probe's. It returns the last start.
+func regularStarts(a *fanout.Adaptive, send func(at time.Time, throttled bool), last time.Time, n int) time.Time {
+	for range n {
+		next := fanout.AdaptiveNextStart(a)
+		if at := last.Add(fanout.AdaptiveGap(a)); next.Before(at) {
+			next = at
+		}
+		last = next
+		send(last, false)
+	}
+	return last
+}
+
+// nearGap says whether got is want to within a microsecond: a gap the law
+// computes, against one a test computes by hand.
+func nearGap(got, want time.Duration) bool {
+	return got >= want-time.Microsecond && got <= want+time.Microsecond
 }
 
 // edgeAt returns a client at the edge of a small bucket (lo 26ms, hi 30ms:
@@ -1492,10 +1494,7 @@ func TestAdaptiveProbeNotSent(t *testing.T) {
 	if _, err := a.Acquire(ctx); err == nil {
 		t.Fatal("Acquire with a context ended: no error")
 	}
-	for range fanout.ProbeEvery {
-		last = last.Add(g)
-		send(last, false)
-	}
+	last = regularStarts(a, send, last, fanout.ProbeEvery)
 	if next := fanout.AdaptiveNextStart(a); next.Sub(last) >= g {
 		t.Errorf("the next start %v after the last, %d starts after a probe not sent; want a probe", next.Sub(last), fanout.ProbeEvery)
 	}
@@ -1649,10 +1648,7 @@ func TestAdaptiveProbeWaitsForTheRequestBefore(t *testing.T) {
 	}{{false, false, true}, {true, false, false}, {false, true, false}} {
 		a, clock, last, send := edgeAt(t)
 		g := fanout.AdaptiveGap(a)
-		for range fanout.ProbeEvery - 1 {
-			last = last.Add(g)
-			send(last, false)
-		}
+		last = regularStarts(a, send, last, fanout.ProbeEvery-1)
 		r := startAt(t, a, clock, last.Add(g))
 		probe := fanout.AdaptiveNextStart(a)
 		if d := probe.Sub(r); d >= g {
@@ -1703,10 +1699,7 @@ func TestAdaptiveProbeOffTheEdge(t *testing.T) {
 	}
 	last = fanout.AdaptiveNextStart(a)
 	send(last, false)
-	for range fanout.ProbeEvery {
-		last = last.Add(fanout.AdaptiveGap(a))
-		send(last, false)
-	}
+	last = regularStarts(a, send, last, fanout.ProbeEvery)
 	probe := fanout.AdaptiveNextStart(a)
 	if probe.Sub(last) >= fanout.AdaptiveGap(a) {
 		t.Fatalf("the next start %v after the last; want a probe", probe.Sub(last))
