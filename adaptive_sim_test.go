@@ -91,6 +91,17 @@ func (r simRun) throttledIn(from, to time.Duration) int {
 	return n
 }
 
+// backAfter is how long after grows the run first admitted n requests in
+// a second, or -1 if it never did.
+func (r simRun) backAfter(grows time.Duration, n int) time.Duration {
+	for i, at := range r.admitted {
+		if at > grows && i+n-1 < len(r.admitted) && r.admitted[i+n-1]-at <= time.Second {
+			return at - grows
+		}
+	}
+	return -1
+}
+
 // simulate drives an Adaptive on a fake clock through items calls made by
 // limit workers against bucket, each request taking
 // rtt plus up to a fifth more; a throttled call retries after half of
@@ -649,13 +660,8 @@ func TestAdaptiveQuotaGrows(t *testing.T) {
 			r := simulate(t, b, 200*time.Millisecond, int(tc.from*3+tc.to*8), 64, seed)
 			// The first second after the quota grew with nine tenths of
 			// it admitted.
-			n, back := int(0.9*tc.to), time.Duration(-1)
-			for i, at := range r.admitted {
-				if at > grows && i+n-1 < len(r.admitted) && r.admitted[i+n-1]-at <= time.Second {
-					back = at - grows
-					break
-				}
-			}
+			n := int(0.9 * tc.to)
+			back := r.backAfter(grows, n)
 			throttled := r.throttledIn(grows, r.wall)
 			t.Logf("%v to %v a second, burst %d (seed %d): back in %v, %d throttled", tc.from, tc.to, tc.burst, seed, back, throttled)
 			if r.failed > 0 || back < 0 || back > tc.most || throttled > tc.throttled {
@@ -695,13 +701,8 @@ func TestAdaptiveQuotaGrowsAtTheEdge(t *testing.T) {
 			b := newSimBucket(tc.from, tc.burst)
 			b.until, b.then = simStart.Add(tc.grows), tc.to
 			r := simulate(t, b, 20*time.Millisecond, int(tc.from*tc.grows.Seconds())+int(tc.to*10), 64, seed)
-			n, back := int(0.9*tc.to), time.Duration(-1)
-			for i, at := range r.admitted {
-				if at > tc.grows && i+n-1 < len(r.admitted) && r.admitted[i+n-1]-at <= time.Second {
-					back = at - tc.grows
-					break
-				}
-			}
+			n := int(0.9 * tc.to)
+			back := r.backAfter(tc.grows, n)
 			if r.failed > 0 || back < 0 || back > tc.most {
 				t.Errorf("%v to %v a second, burst %d, round trip 20ms (seed %d): %d calls failed, %d a second %v after it grew; want none failed, within %v",
 					tc.from, tc.to, tc.burst, seed, r.failed, n, back, tc.most)
