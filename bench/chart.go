@@ -14,7 +14,7 @@ import (
 // colors are the implementations' colors in the charts.
 var colors = map[string]string{
 	scenario.Sequential: "#999", scenario.Naive: "#d62728", scenario.Errgroup: "#1f77b4",
-	scenario.SDKAdaptive: "#ff7f0e", scenario.ErrgroupPool: "#9467bd", scenario.Fanout: "#2ca02c", "ideal": "#000",
+	scenario.SDKAdaptive: "#ff7f0e", scenario.ErrgroupPool: "#9467bd", scenario.Fanout: "#2ca02c", scenario.Told: "#8c564b", "ideal": "#000",
 }
 
 // chartLimits are the concurrencies the chart measures.

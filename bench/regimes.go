@@ -33,7 +33,13 @@ func runRegimes(ctx context.Context, stdout, stderr io.Writer, g scenario.Grid, 
 		fmt.Fprintf(stdout, "# %s: one region, Limit %d, latency the round trip plus up to %.0f%% more per request; burst + rate x %v calls a cell\n",
 			regimes, p.Limit, 100*p.Jitter, g.Span)
 		fmt.Fprintf(stdout, "# ideal = max(calls x call / %d, call + (calls - burst) / rate), call measured at Limit 1; each implementation: failed calls, wall / ideal, %% of requests throttled\n", p.Limit)
-		fmt.Fprintf(tw, "rate/s\tburst\trtt_ms\tcalls\tideal_s\t%s\tbest peer\tfanout x best peer\t\n", strings.Join(which, "\t"))
+		last := "fanout x best peer"
+		if slices.Contains(which, scenario.Told) {
+			fmt.Fprintf(stdout, "# %s is a reference, not a peer: a client told the bucket's rate at its first answer, pacing every attempt at it, %.0f%% and %v slower\n",
+				scenario.Told, 100*scenario.ToldMargin, scenario.ToldSlack)
+			last += "\tfanout x told"
+		}
+		fmt.Fprintf(tw, "rate/s\tburst\trtt_ms\tcalls\tideal_s\t%s\tbest peer\t%s\t\n", strings.Join(which, "\t"), last)
 	}
 	var runs []scenario.Outcome
 	for _, cell := range g.Cells() {
@@ -78,13 +84,15 @@ func runCell(ctx context.Context, stderr io.Writer, cell scenario.Regime, which 
 
 // regimeRow is a cell's table row: for each implementation its failed
 // calls, wall over ideal and share of requests throttled, then the best
-// peer and fanout's wall over it.
+// peer and fanout's wall over it, and, with the Told reference, fanout's
+// wall over its.
 func regimeRow(cell scenario.Regime, outs []scenario.Outcome, which []string) string {
 	row := []string{fmt.Sprint(cell.Rate), fmt.Sprint(cell.Burst), fmt.Sprint(cell.RoundTripMS), fmt.Sprint(cell.Calls), "-"}
 	if len(outs) > 0 {
 		row[4] = fmt.Sprintf("%.3f", outs[0].IdealS)
 	}
 	best, vsBest := "-", "-"
+	var fanoutS, toldS float64
 	for _, impl := range which {
 		i := slices.IndexFunc(outs, func(o scenario.Outcome) bool { return o.Impl == impl })
 		if i < 0 {
@@ -96,11 +104,22 @@ func regimeRow(cell scenario.Regime, outs []scenario.Outcome, which []string) st
 		if o.BestPeer != "" {
 			best = o.BestPeer
 		}
-		if impl == scenario.Fanout {
-			vsBest = times(o.XBestPeer)
+		switch impl {
+		case scenario.Fanout:
+			vsBest, fanoutS = times(o.XBestPeer), o.WallS
+		case scenario.Told:
+			toldS = o.WallS
 		}
 	}
-	return strings.Join(append(row, best, vsBest), "\t") + "\t"
+	row = append(row, best, vsBest)
+	if slices.Contains(which, scenario.Told) {
+		vsTold := "-"
+		if fanoutS > 0 && toldS > 0 {
+			vsTold = times(fanoutS / toldS)
+		}
+		row = append(row, vsTold)
+	}
+	return strings.Join(row, "\t") + "\t"
 }
 
 func percent(n, of int64) float64 {

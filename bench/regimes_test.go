@@ -48,9 +48,10 @@ func TestRegimesTable(t *testing.T) {
 	}
 	for i, c := range cells {
 		// rate, burst, rtt_ms, calls, ideal_s; per implementation failed,
-		// x ideal, % throttled; best peer, fanout x best peer.
+		// x ideal, % throttled; best peer, fanout x best peer, fanout x
+		// told.
 		f := rows[i]
-		if len(f) != 5+3*len(scenario.RegimeImpls)+2 || f[0] != strconv.FormatFloat(c.Rate, 'g', -1, 64) || f[1] != strconv.Itoa(c.Burst) || f[2] != strconv.Itoa(c.RoundTripMS) || f[3] != strconv.Itoa(c.Calls) {
+		if len(f) != 5+3*len(scenario.RegimeImpls)+3 || f[0] != strconv.FormatFloat(c.Rate, 'g', -1, 64) || f[1] != strconv.Itoa(c.Burst) || f[2] != strconv.Itoa(c.RoundTripMS) || f[3] != strconv.Itoa(c.Calls) {
 			t.Errorf("row %d for %+v: %q", i, c, f)
 		}
 		if slices.Contains(f, "-") {

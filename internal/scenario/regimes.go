@@ -36,9 +36,9 @@ type Regime struct {
 	Calls       int     `json:"calls"`
 }
 
-// RegimeImpls are the implementations the sweep compares: fanout and the
-// peers that bound their concurrency.
-var RegimeImpls = []string{Fanout, SDKAdaptive, Errgroup, ErrgroupPool}
+// RegimeImpls are the implementations the sweep compares: fanout, the
+// peers that bound their concurrency, and the Told reference.
+var RegimeImpls = []string{Fanout, SDKAdaptive, Errgroup, ErrgroupPool, Told}
 
 // Cells lists g's cells by round trip, then burst, then rate.
 func (g Grid) Cells() []Regime {

@@ -36,11 +36,14 @@ const (
 	SDKAdaptive  = "sdk-adaptive"  // errgroup.SetLimit, the SDK's default clients in its adaptive retry mode
 	ErrgroupPool = "errgroup-pool" // errgroup.SetLimit over this library's ClientPool: its clients, not its engine
 	Fanout       = "fanout"        // this library
+	Told         = "told"          // a reference: errgroup.SetLimit over clients told a bucket's rate at their first answer (see newToldPool)
 )
 
 // Impls lists the implementations in the order they are compared. Every
-// one but Fanout is a peer: what a user would pick instead.
-var Impls = []string{Sequential, Naive, Errgroup, SDKAdaptive, ErrgroupPool, Fanout}
+// one but Fanout and Told is a peer: what a user would pick instead. Told
+// is what a client that learns no quota reaches: it runs in the scenarios
+// with one bucket, and is nobody's peer.
+var Impls = []string{Sequential, Naive, Errgroup, SDKAdaptive, ErrgroupPool, Fanout, Told}
 
 // Outcome is one implementation's run of one scenario.
 type Outcome struct {
@@ -103,6 +106,9 @@ type target struct {
 	// adaptive, when not nil, tunes the fanout implementation's adaptive
 	// limits, from fanout.DefaultAdaptiveOptions.
 	adaptive func(*fanout.AdaptiveOptions)
+	// bucket is the one bucket that throttles the calls, if one does: the
+	// Told reference paces at its rate.
+	bucket fanouttest.Bucket
 }
 
 // run runs t with impl and measures it.
@@ -153,6 +159,16 @@ func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error)
 		runErrgroup(ctx, t, clients.get, values, errs)
 	case ErrgroupPool:
 		pool, err := newPool(cfg, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer pool.CloseIdleConnections()
+		runErrgroup(ctx, t, pool.Get, values, errs)
+	case Told:
+		if t.bucket.PerSecond <= 0 {
+			return nil, nil, ErrSkipped
+		}
+		pool, err := newToldPool(cfg, t)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -210,7 +210,7 @@ func bucketed(ctx context.Context, impl string, p Params, n int, bucket fanoutte
 		return Outcome{Impl: impl}, err
 	}
 	defer srv.Close()
-	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", n), call: describeOnce, adaptive: adaptive})
+	o, err := run(ctx, impl, target{srv: srv, limit: p.Limit, keys: repeat("us-east-1", n), call: describeOnce, adaptive: adaptive, bucket: bucket})
 	o.IdealS, o.CallS = IdealBucket(n, call, p.Limit, bucket).Seconds(), call.Seconds()
 	return o, err
 }
