@@ -35,7 +35,7 @@ const toldAttempts = 10
 // no adaptive limit, and a retryer that waits, before each attempt, for
 // the next start of a pace at bucket's rate (see toldPace).
 func newToldPool(cfg aws.Config, t target) (*fanout.ClientPool[*ec2.Client], error) {
-	p := newToldPace(t.bucket, t.limit)
+	p := newToldPace(t.bucket)
 	return fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
 		o.MaxIdleConnsPerHost = max(t.limit, fanout.DefaultMaxIdleConnsPerHost)
 		o.DisableAdaptive = true
@@ -65,35 +65,43 @@ func (r *toldRetryer) GetAttemptToken(ctx context.Context) (func(error) error, e
 		return nil, err
 	}
 	return func(err error) error {
-		r.pace.start()
+		r.pace.start(time.Now())
 		return release(err)
 	}, nil
 }
 
-// toldPace spaces starts at a bucket's rate (see ToldMargin) from when
-// start is first called: what a client told the rate when its first
-// answer comes back can do. It banks what the bucket has left after the
-// client's first limit requests, at least one token.
+// toldPace is a client's copy of a token bucket, from when its first
+// answer comes back (start): what a client told the bucket's rate and
+// burst then can do. Each attempt after it waits for a token of the copy,
+// which refills at the bucket's rate (see ToldMargin) up to its burst.
+// The copy starts with the tokens the bucket has then, as the client can
+// count them: its burst, less the attempts sent before, plus what it
+// refilled since the first (none below 0).
 type toldPace struct {
-	gap  time.Duration
-	bank int
-
-	mu  sync.Mutex
-	on  bool
-	tat time.Time // the next start, banked tokens aside
+	gap    time.Duration
+	rate   float64 // the bucket's, per second
+	burst  int
+	mu     sync.Mutex
+	on     bool
+	first  time.Time // the first attempt's start
+	before int       // attempts started before the pace
+	tat    time.Time // when the copy is full again
 }
 
-func newToldPace(b fanouttest.Bucket, limit int) *toldPace {
+func newToldPace(b fanouttest.Bucket) *toldPace {
 	gap := time.Duration(float64(time.Second)/b.PerSecond*(1+ToldMargin)) + ToldSlack
-	return &toldPace{gap: gap, bank: max(1, b.Burst-limit)}
+	return &toldPace{gap: gap, rate: b.PerSecond, burst: max(1, b.Burst)}
 }
 
-func (p *toldPace) start() {
+// start starts the pace at now, if it has not started.
+func (p *toldPace) start(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.on {
-		p.on, p.tat = true, time.Now()
+	if p.on {
+		return
 	}
+	left := float64(max(0, p.burst-p.before)) + now.Sub(p.first).Seconds()*p.rate
+	p.on, p.tat = true, now.Add(time.Duration((float64(p.burst)-min(left, float64(p.burst)))*float64(p.gap)))
 }
 
 // wait waits for the next start, if the pace has started.
@@ -104,15 +112,20 @@ func (p *toldPace) wait(ctx context.Context) error {
 	return nil
 }
 
-// reserve takes the next start for a request asking at now, and says
-// whether the pace has started (with none, the request goes at once).
+// reserve takes a token of the copy for an attempt asking at now, and
+// returns when it may start; false before the pace starts, when it goes
+// at once.
 func (p *toldPace) reserve(now time.Time) (time.Time, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.on {
+		if p.before++; p.first.IsZero() {
+			p.first = now
+		}
 		return time.Time{}, false
 	}
-	at := p.tat.Add(-time.Duration(p.bank-1) * p.gap)
+	// A token a gap after the copy's last, or at once if it has one.
+	at := p.tat.Add(-time.Duration(p.burst-1) * p.gap)
 	if now.After(at) {
 		at = now
 	}

@@ -9,42 +9,65 @@ import (
 	"github.com/awsfanout/fanout/fanouttest"
 )
 
-// TestToldPace: the Told reference's pace lets requests go at once until
-// it starts, then spaces their starts by the bucket's gap, ToldMargin
-// and ToldSlack more, the tokens the bucket has left after the first requests first;
-// after a pause, the same again.
+// TestToldPace: the Told reference's copy of the bucket lets attempts go
+// at once until its first answer, and counts them; then it holds the
+// tokens the bucket has left, and spaces the attempts after them by the
+// bucket's gap, ToldMargin and ToldSlack more; after a pause, it has its
+// burst again.
 func TestToldPace(t *testing.T) {
 	t.Parallel()
 	gap := time.Duration(float64(10*time.Millisecond)*(1+ToldMargin)) + ToldSlack
 	t0 := time.Unix(1000, 0)
 	for name, tc := range map[string]struct {
-		burst int
-		want  []time.Duration // the starts, for requests all asking at t0
+		burst, before int           // attempts before the first answer
+		answer        time.Duration // when it comes, after the first
+		want          []time.Duration
 	}{
-		"a bucket of one token": {burst: 1, want: []time.Duration{0, gap, 2 * gap}},
-		"three tokens left":     {burst: 67, want: []time.Duration{0, 0, 0, gap, 2 * gap}},
+		"a bucket of one token, a round trip later": {
+			burst: 1, before: 64, answer: 200 * time.Millisecond, want: []time.Duration{0, gap, 2 * gap},
+		},
+		"a bucket of one token, half a gap later": {
+			burst: 1, before: 64, answer: 5 * time.Millisecond, want: []time.Duration{gap / 2, gap + gap/2},
+		},
+		"three tokens left": {
+			burst: 67, before: 64, answer: 0, want: []time.Duration{0, 0, 0, gap, 2 * gap},
+		},
+		"three tokens left, two refilled": {
+			burst: 67, before: 64, answer: 20 * time.Millisecond, want: []time.Duration{0, 0, 0, 0, 0, gap, 2 * gap},
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			p := newToldPace(fanouttest.Bucket{PerSecond: 100, Burst: tc.burst}, 64)
+			p := newToldPace(fanouttest.Bucket{PerSecond: 100, Burst: tc.burst})
 			if p.gap != gap {
 				t.Fatalf("gap %v; want %v", p.gap, gap)
 			}
-			if _, ok := p.reserve(t0); ok {
-				t.Fatal("a start reserved before the pace started")
-			}
-			p.on, p.tat = true, t0
-			for i, want := range tc.want {
-				if at, ok := p.reserve(t0); !ok || at.Sub(t0) != want {
-					t.Errorf("start %d at %v, %v; want %v", i, at.Sub(t0), ok, want)
+			for range tc.before {
+				if _, ok := p.reserve(t0); ok {
+					t.Fatal("an attempt before the first answer waits")
 				}
 			}
-			// A second later the bucket has banked its tokens again.
-			late := t0.Add(time.Second)
-			for i, want := range tc.want {
-				if at, _ := p.reserve(late); at.Sub(late) != want {
-					t.Errorf("start %d asking at 1s at %v after it; want %v", i, at.Sub(late), want)
+			answer := t0.Add(tc.answer)
+			p.start(answer)
+			p.start(answer.Add(time.Hour)) // started once
+			check := func(from time.Time) {
+				t.Helper()
+				for i, want := range tc.want {
+					if at, ok := p.reserve(from); !ok || at.Sub(from) != want {
+						t.Errorf("start %d at %v after %v, %v; want %v", i, at.Sub(from), from.Sub(t0), ok, want)
+					}
 				}
+			}
+			check(answer)
+			// An hour later the copy is full: its burst, then a gap each.
+			later := answer.Add(time.Hour)
+			for i := range tc.burst {
+				if at, _ := p.reserve(later); !at.Equal(later) {
+					t.Errorf("token %d of the burst at %v; want at once", i, at.Sub(later))
+				}
+			}
+			if at, _ := p.reserve(later); at.Sub(later) != gap {
+				t.Errorf("after the burst, %v; want %v", at.Sub(later), gap)
 			}
 		})
 	}
