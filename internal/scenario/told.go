@@ -19,9 +19,9 @@ import (
 // and ToldSlack more: a start a little early is throttled by a bucket of
 // one token, and the starts reach it a little apart from where they were
 // paced. Over HTTP on the machine of the README, in five-second cells with
-// a burst of 1, the margin that did best of 2-8% was 2% at 20 a second,
-// 2-4% at 100 and 4-8% at 200: about a fifth of a millisecond, and 2% at
-// the least.
+// a burst of 1 and round trips of 0-200 ms, the margin that did best of
+// 2-8% was 2-4% at 20 a second, 2-4% at 100 and 4-6% at 200: about a
+// fifth of a millisecond, and 2% at the least (docs/regimes.md).
 const (
 	ToldMargin = 0.02
 	ToldSlack  = 200 * time.Microsecond
