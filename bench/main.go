@@ -2,11 +2,11 @@
 // simulated AWS, with each implementation side by side, and prints a
 // table, or with -json one JSON object per line.
 //
-//	go run ./bench                      # every scenario, about two minutes on 2 cores
+//	go run ./bench                      # every scenario, about five minutes on 2 cores
 //	go run ./bench -scenario throttle   # one
 //	go run ./bench -json
 //	go run ./bench -chart docs/concurrency.svg
-//	go run ./bench -scenario regimes    # the sweep of bucket rate, burst and round trip, a few minutes
+//	go run ./bench -scenario regimes    # the sweep of bucket rate, burst and round trip, about eight minutes
 //	go run ./bench -regimes-chart docs/regimes.svg
 //	go run ./bench -scenario regimes -regimes-span 5s   # longer cells: the cost of learning a quota, amortised
 package main
@@ -35,7 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	name := fs.String("scenario", "", "run one scenario: "+strings.Join(scenario.Names, ", ")+
 		", or "+regimes+", the sweep of bucket rate, burst and round trip (default: all but "+regimes+")")
-	impls := fs.String("impl", "", "run only these implementations, comma-separated: "+strings.Join(scenario.Impls, ", "))
+	impls := fs.String("impl", "", "run only these implementations, comma-separated: "+strings.Join(scenario.Impls, ", ")+
+		"; or the reference "+strings.Join(scenario.References, ", ")+", in the scenarios one bucket throttles")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	items := fs.Int("items", 0, fmt.Sprintf("calls in the items scenario (default %d), objects in the pipeline scenario (default %d)",
 		scenario.Default.Items, scenario.Default.PipelineItems))
@@ -78,9 +79,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *impls != "" {
 		which = strings.Split(*impls, ",")
+		known := append(scenario.Impls[:len(scenario.Impls):len(scenario.Impls)], scenario.References...)
 		for _, impl := range which {
-			if !slices.Contains(scenario.Impls, impl) {
-				fmt.Fprintf(stderr, "bench: unknown implementation %q; want some of %s\n", impl, strings.Join(scenario.Impls, ", "))
+			if !slices.Contains(known, impl) {
+				fmt.Fprintf(stderr, "bench: unknown implementation %q; want some of %s\n", impl, strings.Join(known, ", "))
 				return 2
 			}
 		}
@@ -122,13 +124,16 @@ func runScenarios(ctx context.Context, stdout, stderr io.Writer, names, which []
 		fmt.Fprintln(tw, "scenario\timpl\titems\tfailed\twall_s\tideal_s\tx ideal\tx best peer\tcpu_s\tconns\tthrottled/requests\tpeak_heap_mb\t")
 	}
 	var notes []string
+	ran, told := 0, false
 	for _, n := range names {
 		outs, err := runScenario(ctx, stderr, n, which, p)
 		if err != nil {
 			return err
 		}
+		ran += len(outs)
 		scenario.ComparePeers(outs)
 		for _, o := range outs {
+			told = told || o.Impl == scenario.Told
 			if asJSON {
 				b, _ := json.Marshal(o)
 				fmt.Fprintln(stdout, string(b))
@@ -145,8 +150,14 @@ func runScenarios(ctx context.Context, stdout, stderr io.Writer, names, which []
 		}
 	}
 	tw.Flush()
+	if told && !asJSON {
+		notes = append(notes, scenario.ToldNote())
+	}
 	for _, note := range notes {
 		fmt.Fprintln(stdout, note)
+	}
+	if ran == 0 {
+		return fmt.Errorf("nothing ran: no scenario of %s runs %s", strings.Join(names, ", "), strings.Join(which, ", "))
 	}
 	return nil
 }
@@ -158,6 +169,7 @@ func runScenario(ctx context.Context, stderr io.Writer, name string, which []str
 	for _, impl := range which {
 		o, err := scenario.Run(ctx, name, impl, p)
 		if errors.Is(err, scenario.ErrSkipped) {
+			fmt.Fprintf(stderr, "bench: %s/%s not run: the scenario is not for it\n", name, impl)
 			continue
 		}
 		if err != nil {

@@ -51,3 +51,31 @@ func TestSVG(t *testing.T) {
 		t.Errorf("svg:\n%s", s)
 	}
 }
+
+// TestNothingRan: implementations a scenario does not run are named on
+// stderr, and a run in which nothing ran fails rather than print an empty
+// table.
+func TestNothingRan(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"-scenario", "items", "-items", "10", "-impl", "told"}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "items/told not run") || !strings.Contains(errb.String(), "nothing ran") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestToldNote: a table with the told reference in it says what told is.
+func TestToldNote(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"-scenario", "throttle", "-items", "20", "-impl", "told,fanout"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	rows := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "throttle" {
+			rows++
+		}
+	}
+	if s := out.String(); !strings.Contains(s, "told is a reference, not a peer") || rows != 2 {
+		t.Errorf("%d rows; table:\n%s", rows, s)
+	}
+}

@@ -35,8 +35,7 @@ func runRegimes(ctx context.Context, stdout, stderr io.Writer, g scenario.Grid, 
 		fmt.Fprintf(stdout, "# ideal = max(calls x call / %d, call + (calls - burst) / rate), call measured at Limit 1; each implementation: failed calls, wall / ideal, %% of requests throttled\n", p.Limit)
 		last := "fanout x best peer"
 		if slices.Contains(which, scenario.Told) {
-			fmt.Fprintf(stdout, "# %s is a reference, not a peer: a client told the bucket's rate at its first answer, pacing every attempt at it, %.0f%% and %v slower\n",
-				scenario.Told, 100*scenario.ToldMargin, scenario.ToldSlack)
+			fmt.Fprintf(stdout, "# %s\n", scenario.ToldNote())
 			last += "\tfanout x told"
 		}
 		fmt.Fprintf(tw, "rate/s\tburst\trtt_ms\tcalls\tideal_s\t%s\tbest peer\t%s\t\n", strings.Join(which, "\t"), last)
@@ -191,8 +190,12 @@ func yTicks(runs []scenario.Outcome) []float64 {
 func legend(b *strings.Builder, impls []string) {
 	x := marginL
 	for _, name := range impls {
-		fmt.Fprintf(b, `<circle cx="%d" cy="44" r="4" fill="%s"/><text x="%d" y="48" fill="%s">%s</text>`+"\n", x, colors[name], x+8, colors[name], name)
-		x += 20 + 7*len(name)
+		label := name
+		if slices.Contains(scenario.References, name) {
+			label += " (reference)"
+		}
+		fmt.Fprintf(b, `<circle cx="%d" cy="44" r="4" fill="%s"/><text x="%d" y="48" fill="%s">%s</text>`+"\n", x, colors[name], x+8, colors[name], label)
+		x += 20 + 7*len(label)
 	}
 	fmt.Fprintf(b, `<circle cx="%d" cy="44" r="4" fill="#fff" stroke="#333"/><text x="%d" y="48">failed calls</text>`+"\n", x, x+8)
 	fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="44" y2="44" stroke="#000" stroke-dasharray="4 3"/><text x="%d" y="48">ideal</text>`+"\n", x+100, x+124, x+130)
@@ -233,7 +236,11 @@ func panel(b *strings.Builder, g scenario.Grid, x0, y0 int, ticks []float64, tit
 				px, py, fill, colors[impl], impl, o.Failed, o.WallS/o.IdealS)
 		}
 		if len(pts) > 1 {
-			fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", colors[impl], strings.Join(pts, " "))
+			dash := "" // a reference's line is dashed
+			if slices.Contains(scenario.References, impl) {
+				dash = ` stroke-dasharray="5 3"`
+			}
+			fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.5"%s points="%s"/>`+"\n", colors[impl], dash, strings.Join(pts, " "))
 		}
 	}
 }

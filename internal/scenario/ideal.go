@@ -89,13 +89,13 @@ func calibrate(ctx context.Context, l fanouttest.Latency) (time.Duration, error)
 
 // ComparePeers sets BestPeer and XBestPeer on each of one scenario's
 // outcomes: the best peer is the fastest of the peers (every
-// implementation but Fanout and Told) that failed the fewest calls, since a peer
+// implementation but Fanout and the References) that failed the fewest calls, since a peer
 // that ends sooner by failing calls has not done the work. With no peer
 // among outs, it sets nothing.
 func ComparePeers(outs []Outcome) {
 	best := -1
 	for i, o := range outs {
-		if o.Impl == Fanout || o.Impl == Told {
+		if o.Impl == Fanout || o.Reference {
 			continue
 		}
 		if best < 0 || o.Failed < outs[best].Failed || o.Failed == outs[best].Failed && o.WallS < outs[best].WallS {

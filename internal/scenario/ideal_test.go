@@ -93,11 +93,11 @@ func TestComparePeers(t *testing.T) {
 			ratio: []float64{0.25, 1},
 		},
 		"the told reference is no peer": {
-			outs:  []Outcome{{Impl: Told, WallS: 1}, {Impl: Fanout, WallS: 2}, {Impl: ErrgroupPool, WallS: 4}},
+			outs:  []Outcome{{Impl: Told, WallS: 1, Reference: true}, {Impl: Fanout, WallS: 2}, {Impl: ErrgroupPool, WallS: 4}},
 			best:  ErrgroupPool,
 			ratio: []float64{0.25, 0.5, 1},
 		},
-		"no peer": {outs: []Outcome{{Impl: Fanout, WallS: 1}, {Impl: Told, WallS: 1}}, ratio: []float64{0, 0}},
+		"no peer": {outs: []Outcome{{Impl: Fanout, WallS: 1}, {Impl: Told, WallS: 1, Reference: true}}, ratio: []float64{0, 0}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -19,7 +19,7 @@ type Grid struct {
 }
 
 // DefaultGrid is the bench command's sweep: 30 cells, each ideally about
-// Span plus one call long; about five minutes on 2 cores, most of it the
+// Span plus one call long; about eight minutes on 2 cores, most of it the
 // runs that take several times the ideal.
 var DefaultGrid = Grid{
 	Rates:      []float64{5, 20, 50, 100, 200},

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,14 +37,25 @@ const (
 	SDKAdaptive  = "sdk-adaptive"  // errgroup.SetLimit, the SDK's default clients in its adaptive retry mode
 	ErrgroupPool = "errgroup-pool" // errgroup.SetLimit over this library's ClientPool: its clients, not its engine
 	Fanout       = "fanout"        // this library
-	Told         = "told"          // a reference: errgroup.SetLimit over clients told a bucket's rate at their first answer (see newToldPool)
+	Told         = "told"          // a reference: errgroup.SetLimit over clients told a bucket's rate and burst at their first answer (see newToldPool)
 )
 
 // Impls lists the implementations in the order they are compared. Every
-// one but Fanout and Told is a peer: what a user would pick instead. Told
-// is what a client that learns no quota reaches: it runs in the scenarios
-// with one bucket, and is nobody's peer.
-var Impls = []string{Sequential, Naive, Errgroup, SDKAdaptive, ErrgroupPool, Fanout, Told}
+// one but Fanout is a peer: what a user would pick instead.
+var Impls = []string{Sequential, Naive, Errgroup, SDKAdaptive, ErrgroupPool, Fanout}
+
+// References are the implementations that are nobody's peer: Told, what a
+// client reaches that is told the quota rather than learning it. They run
+// when asked for, and in the regimes sweep, in the scenarios one bucket
+// throttles.
+var References = []string{Told}
+
+// ToldNote says what Told is, for a table that shows it.
+func ToldNote() string {
+	return fmt.Sprintf("%s is a reference, not a peer: a client told the bucket's rate and burst at its first answer; "+
+		"each attempt after it waits for a token of its copy of the bucket, which refills %.0f%% and %v slower, "+
+		"and a throttle is retried with no back-off", Told, 100*ToldMargin, ToldSlack)
+}
 
 // Outcome is one implementation's run of one scenario.
 type Outcome struct {
@@ -72,8 +84,10 @@ type Outcome struct {
 
 	// BestPeer and XBestPeer compare the run with the other
 	// implementations' runs of the same scenario; see ComparePeers.
+	// Reference marks a run of one of References, which is nobody's peer.
 	BestPeer  string  `json:"best_peer,omitempty"`
 	XBestPeer float64 `json:"x_best_peer,omitempty"`
+	Reference bool    `json:"reference,omitempty"`
 
 	// Regime is the cell of the regimes sweep, in its runs.
 	Regime *Regime `json:"regime,omitempty"`
@@ -113,7 +127,7 @@ type target struct {
 
 // run runs t with impl and measures it.
 func run(ctx context.Context, impl string, t target) (Outcome, error) {
-	o := Outcome{Impl: impl, Items: len(t.keys), Limit: t.limit}
+	o := Outcome{Impl: impl, Items: len(t.keys), Limit: t.limit, Reference: slices.Contains(References, impl)}
 	stopHeap := sampleHeap(&o)
 	cpu0 := cpuTime()
 	start := time.Now()
@@ -192,7 +206,7 @@ func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error)
 			values[i], errs[i] = r.Value, r.Err
 		}
 	default:
-		return nil, nil, fmt.Errorf("scenario: unknown implementation %q; want one of %q", impl, Impls)
+		return nil, nil, fmt.Errorf("scenario: unknown implementation %q; want one of %q", impl, append(Impls[:len(Impls):len(Impls)], References...))
 	}
 	return values, errs, nil
 }

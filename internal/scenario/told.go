@@ -2,6 +2,9 @@ package scenario
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"net/http/httptrace"
 	"runtime"
 	"sync"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/awsfanout/fanout"
 	"github.com/awsfanout/fanout/fanouttest"
@@ -28,14 +32,18 @@ const (
 )
 
 // toldAttempts is how many attempts the Told reference makes of a call:
-// a throttle of a paced attempt is the jitter's, and retried at the pace.
+// a throttle of an attempt it paced is the jitter's, and is retried with
+// no back-off, at the copy's next token (see toldPace).
 const toldAttempts = 10
 
 // newToldPool is the Told reference's pool: this library's clients, with
-// no adaptive limit, and a retryer that waits, before each attempt, for
-// the next start of a pace at bucket's rate (see toldPace).
+// no adaptive limit, and a retryer that waits, before each attempt, for a
+// token of the client's copy of bucket (see toldPace).
 func newToldPool(cfg aws.Config, t target) (*fanout.ClientPool[*ec2.Client], error) {
-	p := newToldPace(t.bucket)
+	p, err := newToldPace(t.bucket)
+	if err != nil {
+		return nil, err
+	}
 	return fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
 		o.MaxIdleConnsPerHost = max(t.limit, fanout.DefaultMaxIdleConnsPerHost)
 		o.DisableAdaptive = true
@@ -46,6 +54,9 @@ func newToldPool(cfg aws.Config, t target) (*fanout.ClientPool[*ec2.Client], err
 				o.RateLimiter = ratelimit.None
 			}), pace: p}
 		}
+		o.ClientOptions = append(o.ClientOptions, func(o *ec2.Options) {
+			o.APIOptions = append(o.APIOptions, p.traceWrites)
+		})
 	})
 }
 
@@ -75,22 +86,52 @@ func (r *toldRetryer) GetAttemptToken(ctx context.Context) (func(error) error, e
 // burst then can do. Each attempt after it waits for a token of the copy,
 // which refills at the bucket's rate (see ToldMargin) up to its burst.
 // The copy starts with the tokens the bucket has then, as the client can
-// count them: its burst, less the attempts sent before, plus what it
-// refilled since the first (none below 0).
+// count them: its burst, less the attempts started before, plus what it
+// refilled since the client's first request was written (the bucket fills
+// when a first request reaches it; the attempts before may have waited
+// for connections much longer than that). An attempt whose wait its
+// context ends has spent its token.
 type toldPace struct {
 	gap    time.Duration
 	rate   float64 // the bucket's, per second
 	burst  int
 	mu     sync.Mutex
 	on     bool
-	first  time.Time // the first attempt's start
+	first  time.Time // when the first request was written
 	before int       // attempts started before the pace
 	tat    time.Time // when the copy is full again
 }
 
-func newToldPace(b fanouttest.Bucket) *toldPace {
-	gap := time.Duration(float64(time.Second)/b.PerSecond*(1+ToldMargin)) + ToldSlack
-	return &toldPace{gap: gap, rate: b.PerSecond, burst: max(1, b.Burst)}
+// newToldPace is the pace of b, or an error if it cannot keep one: a rate
+// at which a Duration cannot hold the gap between tokens, or the burst's.
+func newToldPace(b fanouttest.Bucket) (*toldPace, error) {
+	burst := max(1, b.Burst)
+	gap := float64(time.Second)/b.PerSecond*(1+ToldMargin) + float64(ToldSlack)
+	if !(b.PerSecond > 0) || gap*float64(burst) >= math.MaxInt64/2 {
+		return nil, fmt.Errorf("scenario: %s cannot pace a bucket of %d tokens at %g a second", Told, b.Burst, b.PerSecond)
+	}
+	return &toldPace{gap: time.Duration(gap), rate: b.PerSecond, burst: burst}, nil
+}
+
+// traceWrites is an API option that tells the pace when each request is
+// written.
+func (p *toldPace) traceWrites(stack *middleware.Stack) error {
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("told.TraceWrites",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+				WroteRequest: func(httptrace.WroteRequestInfo) { p.wrote(time.Now()) },
+			})
+			return next.HandleFinalize(ctx, in)
+		}), middleware.After)
+}
+
+// wrote notes a request written at t.
+func (p *toldPace) wrote(t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.first.IsZero() || t.Before(p.first) {
+		p.first = t
+	}
 }
 
 // start starts the pace at now, if it has not started.
@@ -100,7 +141,10 @@ func (p *toldPace) start(now time.Time) {
 	if p.on {
 		return
 	}
-	left := float64(max(0, p.burst-p.before)) + now.Sub(p.first).Seconds()*p.rate
+	left := float64(max(0, p.burst-p.before))
+	if !p.first.IsZero() && now.After(p.first) {
+		left += now.Sub(p.first).Seconds() * p.rate
+	}
 	p.on, p.tat = true, now.Add(time.Duration((float64(p.burst)-min(left, float64(p.burst)))*float64(p.gap)))
 }
 
@@ -119,9 +163,7 @@ func (p *toldPace) reserve(now time.Time) (time.Time, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.on {
-		if p.before++; p.first.IsZero() {
-			p.first = now
-		}
+		p.before++
 		return time.Time{}, false
 	}
 	// A token a gap after the copy's last, or at once if it has one.

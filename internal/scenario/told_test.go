@@ -3,6 +3,8 @@ package scenario
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,9 +13,9 @@ import (
 
 // TestToldPace: the Told reference's copy of the bucket lets attempts go
 // at once until its first answer, and counts them; then it holds the
-// tokens the bucket has left, and spaces the attempts after them by the
-// bucket's gap, ToldMargin and ToldSlack more; after a pause, it has its
-// burst again.
+// tokens the bucket has left, refilled from when the first request was
+// written, and spaces the attempts after them by the bucket's gap,
+// ToldMargin and ToldSlack more; after a pause, it has its burst again.
 func TestToldPace(t *testing.T) {
 	t.Parallel()
 	gap := time.Duration(float64(10*time.Millisecond)*(1+ToldMargin)) + ToldSlack
@@ -38,15 +40,20 @@ func TestToldPace(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			p := newToldPace(fanouttest.Bucket{PerSecond: 100, Burst: tc.burst})
+			p, err := newToldPace(fanouttest.Bucket{PerSecond: 100, Burst: tc.burst})
+			if err != nil {
+				t.Fatal(err)
+			}
 			if p.gap != gap {
 				t.Fatalf("gap %v; want %v", p.gap, gap)
 			}
 			for range tc.before {
-				if _, ok := p.reserve(t0); ok {
+				if _, ok := p.reserve(t0.Add(-time.Second)); ok { // waiting for a connection
 					t.Fatal("an attempt before the first answer waits")
 				}
 			}
+			p.wrote(t0.Add(time.Millisecond))
+			p.wrote(t0) // the first request written
 			answer := t0.Add(tc.answer)
 			p.start(answer)
 			p.start(answer.Add(time.Hour)) // started once
@@ -104,10 +111,36 @@ func TestToldPaces(t *testing.T) {
 	}
 	t.Logf("%d of %d failed, %d of %d requests throttled, %.3fs (ideal %.3fs)", o.Failed, o.Items, o.Throttled, o.Requests, o.WallS, o.IdealS)
 	gap := (1+ToldMargin)/cell.Rate + ToldSlack.Seconds()
+	if !o.Reference {
+		t.Error("a told run is not marked as a reference")
+	}
 	if o.Failed != 0 || o.WallS < float64(cell.Calls-2)*gap {
 		t.Errorf("%d calls failed in %.3fs; want none, in no less than %.3fs", o.Failed, o.WallS, float64(cell.Calls-2)*gap)
 	}
 	if _, err := Run(ctx, "items", Told, small); !errors.Is(err, ErrSkipped) {
 		t.Errorf("told in the items scenario: %v; want ErrSkipped", err)
+	}
+}
+
+// TestToldPaceBadBucket: a bucket whose gap or burst a Duration cannot
+// hold is refused with an error naming it, not paced wrong or for ever;
+// and a pace whose first answer came before any request was known to be
+// written counts no refill.
+func TestToldPaceBadBucket(t *testing.T) {
+	t.Parallel()
+	for _, b := range []fanouttest.Bucket{{PerSecond: 0, Burst: 1}, {PerSecond: -1, Burst: 1}, {PerSecond: 1e-11, Burst: 1}, {PerSecond: 100, Burst: 1 << 40}} {
+		if _, err := newToldPace(b); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("bucket of %d tokens at %g a second", b.Burst, b.PerSecond)) {
+			t.Errorf("%+v: %v; want an error naming the bucket", b, err)
+		}
+	}
+	p, err := newToldPace(fanouttest.Bucket{PerSecond: 100, Burst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.reserve(time.Unix(1000, 0))
+	now := time.Unix(1001, 0)
+	p.start(now)
+	if at, _ := p.reserve(now); at.Sub(now) != p.gap {
+		t.Errorf("first start %v after the answer; want a gap, %v", at.Sub(now), p.gap)
 	}
 }
