@@ -79,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *impls != "" {
 		which = strings.Split(*impls, ",")
-		known := append(scenario.Impls[:len(scenario.Impls):len(scenario.Impls)], scenario.References...)
+		known := scenario.KnownImpls()
 		for _, impl := range which {
 			if !slices.Contains(known, impl) {
 				fmt.Fprintf(stderr, "bench: unknown implementation %q; want some of %s\n", impl, strings.Join(known, ", "))

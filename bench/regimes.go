@@ -191,7 +191,7 @@ func legend(b *strings.Builder, impls []string) {
 	x := marginL
 	for _, name := range impls {
 		label := name
-		if slices.Contains(scenario.References, name) {
+		if scenario.IsReference(name) {
 			label += " (reference)"
 		}
 		fmt.Fprintf(b, `<circle cx="%d" cy="44" r="4" fill="%s"/><text x="%d" y="48" fill="%s">%s</text>`+"\n", x, colors[name], x+8, colors[name], label)
@@ -237,7 +237,7 @@ func panel(b *strings.Builder, g scenario.Grid, x0, y0 int, ticks []float64, tit
 		}
 		if len(pts) > 1 {
 			dash := "" // a reference's line is dashed
-			if slices.Contains(scenario.References, impl) {
+			if scenario.IsReference(impl) {
 				dash = ` stroke-dasharray="5 3"`
 			}
 			fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.5"%s points="%s"/>`+"\n", colors[impl], dash, strings.Join(pts, " "))

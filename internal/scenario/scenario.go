@@ -50,6 +50,13 @@ var Impls = []string{Sequential, Naive, Errgroup, SDKAdaptive, ErrgroupPool, Fan
 // throttles.
 var References = []string{Told}
 
+// KnownImpls lists every implementation a scenario may be asked to run:
+// Impls, then References.
+func KnownImpls() []string { return append(Impls[:len(Impls):len(Impls)], References...) }
+
+// IsReference says whether impl is one of References.
+func IsReference(impl string) bool { return slices.Contains(References, impl) }
+
 // ToldNote says what Told is, for a table that shows it.
 func ToldNote() string {
 	return fmt.Sprintf("%s is a reference, not a peer: a client told the bucket's rate and burst at its first answer; "+
@@ -127,7 +134,7 @@ type target struct {
 
 // run runs t with impl and measures it.
 func run(ctx context.Context, impl string, t target) (Outcome, error) {
-	o := Outcome{Impl: impl, Items: len(t.keys), Limit: t.limit, Reference: slices.Contains(References, impl)}
+	o := Outcome{Impl: impl, Items: len(t.keys), Limit: t.limit, Reference: IsReference(impl)}
 	stopHeap := sampleHeap(&o)
 	cpu0 := cpuTime()
 	start := time.Now()
@@ -206,7 +213,7 @@ func runImpl(ctx context.Context, impl string, t target) ([]int, []error, error)
 			values[i], errs[i] = r.Value, r.Err
 		}
 	default:
-		return nil, nil, fmt.Errorf("scenario: unknown implementation %q; want one of %q", impl, append(Impls[:len(Impls):len(Impls)], References...))
+		return nil, nil, fmt.Errorf("scenario: unknown implementation %q; want one of %q", impl, KnownImpls())
 	}
 	return values, errs, nil
 }
@@ -257,15 +264,16 @@ func runErrgroup(ctx context.Context, t target, get func(region string) *ec2.Cli
 	_ = g.Wait()
 }
 
-// newPool builds the ClientPool that the fanout and errgroup-pool
-// implementations share the settings of.
-func newPool(cfg aws.Config, t target) (*fanout.ClientPool[*ec2.Client], error) {
-	return fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
+// newPool builds the ClientPool that the fanout, errgroup-pool and Told
+// implementations share the settings of, then applies more, if any.
+func newPool(cfg aws.Config, t target, more ...func(*fanout.PoolOptions[ec2.Options])) (*fanout.ClientPool[*ec2.Client], error) {
+	shared := func(o *fanout.PoolOptions[ec2.Options]) {
 		o.MaxIdleConnsPerHost = max(t.limit, fanout.DefaultMaxIdleConnsPerHost)
 		if t.adaptive != nil {
 			t.adaptive(&o.Adaptive)
 		}
-	})
+	}
+	return fanout.NewClientPool(cfg, ec2.NewFromConfig, append([]func(*fanout.PoolOptions[ec2.Options]){shared}, more...)...)
 }
 
 // runFanout makes t's calls through Run, since several may go to one

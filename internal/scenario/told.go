@@ -44,8 +44,7 @@ func newToldPool(cfg aws.Config, t target) (*fanout.ClientPool[*ec2.Client], err
 	if err != nil {
 		return nil, err
 	}
-	return fanout.NewClientPool(cfg, ec2.NewFromConfig, func(o *fanout.PoolOptions[ec2.Options]) {
-		o.MaxIdleConnsPerHost = max(t.limit, fanout.DefaultMaxIdleConnsPerHost)
+	return newPool(cfg, t, func(o *fanout.PoolOptions[ec2.Options]) {
 		o.DisableAdaptive = true
 		o.Retryer = func() aws.Retryer {
 			return &toldRetryer{RetryerV2: retry.NewStandard(func(o *retry.StandardOptions) {
