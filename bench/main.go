@@ -9,6 +9,7 @@
 //	go run ./bench -scenario regimes    # the sweep of bucket rate, burst and round trip, about eight minutes
 //	go run ./bench -regimes-chart docs/regimes.svg
 //	go run ./bench -scenario regimes -regimes-span 5s   # longer cells: the cost of learning a quota, amortised
+//	go run ./bench -scenario regimes -regimes-runs 5    # each cell five times, the implementations interleaved: medians
 package main
 
 import (
@@ -44,18 +45,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	chart := fs.String("chart", "", "write an SVG chart of wall time against concurrency to this file, and run nothing else")
 	regimesChart := fs.String("regimes-chart", "", "run the "+regimes+" sweep and also write it as an SVG chart to this file")
 	span := fs.Duration("regimes-span", 0, fmt.Sprintf("the %s sweep's cells make burst + rate x this many calls (default %v)", regimes, scenario.DefaultGrid.Span))
+	runs := fs.Int("regimes-runs", 1, fmt.Sprintf("run each cell of the %s sweep this many times, and show each implementation's median", regimes))
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *span != 0 {
-		if *name != regimes && *regimesChart == "" {
-			fmt.Fprintf(stderr, "bench: -regimes-span is for the %s sweep; add -scenario %s\n", regimes, regimes)
-			return 2
+	sweeping := *name == regimes || *regimesChart != ""
+	if (*span != 0 || *runs != 1) && !sweeping {
+		flag := "-regimes-span"
+		if *runs != 1 {
+			flag = "-regimes-runs"
 		}
-		if *span < 100*time.Millisecond || *span > 10*time.Minute {
-			fmt.Fprintf(stderr, "bench: -regimes-span is %v; want 100ms to 10m\n", *span)
-			return 2
-		}
+		fmt.Fprintf(stderr, "bench: %s is for the %s sweep; add -scenario %s\n", flag, regimes, regimes)
+		return 2
+	}
+	if *span != 0 && (*span < 100*time.Millisecond || *span > 10*time.Minute) {
+		fmt.Fprintf(stderr, "bench: -regimes-span is %v; want 100ms to 10m\n", *span)
+		return 2
+	}
+	if *runs < 1 || *runs > 99 {
+		fmt.Fprintf(stderr, "bench: -regimes-runs is %d; want 1 to 99\n", *runs)
+		return 2
 	}
 	if *accounts < 0 {
 		fmt.Fprintf(stderr, "bench: -accounts is %d; want 1 or more (0: the org scenario's default)\n", *accounts)
@@ -74,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		names = []string{*name}
 	}
 	which := scenario.Impls
-	if *name == regimes || *regimesChart != "" {
+	if sweeping {
 		which = scenario.RegimeImpls
 	}
 	if *impls != "" {
@@ -92,12 +101,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *chart != "":
 		err = writeChart(ctx, *chart, which)
-	case *name == regimes || *regimesChart != "":
-		g := regimesGrid
+	case sweeping:
+		s := sweep{grid: regimesGrid, which: which, runs: *runs, json: *asJSON, chart: *regimesChart}
 		if *span != 0 {
-			g.Span = *span
+			s.grid.Span = *span
 		}
-		err = runRegimes(ctx, stdout, stderr, g, which, *asJSON, *regimesChart)
+		err = runRegimes(ctx, stdout, stderr, s)
 	default:
 		p := scenario.Default
 		if *items > 0 {

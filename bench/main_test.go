@@ -37,7 +37,8 @@ func TestJSONLines(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-scenario", "nope"}, {"-impl", "threads"}, {"-bogus"}, {"-scenario", "regimes", "-regimes-span", "1ms"}, {"-scenario", "regimes", "-regimes-span", "-1s"}, {"-regimes-span", "5s"}} {
+	for _, args := range [][]string{{"-scenario", "nope"}, {"-impl", "threads"}, {"-bogus"}, {"-scenario", "regimes", "-regimes-span", "1ms"}, {"-scenario", "regimes", "-regimes-span", "-1s"}, {"-regimes-span", "5s"},
+		{"-regimes-runs", "3"}, {"-scenario", "regimes", "-regimes-runs", "0"}, {"-scenario", "regimes", "-regimes-runs", "100"}} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,63 +23,124 @@ const regimes = "regimes"
 // regimesGrid is the sweep the bench command runs; tests make it smaller.
 var regimesGrid = scenario.DefaultGrid
 
-// runRegimes runs every cell of g with each implementation and prints one
-// table row per cell, or one JSON object per run; with chartPath, it also
-// writes the sweep there as an SVG chart.
-func runRegimes(ctx context.Context, stdout, stderr io.Writer, g scenario.Grid, which []string, asJSON bool, chartPath string) error {
+// sweep is what the bench command runs of the regimes sweep.
+type sweep struct {
+	grid  scenario.Grid
+	which []string // the implementations, in the order each round runs them
+	runs  int      // rounds a cell, each of every implementation
+	json  bool     // print one JSON object per run, not the table
+	chart string   // also write the sweep as an SVG chart to this file, if set
+}
+
+// runRegimes runs every cell of s.grid s.runs times, each time with each
+// implementation one after another, and prints one table row per cell,
+// or one JSON object per run; with s.chart, it also writes the sweep
+// there as an SVG chart. Over more than one run, a cell's row and chart
+// point are each implementation's median (see median).
+func runRegimes(ctx context.Context, stdout, stderr io.Writer, s sweep) error {
 	p := scenario.Default
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	if !asJSON {
+	if !s.json {
 		header(stdout)
 		fmt.Fprintf(stdout, "# %s: one region, Limit %d, latency the round trip plus up to %.0f%% more per request; burst + rate x %v calls a cell\n",
-			regimes, p.Limit, 100*p.Jitter, g.Span)
+			regimes, p.Limit, 100*p.Jitter, s.grid.Span)
 		fmt.Fprintf(stdout, "# ideal = max(calls x call / %d, call + (calls - burst) / rate), call measured at Limit 1; each implementation: failed calls, wall / ideal, %% of requests throttled\n", p.Limit)
+		if s.runs > 1 {
+			fmt.Fprintf(stdout, "# %d runs a cell, the implementations one after another in each: failed calls summed over the runs, the median run's wall / ideal (fanout's ratios are of medians), %% throttled of all the runs' requests\n", s.runs)
+		}
 		last := "fanout x best peer"
-		if slices.Contains(which, scenario.Told) {
+		if slices.Contains(s.which, scenario.Told) {
 			fmt.Fprintf(stdout, "# %s\n", scenario.ToldNote())
 			last += "\tfanout x told"
 		}
-		fmt.Fprintf(tw, "rate/s\tburst\trtt_ms\tcalls\tideal_s\t%s\tbest peer\t%s\t\n", strings.Join(which, "\t"), last)
+		fmt.Fprintf(tw, "rate/s\tburst\trtt_ms\tcalls\tideal_s\t%s\tbest peer\t%s\t\n", strings.Join(s.which, "\t"), last)
 	}
-	var runs []scenario.Outcome
-	for _, cell := range g.Cells() {
-		outs, err := runCell(ctx, stderr, cell, which)
+	var points []scenario.Outcome
+	for _, cell := range s.grid.Cells() {
+		rounds, err := runCell(ctx, stderr, cell, s.which, s.runs)
 		if err != nil {
 			return err
 		}
-		scenario.ComparePeers(outs)
-		runs = append(runs, outs...)
-		if asJSON {
-			for _, o := range outs {
-				b, _ := json.Marshal(o)
-				fmt.Fprintln(stdout, string(b))
+		if s.json {
+			for _, outs := range rounds {
+				scenario.ComparePeers(outs)
+				for _, o := range outs {
+					b, _ := json.Marshal(o)
+					fmt.Fprintln(stdout, string(b))
+				}
 			}
 			continue
 		}
-		fmt.Fprintln(tw, regimeRow(cell, outs, which))
+		outs := medians(rounds, s.which)
+		scenario.ComparePeers(outs)
+		points = append(points, outs...)
+		fmt.Fprintln(tw, regimeRow(cell, outs, s.which))
 	}
 	tw.Flush()
-	if chartPath == "" {
+	if s.chart == "" {
 		return nil
 	}
-	return os.WriteFile(chartPath, []byte(regimesSVG(g, runs, which)), 0o644)
+	return os.WriteFile(s.chart, []byte(regimesSVG(s.grid, points, s.which)), 0o644)
 }
 
-// runCell runs one cell with each implementation that runs it.
-func runCell(ctx context.Context, stderr io.Writer, cell scenario.Regime, which []string) ([]scenario.Outcome, error) {
+// runCell runs one cell runs times, each time with each implementation
+// that runs it, one after another; it returns the runs round by round,
+// each numbered (Outcome.Run) if there is more than one.
+func runCell(ctx context.Context, stderr io.Writer, cell scenario.Regime, which []string, runs int) ([][]scenario.Outcome, error) {
+	rounds := make([][]scenario.Outcome, runs)
+	skipped := map[string]bool{}
+	for r := range rounds {
+		for _, impl := range which {
+			if skipped[impl] {
+				continue
+			}
+			o, err := scenario.RunRegime(ctx, cell, impl, scenario.Default)
+			if errors.Is(err, scenario.ErrSkipped) {
+				skipped[impl] = true
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s %+v/%s: %w", regimes, cell, impl, err)
+			}
+			if runs > 1 {
+				o.Run = r + 1
+			}
+			fmt.Fprintf(stderr, "bench: %s rate %g burst %d rtt %dms %s done in %.1fs\n", regimes, cell.Rate, cell.Burst, cell.RoundTripMS, impl, o.WallS)
+			rounds[r] = append(rounds[r], o)
+		}
+	}
+	return rounds, nil
+}
+
+// medians is each implementation's median of a cell's rounds, in which's
+// order: its median run by wall time (of an even number, the slower of
+// the two in the middle), with the failed calls, requests and throttles
+// of all its runs. An implementation with no run is left out.
+func medians(rounds [][]scenario.Outcome, which []string) []scenario.Outcome {
 	var outs []scenario.Outcome
 	for _, impl := range which {
-		o, err := scenario.RunRegime(ctx, cell, impl, scenario.Default)
-		if errors.Is(err, scenario.ErrSkipped) {
+		var runs []scenario.Outcome
+		for _, round := range rounds {
+			for _, o := range round {
+				if o.Impl == impl {
+					runs = append(runs, o)
+				}
+			}
+		}
+		if len(runs) == 0 {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s %+v/%s: %w", regimes, cell, impl, err)
+		slices.SortStableFunc(runs, func(a, b scenario.Outcome) int { return cmp.Compare(a.WallS, b.WallS) })
+		m := runs[len(runs)/2]
+		m.Failed, m.Requests, m.Throttled, m.Run = 0, 0, 0, 0
+		for _, o := range runs {
+			m.Failed += o.Failed
+			m.Requests += o.Requests
+			m.Throttled += o.Throttled
 		}
-		fmt.Fprintf(stderr, "bench: %s rate %g burst %d rtt %dms %s done in %.1fs\n", regimes, cell.Rate, cell.Burst, cell.RoundTripMS, impl, o.WallS)
-		outs = append(outs, o)
+		outs = append(outs, m)
 	}
-	return outs, nil
+	return outs
 }
 
 // regimeRow is a cell's table row: for each implementation its failed

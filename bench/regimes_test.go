@@ -161,3 +161,78 @@ func TestRegimesSpan(t *testing.T) {
 		t.Errorf("calls %q; want one row of %s:\n%s", calls, want, out.String())
 	}
 }
+
+// TestRegimesRuns: with -regimes-runs, each cell runs that many times, the
+// implementations one after another in each round, every run a JSON line
+// numbered from 1; the table has one row a cell.
+func TestRegimesRuns(t *testing.T) {
+	withGrid(t, scenario.Grid{Rates: []float64{100}, Bursts: []int{8}, RoundTrips: []time.Duration{0}})
+	var out, errb bytes.Buffer
+	if code := run([]string{"-scenario", "regimes", "-impl", "errgroup,fanout", "-regimes-runs", "3", "-json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var o struct {
+			Impl     string
+			Run      int
+			BestPeer string `json:"best_peer"`
+		}
+		if err := json.Unmarshal([]byte(line), &o); err != nil {
+			t.Fatal(err)
+		}
+		if o.BestPeer != "errgroup" {
+			t.Errorf("no best peer: %s", line)
+		}
+		got = append(got, o.Impl+strconv.Itoa(o.Run))
+	}
+	if want := []string{"errgroup1", "fanout1", "errgroup2", "fanout2", "errgroup3", "fanout3"}; !slices.Equal(got, want) {
+		t.Errorf("runs %q; want %q", got, want)
+	}
+
+	out.Reset()
+	if code := run([]string{"-scenario", "regimes", "-impl", "fanout", "-regimes-runs", "2"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	rows := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 5 && f[0] == "100" {
+			rows++
+			if f[5] != "0" { // no call fails: the calls fit in the burst
+				t.Errorf("row %q", line)
+			}
+		}
+	}
+	if !strings.Contains(out.String(), "# 2 runs a cell") || rows != 1 {
+		t.Errorf("%d rows:\n%s", rows, out.String())
+	}
+}
+
+// TestMedians: each implementation's median run by wall time, with the
+// failed calls, requests and throttles of all its runs.
+func TestMedians(t *testing.T) {
+	t.Parallel()
+	run := func(impl string, wall float64, failed int, req, thr int64) scenario.Outcome {
+		return scenario.Outcome{Impl: impl, WallS: wall, Failed: failed, Requests: req, Throttled: thr, CPUS: wall}
+	}
+	rounds := [][]scenario.Outcome{
+		{run("a", 3, 1, 10, 1), run("b", 1, 0, 5, 0)},
+		{run("a", 1, 0, 10, 2), run("b", 4, 0, 5, 1)},
+		{run("a", 2, 2, 10, 3)}, // b was not run
+	}
+	got := medians(rounds, []string{"b", "a", "c"})
+	want := []scenario.Outcome{
+		run("b", 4, 0, 10, 1), // of two, the slower
+		run("a", 2, 3, 30, 6),
+	}
+	want[0].CPUS, want[1].CPUS = 4, 2 // the median run's own
+	if len(got) != len(want) {
+		t.Fatalf("medians = %+v; want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].Impl != want[i].Impl || got[i].WallS != want[i].WallS || got[i].Failed != want[i].Failed ||
+			got[i].Requests != want[i].Requests || got[i].Throttled != want[i].Throttled || got[i].CPUS != want[i].CPUS || got[i].Run != 0 {
+			t.Errorf("medians[%d] = %+v; want %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -96,8 +96,11 @@ type Outcome struct {
 	XBestPeer float64 `json:"x_best_peer,omitempty"`
 	Reference bool    `json:"reference,omitempty"`
 
-	// Regime is the cell of the regimes sweep, in its runs.
+	// Regime is the cell of the regimes sweep, in its runs, and Run the
+	// run's number among the cell's runs, from 1, when the bench runs
+	// each cell more than once.
 	Regime *Regime `json:"regime,omitempty"`
+	Run    int     `json:"run,omitempty"`
 
 	// dead-endpoint: when the endpoint went away (0 if the run ended
 	// first), how many calls ended after that, and how long after it the
