@@ -45,24 +45,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 	chart := fs.String("chart", "", "write an SVG chart of wall time against concurrency to this file, and run nothing else")
 	regimesChart := fs.String("regimes-chart", "", "run the "+regimes+" sweep and also write it as an SVG chart to this file")
 	span := fs.Duration("regimes-span", 0, fmt.Sprintf("the %s sweep's cells make burst + rate x this many calls (default %v)", regimes, scenario.DefaultGrid.Span))
-	runs := fs.Int("regimes-runs", 1, fmt.Sprintf("run each cell of the %s sweep this many times, and show each implementation's median", regimes))
+	runs := fs.Int("regimes-runs", 1, fmt.Sprintf("run each cell of the %s sweep this many times, the implementations one after another in each, "+
+		"and show each implementation's median run's wall / ideal (of an even number, the slower of the middle two), its failed calls summed "+
+		"and %% throttled over all its runs; -json prints every run", regimes))
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	sweeping := *name == regimes || *regimesChart != ""
-	if (*span != 0 || *runs != 1) && !sweeping {
-		flag := "-regimes-span"
-		if *runs != 1 {
-			flag = "-regimes-runs"
-		}
-		fmt.Fprintf(stderr, "bench: %s is for the %s sweep; add -scenario %s\n", flag, regimes, regimes)
+	if *name != "" && *name != regimes && !slices.Contains(scenario.Names, *name) {
+		fmt.Fprintf(stderr, "bench: unknown scenario %q; want one of %s, %s\n", *name, strings.Join(scenario.Names, ", "), regimes)
 		return 2
 	}
-	if *span != 0 && (*span < 100*time.Millisecond || *span > 10*time.Minute) {
+	sweeping := *name == regimes || *regimesChart != ""
+	var set []string // the sweep's own flags, as given
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "regimes-span" || f.Name == "regimes-runs" {
+			set = append(set, "-"+f.Name)
+		}
+	})
+	switch {
+	case len(set) > 0 && !sweeping:
+		fmt.Fprintf(stderr, "bench: %s is for the %s sweep; add -scenario %s\n", strings.Join(set, " and "), regimes, regimes)
+		return 2
+	case sweeping && *chart != "":
+		fmt.Fprintf(stderr, "bench: -chart draws wall time against concurrency and runs nothing else; run the %s sweep without it\n", regimes)
+		return 2
+	case *span != 0 && (*span < 100*time.Millisecond || *span > 10*time.Minute):
 		fmt.Fprintf(stderr, "bench: -regimes-span is %v; want 100ms to 10m\n", *span)
 		return 2
-	}
-	if *runs < 1 || *runs > 99 {
+	case *runs < 1 || *runs > 99:
 		fmt.Fprintf(stderr, "bench: -regimes-runs is %d; want 1 to 99\n", *runs)
 		return 2
 	}
@@ -76,10 +86,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	names := scenario.Names
 	if *name != "" {
-		if *name != regimes && !slices.Contains(scenario.Names, *name) {
-			fmt.Fprintf(stderr, "bench: unknown scenario %q; want one of %s, %s\n", *name, strings.Join(scenario.Names, ", "), regimes)
-			return 2
-		}
 		names = []string{*name}
 	}
 	which := scenario.Impls

@@ -37,11 +37,28 @@ func TestJSONLines(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-scenario", "nope"}, {"-impl", "threads"}, {"-bogus"}, {"-scenario", "regimes", "-regimes-span", "1ms"}, {"-scenario", "regimes", "-regimes-span", "-1s"}, {"-regimes-span", "5s"},
-		{"-regimes-runs", "3"}, {"-scenario", "regimes", "-regimes-runs", "0"}, {"-scenario", "regimes", "-regimes-runs", "100"}} {
+	for _, tc := range []struct {
+		args []string
+		says string // what stderr names
+	}{
+		{[]string{"-scenario", "nope"}, `"nope"`},
+		{[]string{"-scenario", "nope", "-regimes-runs", "3"}, `"nope"`},
+		{[]string{"-impl", "threads"}, `"threads"`},
+		{[]string{"-bogus"}, "-bogus"},
+		{[]string{"-scenario", "regimes", "-regimes-span", "1ms"}, "-regimes-span"},
+		{[]string{"-scenario", "regimes", "-regimes-span", "-1s"}, "-regimes-span"},
+		{[]string{"-regimes-span", "5s"}, "-regimes-span"},
+		{[]string{"-regimes-runs", "3"}, "-regimes-runs"},
+		{[]string{"-scenario", "throttle", "-regimes-runs", "1"}, "-regimes-runs"},
+		{[]string{"-scenario", "regimes", "-regimes-runs", "0"}, "-regimes-runs"},
+		{[]string{"-scenario", "regimes", "-regimes-runs", "100"}, "-regimes-runs"},
+		{[]string{"-scenario", "regimes", "-regimes-runs", "x"}, "-regimes-runs"},
+		{[]string{"-scenario", "regimes", "-regimes-runs", "3", "-chart", "c.svg"}, "-chart"},
+		{[]string{"-regimes-chart", "r.svg", "-chart", "c.svg"}, "-chart"},
+	} {
 		var out, errb bytes.Buffer
-		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {
-			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+		if code := run(tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.says) {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 naming %s", tc.args, code, errb.String(), tc.says)
 		}
 	}
 }

@@ -36,7 +36,7 @@ type sweep struct {
 // implementation one after another, and prints one table row per cell,
 // or one JSON object per run; with s.chart, it also writes the sweep
 // there as an SVG chart. Over more than one run, a cell's row and chart
-// point are each implementation's median (see median).
+// point are each implementation's median (see medians).
 func runRegimes(ctx context.Context, stdout, stderr io.Writer, s sweep) error {
 	p := scenario.Default
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -59,22 +59,23 @@ func runRegimes(ctx context.Context, stdout, stderr io.Writer, s sweep) error {
 	for _, cell := range s.grid.Cells() {
 		rounds, err := runCell(ctx, stderr, cell, s.which, s.runs)
 		if err != nil {
+			tw.Flush() // the rows done
 			return err
-		}
-		if s.json {
-			for _, outs := range rounds {
-				scenario.ComparePeers(outs)
-				for _, o := range outs {
-					b, _ := json.Marshal(o)
-					fmt.Fprintln(stdout, string(b))
-				}
-			}
-			continue
 		}
 		outs := medians(rounds, s.which)
 		scenario.ComparePeers(outs)
 		points = append(points, outs...)
-		fmt.Fprintln(tw, regimeRow(cell, outs, s.which))
+		if !s.json {
+			fmt.Fprintln(tw, regimeRow(cell, outs, s.which))
+			continue
+		}
+		for _, round := range rounds {
+			scenario.ComparePeers(round)
+			for _, o := range round {
+				b, _ := json.Marshal(o)
+				fmt.Fprintln(stdout, string(b))
+			}
+		}
 	}
 	tw.Flush()
 	if s.chart == "" {
@@ -105,7 +106,11 @@ func runCell(ctx context.Context, stderr io.Writer, cell scenario.Regime, which 
 			if runs > 1 {
 				o.Run = r + 1
 			}
-			fmt.Fprintf(stderr, "bench: %s rate %g burst %d rtt %dms %s done in %.1fs\n", regimes, cell.Rate, cell.Burst, cell.RoundTripMS, impl, o.WallS)
+			of := ""
+			if runs > 1 {
+				of = fmt.Sprintf(" (run %d of %d)", r+1, runs)
+			}
+			fmt.Fprintf(stderr, "bench: %s rate %g burst %d rtt %dms %s done in %.1fs%s\n", regimes, cell.Rate, cell.Burst, cell.RoundTripMS, impl, o.WallS, of)
 			rounds[r] = append(rounds[r], o)
 		}
 	}
@@ -201,8 +206,9 @@ const (
 
 // regimesSVG draws the sweep as small multiples, a panel per round trip
 // (rows) and burst (columns), each with wall over ideal (log) against the
-// bucket's rate, a line per implementation; a hollow point is a run that
-// failed calls.
+// bucket's rate, a line per implementation, a point per outcome in runs
+// (over several runs a cell, the medians); a hollow point failed calls
+// (in any of the cell's runs, for a median).
 func regimesSVG(g scenario.Grid, runs []scenario.Outcome, impls []string) string {
 	ticks := yTicks(runs)
 	cols, rows := len(g.Bursts), len(g.RoundTrips)

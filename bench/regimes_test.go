@@ -167,9 +167,18 @@ func TestRegimesSpan(t *testing.T) {
 // numbered from 1; the table has one row a cell.
 func TestRegimesRuns(t *testing.T) {
 	withGrid(t, scenario.Grid{Rates: []float64{100}, Bursts: []int{8}, RoundTrips: []time.Duration{0}})
+	chart := filepath.Join(t.TempDir(), "regimes.svg")
 	var out, errb bytes.Buffer
-	if code := run([]string{"-scenario", "regimes", "-impl", "errgroup,fanout", "-regimes-runs", "3", "-json"}, &out, &errb); code != 0 {
+	if code := run([]string{"-scenario", "regimes", "-impl", "errgroup,fanout", "-regimes-runs", "3", "-json", "-regimes-chart", chart}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if n := strings.Count(errb.String(), "(run 3 of 3)"); n != 2 {
+		t.Errorf("%d progress lines for a third run; want 2:\n%s", n, errb.String())
+	}
+	// The chart, with -json too, has a point a cell for each
+	// implementation, not one a run.
+	if svg, err := os.ReadFile(chart); err != nil || strings.Count(string(svg), "<title>") != 2 {
+		t.Errorf("chart (%v):\n%s", err, svg)
 	}
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {

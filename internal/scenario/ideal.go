@@ -21,9 +21,10 @@ func IdealCalls(n int, call time.Duration, limit int) time.Duration {
 // IdealBucket is the wall time of n calls that take call each, limit at a
 // time, against a token bucket with PerSecond above 0 (or the zero Bucket,
 // which does not limit): the larger of IdealCalls and what the bucket lets
-// through. fanouttest creates a bucket full, when the first request reaches
-// it, which is after that request's latency: the n-th token is then taken
-// no sooner than (n - Burst) / PerSecond later, so the last call cannot end
+// through. fanouttest creates a bucket full when the first request
+// arrives, and decides on each request as it arrives, before its latency:
+// the n-th token is taken no sooner than (n - Burst) / PerSecond after the
+// first, and its answer takes a call more, so the last call cannot end
 // before call + (n - Burst) / PerSecond.
 func IdealBucket(n int, call time.Duration, limit int, b fanouttest.Bucket) time.Duration {
 	calls := IdealCalls(n, call, limit)
