@@ -103,12 +103,10 @@ func runCell(ctx context.Context, stderr io.Writer, cell scenario.Regime, which 
 			if err != nil {
 				return nil, fmt.Errorf("%s %+v/%s: %w", regimes, cell, impl, err)
 			}
-			if runs > 1 {
-				o.Run = r + 1
-			}
 			of := ""
 			if runs > 1 {
-				of = fmt.Sprintf(" (run %d of %d)", r+1, runs)
+				o.Run = r + 1
+				of = fmt.Sprintf(" (run %d of %d)", o.Run, runs)
 			}
 			fmt.Fprintf(stderr, "bench: %s rate %g burst %d rtt %dms %s done in %.1fs%s\n", regimes, cell.Rate, cell.Burst, cell.RoundTripMS, impl, o.WallS, of)
 			rounds[r] = append(rounds[r], o)
