@@ -87,13 +87,19 @@ func TestToldNote(t *testing.T) {
 	if code := run([]string{"-scenario", "throttle", "-items", "20", "-impl", "told,fanout"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	rows := 0
-	for _, line := range strings.Split(out.String(), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[0] == "throttle" {
-			rows++
-		}
-	}
+	rows := len(rowsOf(out.String(), "throttle"))
 	if s := out.String(); !strings.Contains(s, "told is a reference, not a peer") || rows != 2 {
 		t.Errorf("%d rows; table:\n%s", rows, s)
 	}
+}
+
+// rowsOf is the fields of each line of a table whose first field is first.
+func rowsOf(table, first string) [][]string {
+	var rows [][]string
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == first {
+			rows = append(rows, f)
+		}
+	}
+	return rows
 }

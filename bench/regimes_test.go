@@ -152,8 +152,8 @@ func TestRegimesSpan(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	var calls []string
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		if f := strings.Fields(line); len(f) > 3 && f[0] == "50" {
+	for _, f := range rowsOf(out.String(), "50") {
+		if len(f) > 3 {
 			calls = append(calls, f[3])
 		}
 	}
@@ -203,17 +203,14 @@ func TestRegimesRuns(t *testing.T) {
 	if code := run([]string{"-scenario", "regimes", "-impl", "fanout", "-regimes-runs", "2"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	rows := 0
-	for _, line := range strings.Split(out.String(), "\n") {
-		if f := strings.Fields(line); len(f) > 5 && f[0] == "100" {
-			rows++
-			if f[5] != "0" { // no call fails: the calls fit in the burst
-				t.Errorf("row %q", line)
-			}
+	rows := rowsOf(out.String(), "100")
+	for _, f := range rows {
+		if len(f) <= 5 || f[5] != "0" { // no call fails: the calls fit in the burst
+			t.Errorf("row %q", f)
 		}
 	}
-	if !strings.Contains(out.String(), "# 2 runs a cell") || rows != 1 {
-		t.Errorf("%d rows:\n%s", rows, out.String())
+	if !strings.Contains(out.String(), "# 2 runs a cell") || len(rows) != 1 {
+		t.Errorf("%d rows:\n%s", len(rows), out.String())
 	}
 }
 
